@@ -1,0 +1,61 @@
+"""Gaussian kernel-sum engine: log p̂_t and the softmax mean over n training points.
+
+`GaussianEngine(train).sums(x, t)` is the one entry point; the backend is chosen per
+call by `dispatch.choose_backend` unless fixed by hand. Backends live one per module
+and register themselves in `base.BACKENDS`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import numpy_dense  # noqa: F401  (registers "numpy")
+from .base import BACKENDS, as_points
+from .dispatch import choose_backend
+
+__all__ = ["BACKENDS", "GaussianEngine", "as_points", "choose_backend"]
+
+
+class GaussianEngine:
+    """Prepared Gaussian kernel sums over one training set, for any queries and t.
+
+    Parameters
+    ----------
+    train : (n, d) array of training points.
+    backend : "auto" (per call, from n, m, d, t and rtol) or a name in BACKENDS.
+    rtol : relative accuracy asked of p̂_t and ŝ_t where p̂_t is above the truncation level.
+    """
+
+    def __init__(self, train: np.ndarray, *, backend: str = "auto", rtol: float = 1e-6) -> None:
+        self.train = as_points(train, name="train")
+        if backend != "auto" and backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of "
+                             f"{sorted(BACKENDS)}")
+        if not (0 < rtol < 1):
+            raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+        self.backend = backend
+        self.rtol = rtol
+        self._prepared: dict[str, object] = {}
+
+    @property
+    def n(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.train.shape[1]
+
+    def _get(self, name: str):
+        if name not in self._prepared:
+            self._prepared[name] = BACKENDS[name](self.train, self.rtol)
+        return self._prepared[name]
+
+    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Return (logp (m,), mean (m, d)) at time t > 0; see engine.base for definitions."""
+        if not (t > 0 and np.isfinite(t)):
+            raise ValueError(f"t must be a finite number > 0, got {t!r}")
+        x = as_points(queries, d=self.d, name="queries")
+        name = self.backend
+        if name == "auto":
+            name = choose_backend(self.n, x.shape[0], self.d, float(t), self.rtol)
+        return self._get(name).sums(x, float(t))

@@ -1,0 +1,59 @@
+"""Reference backend: exact streaming log-sum-exp in plain NumPy.
+
+Blocks of queries x blocks of training points; a running max, sum and weighted sum
+per query, rescaled whenever the max grows. Memory is O(q_block * n_block * d)
+whatever n and m are. The slow, obviously-correct yardstick for the other backends.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .base import as_points, register_backend
+
+__all__ = ["NumpyDense"]
+
+
+@register_backend
+class NumpyDense:
+    """Exact dense evaluation with NumPy (reference; O(m n d) time)."""
+
+    name = "numpy"
+
+    def __init__(self, train: np.ndarray, rtol: float = 1e-6, *, q_block: int = 512,
+                 n_block: int = 4096) -> None:
+        self.train = as_points(train, name="train")
+        self.rtol = rtol
+        self.q_block = q_block
+        self.n_block = n_block
+
+    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """logp (m,) and softmax mean (m, d) of the training points at time t."""
+        X = self.train
+        n, d = X.shape
+        x = as_points(queries, d=d, name="queries")
+        m = x.shape[0]
+        logp = np.empty(m)
+        mean = np.empty((m, d))
+        log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
+        for q0 in range(0, m, self.q_block):
+            xq = x[q0:q0 + self.q_block]
+            run_max = np.full(xq.shape[0], -np.inf)
+            run_sum = np.zeros(xq.shape[0])
+            run_vec = np.zeros((xq.shape[0], d))
+            for j0 in range(0, n, self.n_block):
+                Xb = X[j0:j0 + self.n_block]
+                diff = xq[:, None, :] - Xb[None, :, :]
+                expo = -np.einsum("qnd,qnd->qn", diff, diff) / (2.0 * t)
+                bmax = expo.max(axis=1)
+                new_max = np.maximum(run_max, bmax)
+                scale = np.exp(run_max - new_max)
+                w = np.exp(expo - new_max[:, None])
+                run_sum = run_sum * scale + w.sum(axis=1)
+                run_vec = run_vec * scale[:, None] + w @ Xb
+                run_max = new_max
+            logp[q0:q0 + xq.shape[0]] = run_max + np.log(run_sum) + log_norm
+            mean[q0:q0 + xq.shape[0]] = run_vec / run_sum[:, None]
+        return logp, mean
