@@ -21,7 +21,8 @@ def job_key(density: str, beta: float, d: int, n: int, seed: int) -> str:
 
 def seed_sequence(*parts: object) -> np.random.SeedSequence:
     """SeedSequence whose entropy is a hash of the canonical text of `parts`."""
-    text = "\x1f".join(repr(p) if not isinstance(p, str) else p for p in parts)
+    # repr keeps types apart: the part "1" and the part 1 name different streams.
+    text = "\x1f".join(repr(p) for p in parts)
     digest = hashlib.sha256(text.encode()).digest()
     words = np.frombuffer(digest, dtype="<u4").tolist()
     return np.random.SeedSequence(words)
