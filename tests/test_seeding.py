@@ -25,3 +25,8 @@ def test_different_parts_different_streams():
 def test_job_key_canonical():
     assert job_key("sym_beta", 1, 2, 1000, 0) == job_key("sym_beta", 1.0, 2, 1000, 0)
     assert job_key("sym_beta", 1.0, 2, 1000, 0) != job_key("sym_beta", 1.0, 2, 1000, 1)
+
+
+def test_numpy_scalars_name_the_same_stream_as_python_numbers():
+    a = rng(np.int64(3), np.float64(0.5)).random(4)
+    np.testing.assert_array_equal(a, rng(3, 0.5).random(4))

@@ -21,8 +21,9 @@ def job_key(density: str, beta: float, d: int, n: int, seed: int) -> str:
 
 def seed_sequence(*parts: object) -> np.random.SeedSequence:
     """SeedSequence whose entropy is a hash of the canonical text of `parts`."""
-    # repr keeps types apart: the part "1" and the part 1 name different streams.
-    text = "\x1f".join(repr(p) for p in parts)
+    # repr keeps types apart (the part "1" and the part 1 name different streams);
+    # numpy scalars count as the Python number they hold, whatever their width.
+    text = "\x1f".join(repr(p.item() if isinstance(p, np.generic) else p) for p in parts)
     digest = hashlib.sha256(text.encode()).digest()
     words = np.frombuffer(digest, dtype="<u4").tolist()
     return np.random.SeedSequence(words)
