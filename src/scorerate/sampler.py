@@ -1,0 +1,204 @@
+"""Reverse-SDE sampler (the paper's Algorithm 1) as a Dask array chunked over particles.
+
+Forward process dX = dB (variance exploding): p_t = p0 * N(0, t I). A particle starts at
+forward time T, from N(0, T I) (the paper) or from the exact p̂_T (the oracle test), and
+runs the reverse dynamics down to t0 on a geometric grid of forward times. Particle i
+draws its start and all its noise from `seeding.rng(*key, "particle", i)` alone, so the
+output is bit-identical for any chunk size, worker count or thread count (given a score
+whose rows depend only on their own query, as all of scorerate's do).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import dask
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from . import seeding
+
+__all__ = ["INTEGRATORS", "STARTS", "integrate", "sample", "start_and_noise", "time_grid"]
+
+ScoreFn = Callable[[np.ndarray, float], np.ndarray]
+
+#: integrator name -> whether it consumes Gaussian noise.
+INTEGRATORS = {"euler_maruyama": True, "ancestral": True, "probability_flow": False}
+STARTS = ("gaussian", "kde")
+
+
+def _check_times(t0: float, T: float, steps: int) -> None:
+    if not (isinstance(t0, int | float | np.floating) and isinstance(T, int | float | np.floating)
+            and math.isfinite(t0) and math.isfinite(T) and 0 < t0 < T):
+        raise ValueError(f"need finite times 0 < t0 < T, got t0={t0!r}, T={T!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+
+
+def _check_integrator(integrator: str) -> None:
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"unknown integrator {integrator!r}; choose one of {list(INTEGRATORS)}")
+
+
+def time_grid(t0: float, T: float, steps: int) -> np.ndarray:
+    """Geometric forward times, decreasing from T to t0: shape (steps+1,), exact endpoints.
+
+    A geometric grid keeps the Euler error d^2 sum h_k^2/t_k^2 at O(d^2 log(T/t0)^2 / steps).
+    """
+    _check_times(t0, T, steps)
+    times = np.geomspace(float(T), float(t0), int(steps) + 1)
+    times[0], times[-1] = T, t0
+    return times
+
+
+def integrate(score: ScoreFn, y: np.ndarray, times: np.ndarray, noise: np.ndarray | None,
+              integrator: str = "euler_maruyama") -> np.ndarray:
+    """Run the reverse dynamics for a block of particles (the per-chunk work, plain NumPy).
+
+    Parameters
+    ----------
+    score : callable score(x (k, d), t) -> (k, d); called once per step on the whole block
+        (twice for "probability_flow", Heun's method).
+    y : (k, d) states at forward time times[0]; not modified.
+    times : (S+1,) decreasing forward times.
+    noise : (k, S, d) standard normals, particle-major (row i is particle i's draws);
+        ignored (may be None) for "probability_flow".
+    integrator : "euler_maruyama": Y += h s(Y, tau) + sqrt(h) Z, h = tau_k - tau_{k+1};
+        "ancestral": exact VE posterior step given the denoiser D = y + tau s(y, tau):
+        Y ~ N(Y + (tau - tau') s, tau' (tau - tau') / tau);
+        "probability_flow": dY/dtau = -s/2 in forward time, Heun's method (deterministic).
+
+    Returns
+    -------
+    (k, d) states at times[-1]. Time O(S k d) plus S (or 2S) score calls; memory O(k d)
+    beyond the noise.
+    """
+    _check_integrator(integrator)
+    times = np.asarray(times, dtype=np.float64)
+    y = np.array(y, dtype=np.float64, copy=True)
+    if y.ndim != 2:
+        raise ValueError(f"y must be a (k, d) array, got shape {y.shape}")
+    steps = times.size - 1
+    if steps < 1 or not np.all(np.diff(times) < 0) or not times[-1] > 0:
+        raise ValueError("times must be a decreasing sequence of > 1 positive forward times")
+    if INTEGRATORS[integrator]:
+        if noise is None or np.shape(noise) != (y.shape[0], steps, y.shape[1]):
+            raise ValueError(f"noise must have shape {(y.shape[0], steps, y.shape[1])}, "
+                             f"got {None if noise is None else np.shape(noise)}")
+        # step-major copy so that each step reads one contiguous (k, d) slab
+        z = np.ascontiguousarray(np.swapaxes(np.asarray(noise, dtype=np.float64), 0, 1))
+    hs = times[:-1] - times[1:]
+    if integrator == "euler_maruyama":
+        sq = np.sqrt(hs)
+        for k in range(steps):
+            y += hs[k] * score(y, float(times[k])) + sq[k] * z[k]
+    elif integrator == "ancestral":
+        sd = np.sqrt(times[1:] * hs / times[:-1])
+        for k in range(steps):
+            y += hs[k] * score(y, float(times[k])) + sd[k] * z[k]
+    else:
+        for k in range(steps):
+            h = hs[k]
+            k1 = score(y, float(times[k]))
+            k2 = score(y + (0.5 * h) * k1, float(times[k + 1]))
+            y += (0.25 * h) * (k1 + k2)
+    return y
+
+
+def start_and_noise(i0: int, i1: int, *, d: int, T: float, steps: int, integrator: str,
+                    key: Sequence[object], start: str = "gaussian",
+                    start_points: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Starts (k, d) and noise (k, steps, d) of particles i0..i1-1, each from its own stream.
+
+    Particle i draws, in order, from seeding.rng(*key, "particle", i): the index of its
+    start point (start="kde" only), d normals for its start, then steps*d normals (stochastic
+    integrators only). Nothing depends on i0, i1 beyond which particles are drawn.
+    """
+    k = i1 - i0
+    sqrt_T = math.sqrt(T)
+    y = np.empty((k, d))
+    noise = np.empty((k, steps, d)) if INTEGRATORS[integrator] else None
+    for row in range(k):
+        r = seeding.rng(*key, "particle", i0 + row)
+        if start == "kde":
+            j = int(r.integers(start_points.shape[0]))
+            y[row] = start_points[j] + sqrt_T * r.standard_normal(d)
+        else:
+            y[row] = sqrt_T * r.standard_normal(d)
+        if noise is not None:
+            noise[row] = r.standard_normal((steps, d))
+    return y, noise
+
+
+def _chunk(score: ScoreFn, start_points: np.ndarray | None, i0: int, i1: int, d: int,
+           times: np.ndarray, integrator: str, key: tuple, start: str) -> np.ndarray:
+    y, noise = start_and_noise(i0, i1, d=d, T=float(times[0]), steps=times.size - 1,
+                               integrator=integrator, key=key, start=start,
+                               start_points=start_points)
+    return integrate(score, y, times, noise, integrator)
+
+
+def sample(score: ScoreFn, *, m: int, d: int, t0: float, T: float, steps: int,
+           integrator: str = "euler_maruyama", key: Sequence[object] | str = (),
+           start: str = "gaussian", start_points: np.ndarray | None = None,
+           chunk: int = 1024) -> da.Array:
+    """m particles of the reverse SDE from forward time T down to t0, as a lazy Dask array.
+
+    Parameters
+    ----------
+    score : callable score(x (k, d), t) -> (k, d), e.g. KernelScore(...).score; called on
+        whole chunks. It is put in the graph once (one task), shared by all chunks.
+    m, d : number of particles and dimension.
+    t0, T : early-stopping time and horizon, 0 < t0 < T (theory.t0_early_stop, T_horizon).
+    steps : number of steps on time_grid(t0, T, steps).
+    integrator : one of INTEGRATORS ("euler_maruyama", "ancestral", "probability_flow").
+    key : identity of the run, e.g. (seeding.job_key(...), estimator); particle i uses
+        seeding.rng(*key, "particle", i) only.
+    start : "gaussian" (Y ~ N(0, T I), Algorithm 1) or "kde" (Y ~ p̂_T exactly: a uniformly
+        chosen row of start_points plus sqrt(T) noise).
+    start_points : (n, d) training points, required for start="kde".
+    chunk : particles per Dask chunk (results do not depend on it).
+
+    Returns
+    -------
+    dask.array (m, d) float64 with chunks of `chunk` particles. Work per chunk: O(chunk *
+    steps * d) plus steps score calls on (chunk, d); memory per chunk O(chunk * steps * d)
+    for the pre-drawn noise.
+    """
+    for name, v, lo in (("m", m, 1), ("d", d, 1), ("chunk", chunk, 1)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    _check_times(t0, T, steps)
+    _check_integrator(integrator)
+    if start not in STARTS:
+        raise ValueError(f"unknown start {start!r}; choose one of {list(STARTS)}")
+    if not callable(score):
+        raise ValueError(f"score must be a callable score(x, t), got {type(score).__name__}")
+    key = (key,) if isinstance(key, str) else tuple(key)
+    if start == "kde":
+        if start_points is None:
+            raise ValueError("start='kde' needs start_points (the (n, d) training points)")
+        start_points = np.ascontiguousarray(start_points, dtype=np.float64)
+        if start_points.ndim == 1 and d == 1:
+            start_points = start_points.reshape(-1, 1)
+        if start_points.ndim != 2 or start_points.shape[1] != d or start_points.shape[0] < 1:
+            raise ValueError(f"start_points must be an (n, {d}) array with n >= 1, "
+                             f"got shape {start_points.shape}")
+    else:
+        start_points = None
+    m, d, chunk = int(m), int(d), int(chunk)
+    times = time_grid(t0, T, steps)
+    token = tokenize(key, m, d, times, integrator, start)
+    score_d = dask.delayed(score, pure=False, traverse=False)
+    points_d = None if start_points is None else dask.delayed(start_points, traverse=False)
+    run = dask.delayed(_chunk, pure=True)
+    blocks = []
+    for c, i0 in enumerate(range(0, m, chunk)):
+        i1 = min(i0 + chunk, m)
+        task = run(score_d, points_d, i0, i1, d, times, integrator, key, start,
+                   dask_key_name=f"reverse-sde-{token}-{c}")
+        blocks.append(da.from_delayed(task, shape=(i1 - i0, d), dtype=np.float64))
+    return da.concatenate(blocks, axis=0)
