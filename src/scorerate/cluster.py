@@ -1,0 +1,182 @@
+"""The one place that decides which Dask client a job uses.
+
+An explicit scheduler address (or ``DASK_SCHEDULER_ADDRESS`` / dask config
+``scheduler-address``) connects to that cluster and fails within seconds if it is
+unreachable. Otherwise an embedded ``LocalCluster`` is started with exactly the
+threads the job was given (Snakemake's ``threads``).
+
+Why one worker with N threads, in-process (``processes=False``): the kernel engine's
+numba loops release the GIL (``nogil=True``), so threads run truly in parallel, and a
+single in-process worker holds the training set once instead of pickling it to
+several processes. Native thread pools (numba's ``prange``, BLAS) are pinned to one
+thread per Dask thread so that N Dask threads use N cores, not N^2. No dashboard is
+started, and the scheduler's small HTTP server (health, metrics) binds a free loopback
+port, so several jobs on one machine never fight over port 8787.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "available_threads",
+    "check_scheduler",
+    "dask_client",
+    "limit_native_threads",
+    "resolve_address",
+]
+
+#: seconds allowed to reach an explicit scheduler before giving up
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+_NATIVE_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def available_threads() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_address(address: str | None = None) -> str | None:
+    """Scheduler address to use: `address`, else DASK_SCHEDULER_ADDRESS / dask config, else None.
+
+    None means "start an embedded LocalCluster". An empty string counts as None.
+    """
+    if address:
+        return address
+    env = os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if env:
+        return env
+    import dask
+
+    return dask.config.get("scheduler-address", None) or None
+
+
+def check_scheduler(address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
+    """Raise ConnectionError within about `timeout` seconds unless `address` accepts connections.
+
+    A plain TCP probe for tcp:// and tls:// addresses (host:port alone means tcp); other
+    protocols are left to the Client's own timeout. The error names the address.
+    """
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        protocol, loc = parse_address(address if "://" in address else f"tcp://{address}")
+        if protocol not in ("tcp", "tls"):
+            return
+        host, port = parse_host_port(loc)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"malformed scheduler address {address!r}: {exc}") from None
+    if port is None:
+        raise ValueError(f"scheduler address {address!r} has no port (expected tcp://HOST:PORT)")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConnectionError(
+            f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s: {exc}"
+        ) from None
+
+
+@contextmanager
+def limit_native_threads(n: int = 1) -> Iterator[None]:
+    """Cap BLAS/OpenMP pools at `n` threads and numba's default thread count, for this block.
+
+    Environment variables cover libraries loaded later; threadpoolctl (if installed)
+    caps those already loaded. numba's own count is thread-local, so tasks that call
+    parallel numba code should also call `numba.set_num_threads` (see job.py).
+    """
+    n = max(1, int(n))
+    saved = {k: os.environ.get(k) for k in _NATIVE_ENV}
+    for k in _NATIVE_ENV:
+        os.environ[k] = str(n)
+    limiter = None
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=n)
+    except ImportError:  # optional: only caps pools of libraries already loaded
+        pass
+    try:
+        yield
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
+def dask_client(
+    address: str | None = None,
+    *,
+    threads: int | None = None,
+    n_workers: int = 1,
+    timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    quiet: bool = True,
+) -> Iterator[object]:
+    """A distributed.Client for one job; closes it (and any cluster it started) on exit.
+
+    Parameters
+    ----------
+    address : scheduler to connect to; None looks at DASK_SCHEDULER_ADDRESS and the dask
+        config, and starts an embedded LocalCluster when none is set.
+    threads : total threads of the embedded cluster (default: the cores this process may
+        use); ignored with a scheduler address (that cluster's size is its own business).
+    n_workers : workers of the embedded cluster; threads are split among them (>= 1 each).
+    timeout : seconds to reach an explicit scheduler before ConnectionError.
+    quiet : silence distributed's INFO/WARNING logs.
+    """
+    from distributed import Client, LocalCluster
+
+    level = logging.ERROR if quiet else logging.WARNING
+    address = resolve_address(address)
+    if address is not None:
+        check_scheduler(address, timeout)
+        try:
+            client = Client(address, timeout=f"{timeout}s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"cannot connect to the Dask scheduler at {address!r}: {exc}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+
+    threads = available_threads() if threads is None else int(threads)
+    if threads < 1 or n_workers < 1:
+        raise ValueError(f"threads and n_workers must be >= 1, got {threads} and {n_workers}")
+    per_worker = max(1, threads // n_workers)
+    with limit_native_threads(1):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=per_worker,
+            processes=False,
+            dashboard_address=None,  # no bokeh dashboard; its HTTP routes on a free port:
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            silence_logs=level,
+            memory_limit=0,  # Snakemake's mem_mb governs memory; no spilling to disk
+        )
+        try:
+            client = Client(cluster, set_as_default=False)
+            try:
+                yield client
+            finally:
+                with suppress(Exception):
+                    client.close()
+        finally:
+            with suppress(Exception):
+                cluster.close()

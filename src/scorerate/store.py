@@ -1,0 +1,223 @@
+"""One Zarr store per job: its schema, an atomic writer and a validating reader.
+
+A store is written through xarray to a hidden temporary sibling directory and renamed
+into place only once complete, so an interrupted job never leaves a store that looks
+finished. An existing store is replaced only with ``overwrite=True``, and then only
+after the new one is complete. `open_run` checks the schema and a checksum of the
+data, so a truncated or tampered store is reported instead of read as NaNs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import uuid
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "REQUIRED_ATTRS",
+    "SCHEMA",
+    "StoreError",
+    "content_checksum",
+    "is_complete",
+    "json_safe",
+    "open_run",
+    "validate_run",
+    "write_run",
+]
+
+#: variable -> dims, exactly as the contract fixes them
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "train": ("train", "dim"),
+    "samples": ("estimator", "sample", "dim"),
+    "score_mse": ("estimator", "t"),
+    "score_mse_se": ("estimator", "t"),
+    "score_mse_int": ("estimator",),
+    "tv": ("estimator",),
+    "w1": ("estimator",),
+    "mmd": ("estimator",),
+    "tv_kde": (),
+    "l2_kde": (),
+}
+COORDS = ("estimator", "t", "dim")
+REQUIRED_ATTRS = ("density", "beta", "d", "n", "seed", "t0", "T", "steps", "integrator",
+                  "c_rho", "m", "scorerate_version", "wall_time_s", "params_hash")
+CHECKSUM_ATTR = "content_sha256"
+# zarr 3 warns that consolidated metadata is not in the v3 spec yet; we rely on it knowingly.
+_CONSOLIDATED_WARNING = "Consolidated metadata is currently not part"
+
+
+class StoreError(ValueError):
+    """A run store is missing, incomplete, corrupt or would be overwritten."""
+
+
+def json_safe(value: object) -> object:
+    """Convert `value` to plain JSON types (numpy scalars/arrays, tuples, paths); NaN -> None."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [json_safe(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def content_checksum(ds: xr.Dataset) -> str:
+    """sha256 over the names, dims, dtypes and bytes of every schema variable and coordinate."""
+    h = hashlib.sha256()
+    for name in sorted(set(SCHEMA) | set(COORDS)):
+        if name not in ds.variables:
+            continue
+        var = ds.variables[name]
+        values = np.ascontiguousarray(var.values)
+        if values.dtype.kind in "biufc":
+            data = values.astype(values.dtype.newbyteorder("<")).tobytes()
+            kind = values.dtype.newbyteorder("<").str
+        else:  # strings: U, object or StringDType, whichever the reader hands back
+            data = "\x1f".join(str(v) for v in values.ravel()).encode()
+            kind = "str"
+        h.update(f"{name}|{var.dims}|{kind}|{values.shape}|".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def validate_run(ds: xr.Dataset, *, where: str = "dataset") -> None:
+    """Raise StoreError unless `ds` has the run schema (variables, dims, coords, attrs)."""
+    problems = []
+    for name, dims in SCHEMA.items():
+        if name not in ds.variables:  # xarray files `train` (named like its dim) as a coord
+            problems.append(f"missing variable {name!r}")
+        elif tuple(ds[name].dims) != dims:
+            problems.append(f"{name!r} has dims {tuple(ds[name].dims)}, expected {dims}")
+    problems += [f"missing coordinate {c!r}" for c in COORDS if c not in ds.coords]
+    problems += [f"missing attribute {a!r}" for a in REQUIRED_ATTRS if a not in ds.attrs]
+    if problems:
+        raise StoreError(f"{where} is not a valid scorerate run: " + "; ".join(problems))
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict]:
+    """Compression for data variables (zstd via Blosc); each coordinate in a single chunk."""
+    from zarr.codecs import BloscCodec
+
+    enc: dict[str, dict] = {}
+    for name, var in ds.variables.items():
+        if var.ndim == 0:
+            enc[name] = {}
+            continue
+        chunks = tuple(max(1, s) for s in var.shape)
+        if name == "samples":  # one chunk per estimator: read one estimator's samples alone
+            chunks = (1, *chunks[1:])
+        enc[name] = {"chunks": chunks}
+        if name not in ds.indexes and var.dtype.kind in "fiu":
+            enc[name]["compressors"] = [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle",
+                                                   typesize=var.dtype.itemsize)]
+    return enc
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """True if `path` holds a run store that opens and passes validation."""
+    try:
+        open_run(path).close()
+    except StoreError:
+        return False
+    return True
+
+
+def write_run(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write `ds` as a Zarr (format 3, consolidated) store at `path`, atomically.
+
+    The store is written to a hidden sibling ``.<name>.tmp-<uuid>`` and renamed onto
+    `path` when complete. With ``overwrite=False`` an existing `path` raises StoreError
+    and is left untouched; with ``overwrite=True`` it is swapped out only after the new
+    store is complete (and restored if the swap fails). Attributes are made JSON-safe
+    and a checksum of the data is added, which `open_run` verifies.
+
+    Returns the final path. Memory: the dataset is written as it is (load it first if
+    it is lazy); the store is a few arrays of size m x estimators x d.
+    """
+    path = Path(path)
+    validate_run(ds)
+    if path.exists() and not overwrite:
+        raise StoreError(f"{path} already exists; pass overwrite=True to replace it")
+    parent = path.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+    out = ds.copy()
+    out.attrs = {k: json_safe(v) for k, v in ds.attrs.items()}
+    out.attrs[CHECKSUM_ATTR] = content_checksum(ds)
+    for name in list(out.variables):
+        out[name].encoding = {}
+        if out[name].dtype.kind == "U":  # variable-length strings have a Zarr 3 spec; <U9 not
+            out[name] = out[name].astype(object)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING)
+            out.to_zarr(tmp, mode="w-", consolidated=True, zarr_format=3,
+                        encoding=_encoding(out))
+        _swap_into_place(tmp, path, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _swap_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Rename the complete store `tmp` onto `path`; an old store moves aside until then."""
+    old = None
+    if path.exists() or path.is_symlink():
+        if not overwrite:  # appeared while we were writing: another writer won
+            raise StoreError(f"{path} appeared while writing; left it untouched")
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex}"
+        os.replace(path, old)
+    try:
+        os.rename(tmp, path)  # fails (not clobbers) if a non-empty directory appeared
+    except OSError:
+        if old is not None and not path.exists():
+            os.replace(old, path)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+
+
+def open_run(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
+    """Open a run store, checking its schema and (with `verify`) its data checksum.
+
+    Raises StoreError naming the path and the problem for a missing, incomplete or
+    corrupt store. With `verify` the (small) data is loaded into memory.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise StoreError(f"no run store at {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING)
+            ds = xr.open_zarr(path, consolidated=True, zarr_format=3)
+    except Exception as exc:  # zarr/xarray raise many types for a broken store
+        raise StoreError(f"{path} is corrupt or incomplete: {type(exc).__name__}: {exc}") from None
+    validate_run(ds, where=str(path))
+    if verify:
+        want = ds.attrs.get(CHECKSUM_ATTR)
+        try:
+            ds = ds.load()
+        except Exception as exc:
+            raise StoreError(f"{path} is corrupt: cannot read its data: "
+                             f"{type(exc).__name__}: {exc}") from None
+        if want is None or content_checksum(ds) != want:
+            raise StoreError(f"{path} is corrupt: its data do not match the checksum "
+                             f"written with it")
+    return ds
+

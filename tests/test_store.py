@@ -1,0 +1,186 @@
+"""Run stores: schema, atomic write, refusal to overwrite, corrupt-store detection."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from scorerate import store
+from scorerate.store import StoreError
+
+
+def fake_run(seed: int = 0, m: int = 40, d: int = 2, n: int = 30, K: int = 5) -> xr.Dataset:
+    """A Dataset with the run schema filled with seeded noise (no science needed here)."""
+    rng = np.random.default_rng(seed)
+    E = ["truncated", "empirical"]
+    e, et = ("estimator",), ("estimator", "t")
+    return xr.Dataset(
+        {
+            "train": (("train", "dim"), rng.normal(size=(n, d))),
+            "samples": (("estimator", "sample", "dim"), rng.normal(size=(2, m, d))),
+            "score_mse": (et, rng.random((2, K))),
+            "score_mse_se": (et, rng.random((2, K))),
+            "score_mse_int": (e, rng.random(2)),
+            "tv": (e, [rng.random(), np.nan]),  # NaN metrics (tv for d > 3) must survive
+            "w1": (e, rng.random(2)),
+            "mmd": (e, rng.random(2)),
+            "tv_kde": ((), rng.random()),
+            "l2_kde": ((), rng.random()),
+        },
+        coords={"estimator": E, "t": np.geomspace(0.1, 10, K), "dim": np.arange(d)},
+        attrs=dict(density="sym_beta", beta=1.0, d=d, n=n, seed=seed, t0=0.1, T=10.0,
+                   steps=5, integrator="euler_maruyama", c_rho=1.0, m=m,
+                   scorerate_version="test", wall_time_s=1.5, params_hash="ab" * 32,
+                   eps=None, estimators=tuple(E), n_mc=np.int64(7), rtol=np.float32(0.5),
+                   versions={"numpy": np.__version__}),
+    )
+
+
+def _assert_same_data(a: xr.Dataset, b: xr.Dataset) -> None:
+    for name in store.SCHEMA:
+        np.testing.assert_array_equal(a[name].values, b[name].values)  # exact, NaN == NaN
+    for c in store.COORDS:
+        assert [str(v) for v in a[c].values] == [str(v) for v in b[c].values]
+
+
+def test_roundtrip_is_exact_and_opens_with_plain_xarray(tmp_path):
+    ds = fake_run()
+    path = store.write_run(ds, tmp_path / "run.zarr")
+    back = store.open_run(path)
+    _assert_same_data(ds, back)
+    plain = xr.open_zarr(path)  # what the aggregator and users do
+    assert set(store.SCHEMA) <= set(plain.variables)
+    assert plain.attrs["estimators"] == ["truncated", "empirical"]  # JSON-safe: list
+    assert plain.attrs["n_mc"] == 7 and isinstance(plain.attrs["n_mc"], int)
+    assert plain.attrs["eps"] is None
+    zarr_json = json.loads((path / "zarr.json").read_text())
+    assert zarr_json["zarr_format"] == 3 and "consolidated_metadata" in zarr_json
+    assert plain["samples"].encoding["chunks"] == (1, 40, 2)  # one chunk per estimator
+    assert plain["samples"].encoding["compressors"]  # compressed via encoding
+    # no temporary siblings left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["run.zarr"]
+
+
+def test_schema_violations_are_refused_before_writing(tmp_path):
+    ds = fake_run().drop_vars("mmd")
+    with pytest.raises(StoreError, match="mmd"):
+        store.write_run(ds, tmp_path / "bad.zarr")
+    bad_dims = fake_run()
+    bad_dims["tv"] = (("t",), np.zeros(bad_dims.sizes["t"]))
+    with pytest.raises(StoreError, match="'tv' has dims"):
+        store.write_run(bad_dims, tmp_path / "bad.zarr")
+    no_attr = fake_run()
+    del no_attr.attrs["params_hash"]
+    with pytest.raises(StoreError, match="params_hash"):
+        store.write_run(no_attr, tmp_path / "bad.zarr")
+    assert not any(tmp_path.iterdir())
+
+
+def test_existing_store_is_never_overwritten_unless_asked(tmp_path):
+    path = tmp_path / "run.zarr"
+    store.write_run(fake_run(seed=1), path)
+    with pytest.raises(StoreError, match="already exists"):
+        store.write_run(fake_run(seed=2), path)
+    _assert_same_data(store.open_run(path), fake_run(seed=1))
+    store.write_run(fake_run(seed=2), path, overwrite=True)
+    _assert_same_data(store.open_run(path), fake_run(seed=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr"]
+
+
+class _Boom(RuntimeError):
+    pass
+
+
+def _fail_after_some_arrays(monkeypatch, after: int) -> None:
+    """Make xarray's array writes raise after `after` variables were written."""
+    from xarray.backends.zarr import ZarrStore
+
+    real = ZarrStore.set_variables
+    calls = {"n": 0}
+
+    def flaky(self, variables, *args, **kwargs):
+        kept = {}
+        for k, v in variables.items():
+            if calls["n"] >= after:
+                raise _Boom("disk full (simulated)")
+            calls["n"] += 1
+            kept[k] = v
+            real(self, {k: v}, *args, **kwargs)
+
+    monkeypatch.setattr(ZarrStore, "set_variables", flaky)
+
+
+def test_failure_mid_write_leaves_no_finished_looking_store(tmp_path, monkeypatch):
+    path = tmp_path / "run.zarr"
+    _fail_after_some_arrays(monkeypatch, after=3)
+    with pytest.raises(_Boom):
+        store.write_run(fake_run(), path)
+    assert not path.exists()
+    assert not any(tmp_path.iterdir())  # the temporary sibling was cleaned up
+
+
+def test_failed_overwrite_keeps_the_old_store_intact(tmp_path, monkeypatch):
+    path = tmp_path / "run.zarr"
+    store.write_run(fake_run(seed=1), path)
+    _fail_after_some_arrays(monkeypatch, after=3)
+    with pytest.raises(_Boom):
+        store.write_run(fake_run(seed=2), path, overwrite=True)
+    monkeypatch.undo()
+    _assert_same_data(store.open_run(path), fake_run(seed=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr"]
+
+
+def test_interrupted_temporary_store_is_not_complete(tmp_path, monkeypatch):
+    # what a killed job leaves: a hidden temporary sibling, never the final name
+    path = tmp_path / "run.zarr"
+    import scorerate.store as st
+
+    def killed(tmp, final, overwrite):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(st, "_swap_into_place", killed)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_run(fake_run(), path)
+    assert not path.exists() and not store.is_complete(path)
+
+
+@pytest.mark.parametrize("damage", ["delete_chunk", "delete_metadata", "garble_metadata",
+                                    "flip_data", "empty_dir"])
+def test_corrupt_store_is_detected_with_a_clear_error(tmp_path, damage):
+    path = store.write_run(fake_run(), tmp_path / "run.zarr")
+    if damage == "delete_chunk":  # a missing chunk would silently read as NaN
+        chunks = [p for p in (path / "samples").rglob("*") if p.is_file()
+                  and p.name != "zarr.json"]
+        chunks[0].unlink()
+    elif damage == "delete_metadata":
+        (path / "zarr.json").unlink()
+    elif damage == "garble_metadata":
+        (path / "zarr.json").write_text("{not json")
+    elif damage == "flip_data":  # same shape, different numbers, valid metadata
+        import zarr
+
+        arr = zarr.open_array(path / "w1", mode="r+")
+        arr[:] = arr[:] + 1.0
+    elif damage == "empty_dir":
+        shutil.rmtree(path)
+        path.mkdir()
+    with pytest.raises(StoreError, match=str(path)):
+        store.open_run(path)
+    assert not store.is_complete(path)
+
+
+def test_open_run_names_a_missing_store(tmp_path):
+    with pytest.raises(StoreError, match="no run store"):
+        store.open_run(tmp_path / "nothing.zarr")
+
+
+def test_json_safe_attrs():
+    out = store.json_safe({"a": (1, np.float64(2.5)), "b": np.arange(2), "c": float("nan"),
+                           "p": Path("x"), "n": None})
+    assert out == {"a": [1, 2.5], "b": [0, 1], "c": None, "p": "x", "n": None}
+    json.dumps(out, allow_nan=False)
