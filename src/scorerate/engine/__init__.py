@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import numpy_dense  # noqa: F401  (registers "numpy")
+from . import binned, cutoff, numpy_dense  # noqa: F401  (register "binned", "cutoff", "numpy")
 from .base import BACKENDS, as_points
 from .dispatch import choose_backend
+
+try:  # the compiled exact backend; the engine still works (slower) without it
+    from . import dense  # noqa: F401  (registers "dense")
+except ImportError:  # pragma: no cover - only while dense.py is missing or broken
+    pass
 
 __all__ = ["BACKENDS", "GaussianEngine", "as_points", "choose_backend"]
 
@@ -36,6 +41,9 @@ class GaussianEngine:
         self.backend = backend
         self.rtol = rtol
         self._prepared: dict[str, object] = {}
+        # the data's extent per axis: lets the dispatcher size grids and neighbour balls
+        self.span = (self.train.max(axis=0) - self.train.min(axis=0)) if self.n else None
+        self.last_backend: str | None = None  # the backend the last call used
 
     @property
     def n(self) -> int:
@@ -57,5 +65,7 @@ class GaussianEngine:
         x = as_points(queries, d=self.d, name="queries")
         name = self.backend
         if name == "auto":
-            name = choose_backend(self.n, x.shape[0], self.d, float(t), self.rtol)
+            name = choose_backend(self.n, x.shape[0], self.d, float(t), self.rtol,
+                                  span=self.span)
+        self.last_backend = name
         return self._get(name).sums(x, float(t))

@@ -1,0 +1,151 @@
+"""Engine backends and the dispatcher against the exact NumPy reference.
+
+Tolerance (engine.dispatch): where p̂_exact >= rho_n(t) = 1/(n t^(d/2)),
+|p̂/p̂_exact - 1| <= rtol and |mean - mean_exact| <= rtol max(|mean_exact - x|, sqrt t)
+(i.e. the score's error relative to max(|ŝ_exact|, 1/sqrt t)); everywhere, finite output.
+The reference is the plain NumPy streaming log-sum-exp ("numpy"), exact up to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from scorerate.engine import BACKENDS, GaussianEngine, choose_backend
+from scorerate.engine.binned import Binned, binned_ok, spacing_ratio
+from scorerate.engine.cutoff import Cutoff
+from scorerate.engine.dispatch import estimate_costs
+from scorerate.seeding import rng
+
+RTOL = 1e-6
+TS = [1e-8, 1e-4, 1e-2, 1.0, 1e4]
+
+
+def data(kind: str, n: int, d: int) -> np.ndarray:
+    """'uniform' on [-1, 1]^d, or 'clustered': 90% in three tiny clusters, 10% spread."""
+    g = rng("test_engine", kind, n, d)
+    X = g.uniform(-1.0, 1.0, (n, d))
+    if kind == "clustered":
+        k = (9 * n) // 10
+        centres = np.array([[-0.7] * d, [0.2] * d, [0.21] * d])
+        X[:k] = centres[g.integers(0, 3, k)] + 1e-4 * g.standard_normal((k, d))
+    return X
+
+
+def queries(X: np.ndarray, t: float, m: int = 200) -> np.ndarray:
+    """Near the data (jittered training points), a spread cloud, and far-away points."""
+    g = rng("test_engine", "queries", X.shape[0], X.shape[1], t)
+    n, d = X.shape
+    near = X[g.integers(0, n, m // 2)] + math.sqrt(t) * g.standard_normal((m // 2, d))
+    wide = (1.0 + math.sqrt(t)) * 1.5 * g.standard_normal((m // 2 - 4, d))
+    far = np.array([[1e3] * d, [-1e6] * d, [50.0 * math.sqrt(t) + 1.0] * d, [-3.0] * d])
+    return np.concatenate([near, wide, far])
+
+
+def check(X, x, t, logp, mean, ref):
+    """Assert finiteness and the tolerance; return how many queries are above rho_n(t)."""
+    lp0, mu0 = ref
+    n, d = X.shape
+    assert logp.shape == lp0.shape and mean.shape == mu0.shape
+    assert np.all(np.isfinite(logp)) and np.all(np.isfinite(mean))
+    # The promise holds where p̂ >= rho_n(t); all backends here keep it at every query
+    # (binned hands the queries below rho_n/2 to cutoff), so every query is checked. The
+    # log of p̂ itself is only representable to ~1e-16 |log p̂| (huge for far queries).
+    err_p = np.abs(logp - lp0) - 1e-14 * np.abs(lp0)
+    scale = np.maximum(np.linalg.norm(mu0 - x, axis=1), math.sqrt(t))
+    err_m = np.linalg.norm(mean - mu0, axis=1) / scale
+    assert err_p.max() <= RTOL, f"p̂ rel err {err_p.max():.3g}"
+    assert err_m.max() <= RTOL, f"ŝ rel err {err_m.max():.3g}"
+    above = lp0 >= -math.log(n) - 0.5 * d * math.log(t)
+    return int(above.sum())
+
+
+_REF: dict = {}
+
+
+def reference(X, x, t):
+    key = (X.shape, float(X.sum()), float(x.sum()), t)
+    if key not in _REF:
+        _REF[key] = BACKENDS["numpy"](X, RTOL).sums(x, t)
+    return _REF[key]
+
+
+@pytest.mark.parametrize("kind", ["uniform", "clustered"])
+@pytest.mark.parametrize("d", [1, 2, 3, 8])
+@pytest.mark.parametrize("backend", ["cutoff", "dense", "binned", "auto"])
+def test_backend_matches_exact(backend, d, kind):
+    if backend == "binned" and d > 2:
+        with pytest.raises(ValueError, match="d <= 2"):
+            Binned(np.zeros((3, d)))
+        return
+    n = 1500
+    X = data(kind, n, d)
+    eng = GaussianEngine(X, backend=backend, rtol=RTOL)
+    n_above = 0
+    for t in TS:
+        if backend == "binned" and not binned_ok(n, d, t, RTOL, eng.span):
+            with pytest.raises(ValueError, match="cannot meet rtol"):
+                eng.sums(X[:2], t)
+            continue
+        x = queries(X, t)
+        logp, mean = eng.sums(x, t)
+        n_above += check(X, x, t, logp, mean, reference(X, x, t))
+        # sensible everywhere: the mean is a convex combination of training points
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        assert np.all(mean >= lo - 1e-9) and np.all(mean <= hi + 1e-9)
+    # the promised region is well represented (in d = 8 with n = 1500, p̂_t < rho_n(t)
+    # everywhere: sum_i w_i <= n < (2 pi)^4, so only the stronger everywhere-check applies)
+    assert n_above >= 50 or d == 8
+
+
+def test_binned_fft_noise_and_fallback_large_n():
+    """n = 2e5 clustered in 1D (FFT round-off grows with n) and queries in the far tail."""
+    n = 200_000
+    X = data("clustered", n, 1)
+    b = Binned(X, RTOL)
+    dense = BACKENDS["dense"](X, RTOL)
+    for t in [1e-4, 1e-2, 1.0, 1e2]:
+        x = queries(X, t, m=400)
+        # queries exactly around the truncation level: |x - c| with n phi = rho_n
+        z = math.sqrt(2.0 * math.log(0.3 * n / math.sqrt(2 * math.pi)))
+        x = np.concatenate([x, (0.21 + z * math.sqrt(t) * np.linspace(0.9, 1.1, 21))[:, None]])
+        logp, mean = b.sums(x, t)
+        assert check(X, x, t, logp, mean, dense.sums(x, t)) >= 100
+
+
+def test_cutoff_keeps_few_points_at_small_t():
+    """The point of cutoff: at small t each query sums a small fraction of the data."""
+    X = data("uniform", 20_000, 2)
+    c = Cutoff(X, RTOL)
+    k = c.neighbour_counts(X[:100], 1e-4)
+    assert k.min() >= 1 and k.mean() < 0.05 * X.shape[0]
+
+
+def test_spacing_shrinks_with_tolerance_and_is_fine():
+    assert spacing_ratio(10**6, 1, 1e-9) < spacing_ratio(10**6, 1, 1e-6) < 0.1
+    assert spacing_ratio(10**6, 2, 1e-6) <= spacing_ratio(10**6, 1, 1e-6)
+
+
+def test_choose_backend_positional_and_sensible():
+    for n, m, d, t in [(10**6, 10**4, 1, 1.0), (10**5, 10**4, 2, 1e-8), (10**5, 10**4, 8, 1.0)]:
+        name = choose_backend(n, m, d, t, RTOL)
+        assert name in BACKENDS
+    # large-n 1D: the binned grid is far cheaper than m n kernel evaluations
+    assert choose_backend(10**6, 10**4, 1, 1.0, RTOL) == "binned"
+    # tiny t in d = 8: only a few neighbours matter
+    assert choose_backend(10**5, 10**4, 8, 1e-8, RTOL) == "cutoff"
+    # never binned where it cannot meet the tolerance
+    assert "binned" not in estimate_costs(10**5, 10**4, 3, 1.0, RTOL)
+    assert "binned" not in estimate_costs(10**5, 10**4, 2, 1e-8, RTOL)
+
+
+def test_engine_rejects_bad_input():
+    X = np.zeros((5, 2))
+    with pytest.raises(ValueError, match="unknown backend"):
+        GaussianEngine(X, backend="fft")
+    with pytest.raises(ValueError, match="rtol"):
+        GaussianEngine(X, rtol=0.0)
+    with pytest.raises(ValueError, match="t must be"):
+        GaussianEngine(X).sums(X, -1.0)
