@@ -1,0 +1,37 @@
+# scorerate study workflow: config -> one job per (density, beta, d, n, seed) -> study store
+# -> convergence-rate report. Rules call the `scorerate` CLI; the mathematics lives in the
+# library (src/scorerate), never here.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    density="[a-z][a-z0-9_]*",
+    beta="[0-9]+\.[0-9]+(e-?[0-9]+)?",
+    d="[0-9]+",
+    n="[0-9]+",
+    seed="[0-9]+",
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True
+
+
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"

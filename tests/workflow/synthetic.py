@@ -1,0 +1,62 @@
+"""Synthetic run stores that follow the run-store schema (for aggregate/rates/report tests).
+
+Errors follow known power laws err = C n^a t^b times log-normal noise from seeding.rng, so
+a test can check that the fitted slopes recover a and b.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from scorerate import seeding
+
+T_GRID = np.geomspace(0.01, 100.0, 9)
+
+
+def make_run(density: str = "sym_beta", beta: float = 1.0, d: int = 1, n: int = 100,
+             seed: int = 0, *, estimators=("truncated", "empirical"), m: int = 60,
+             slope_n: float = -0.5, noise: float = 0.05, t_grid=T_GRID) -> xr.Dataset:
+    """One job's Dataset: metrics n^slope_n (x noise); score MSE n^-1 t^-(d+2)/2 or t^-1."""
+    g = seeding.rng("synthetic", density, beta, d, n, seed)
+    k = len(estimators)
+    t = np.asarray(t_grid, dtype=float)
+    shape_t = np.where(t < 1, t ** (-(d + 2) / 2), t ** -1.0)
+
+    def noisy(base, size=()):
+        return base * np.exp(noise * g.standard_normal(size))
+
+    mse = noisy(shape_t / n, (k, len(t)))
+    ds = xr.Dataset(
+        {
+            "train": (("train", "dim"), g.standard_normal((n, d))),
+            "samples": (("estimator", "sample", "dim"), g.uniform(-1, 1, (k, m, d))),
+            "score_mse": (("estimator", "t"), mse),
+            "score_mse_se": (("estimator", "t"), 0.01 * mse),
+            "score_mse_int": (("estimator",), noisy(float(n) ** slope_n, k)),
+            "tv": (("estimator",), noisy(float(n) ** slope_n, k)),
+            "w1": (("estimator",), noisy(float(n) ** slope_n, k)),
+            "mmd": (("estimator",), noisy(float(n) ** slope_n, k)),
+            "tv_kde": ((), float(noisy(float(n) ** slope_n))),
+            "l2_kde": ((), float(noisy(float(n) ** slope_n))),
+        },
+        coords={"estimator": list(estimators), "t": t, "dim": np.arange(d)},
+        attrs={"density": density, "beta": float(beta), "d": int(d), "n": int(n),
+               "seed": int(seed), "t0": float(n) ** -0.5, "T": float(n) ** 0.5, "steps": 20,
+               "integrator": "euler_maruyama", "c_rho": 1.0, "m": m,
+               "scorerate_version": "synthetic", "wall_time_s": 0.1, "params_hash": "x"},
+    )
+    return ds
+
+
+def write_run(root: Path, **kw) -> Path:
+    """Write make_run(**kw) to root/{density}/beta={beta}/d={d}/n={n}/seed={seed}.zarr."""
+    ds = make_run(**kw)
+    a = ds.attrs
+    path = (Path(root) / a["density"] / f"beta={a['beta']!r}" / f"d={a['d']}" / f"n={a['n']}"
+            / f"seed={a['seed']}.zarr")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_zarr(path, mode="w", consolidated=True)
+    return path

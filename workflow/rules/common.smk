@@ -1,0 +1,126 @@
+# Helpers shared by the rules: the job grid, output paths, per-job resources and the
+# checks the JSON schema cannot express. No mathematics here: the rules call the CLI.
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+RUNS = "results/runs"
+RUN = "{density}/beta={beta}/d={d}/n={n}/seed={seed}"
+STUDY = "results/study.zarr"
+REPORT = "results/report"
+
+
+def beta_label(beta):
+    """Canonical text of a beta value in paths (repr of the float: 1 -> '1.0')."""
+    return repr(float(beta))
+
+
+def check_config(cfg):
+    """Raise one ValueError for what the schema cannot see: a (density, beta, d) the
+    registry rejects, or tmin >= tmax. Runs before any job is planned."""
+    tg = cfg["t_grid"]
+    if not tg["tmin"] < tg["tmax"]:
+        raise ValueError(f"config t_grid: tmin ({tg['tmin']}) must be < tmax ({tg['tmax']})")
+    try:
+        from scorerate import density
+    except ImportError:  # registry not importable here: the schema's bounds still hold
+        return
+    bad = []
+    for name, spec in cfg["densities"].items():
+        for beta in spec["beta"]:
+            for d in cfg["d"]:
+                try:
+                    density(name, beta=float(beta), d=int(d))
+                except ValueError as exc:
+                    bad.append(f"  {name} beta={beta} d={d}: {exc}")
+    if bad:
+        raise ValueError("config: the density registry rejects\n" + "\n".join(bad))
+
+
+check_config(config)
+
+
+def jobs():
+    """Every (density, beta, d, n, seed) of the study, as wildcard dicts."""
+    return [
+        dict(density=name, beta=beta_label(b), d=d, n=n, seed=s)
+        for name, spec in config["densities"].items()
+        for b in spec["beta"]
+        for d in config["d"]
+        for n in config["n"]
+        for s in config["seeds"]
+    ]
+
+
+def run_stores():
+    """Paths of all run stores of the study."""
+    return [f"{RUNS}/{RUN}.zarr".format(**j) for j in jobs()]
+
+
+def all_targets():
+    """The default targets: the report files (which need everything else)."""
+    return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md"]
+
+
+def run_mem_mb(wildcards, attempt):
+    """Memory of one job: base + the training set and kernel blocks (grows with n, d)."""
+    return (1500 + int(wildcards.n) * int(wildcards.d) // 100) * attempt
+
+
+def run_runtime(wildcards, attempt):
+    """Minutes of one job (generous: the sampler is O(steps m n) kernel evaluations)."""
+    return (10 + int(wildcards.n) * int(wildcards.d) // 2000) * attempt
+
+
+def opt(flag, value):
+    """'--flag value', or '' when value is None (the CLI's default then applies)."""
+    return "" if value is None else f"{flag} {value}"
+
+
+# Options that change a job's numbers: passed as params, so a change reruns exactly the
+# affected jobs (Snakemake's params rerun trigger).
+JOB_OPTIONS = {
+    "estimators": " ".join(config["estimators"]),
+    "m": config["m"],
+    "steps": config["steps"],
+    "integrator": config["integrator"],
+    "c_rho": config["c_rho"],
+    "eps": opt("--eps", config["eps"]),
+    "t_grid": "{tmin} {tmax} {num}".format(**config["t_grid"]),
+    "n_mc": config["n_mc"],
+    "study_seed": config["study_seed"],
+}
+
+
+def use_scheduler(address):
+    """Send every job's Dask work to `address` (None: an embedded cluster per job).
+
+    Passed through DASK_SCHEDULER_ADDRESS, which `scorerate run-job` reads when no
+    --scheduler is given, rather than as a param: where the work runs does not change the
+    numbers (jobs are bit-identical on any cluster), so pointing at a cluster reruns
+    nothing. The config wins over a variable already set in the shell.
+    """
+    if address:
+        os.environ.update(DASK_SCHEDULER_ADDRESS=address)
+    else:
+        os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
+
+
+use_scheduler(config["dask"]["scheduler_address"])
+
+
+def runs_dir(wildcards, input):
+    """Root of the run stores, from the first input store ({density}/beta/d/n/seed.zarr)."""
+    return str(Path(input.runs[0]).parents[4])
+
+
+def report_dir(wildcards, output):
+    """The report directory, from the index.html output."""
+    return str(Path(output.html).parent)
+
+
+def config_text():
+    """The validated config (defaults filled) as YAML, recorded in the study's attrs."""
+    return yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=True)

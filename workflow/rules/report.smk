@@ -1,0 +1,45 @@
+# Rates with bootstrap CIs beside the theory, figures, and the self-contained HTML report.
+
+
+rule report:
+    input:
+        study=STUDY,
+        runs=run_stores(),
+    output:
+        html=report(
+            f"{REPORT}/index.html",
+            caption="../report/index.rst",
+            category="1. Report",
+        ),
+        rates=report(
+            f"{REPORT}/rates.csv",
+            caption="../report/rates.rst",
+            category="2. Rates",
+        ),
+        summary=report(
+            f"{REPORT}/summary.md",
+            caption="../report/summary.rst",
+            category="2. Rates",
+        ),
+        figures=report(
+            directory(f"{REPORT}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="3. Figures",
+        ),
+    params:
+        runs_dir=runs_dir,
+        out=report_dir,
+    log:
+        "logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    conda:
+        "../../envs/scorerate.yaml"
+    shell:
+        "scorerate report --study {input.study} --runs-dir {params.runs_dir}"
+        " --out {params.out} > {log} 2>&1"
