@@ -49,7 +49,8 @@ class KernelScore:
     C : bandwidth constant of "highorder", h = sqrt(t) / (C sqrt(log n)); default d e.
         The paper's theory asks for C > d e; the default sits at that boundary.
     noise_seed : seed of the "highorder" noise Z (see below).
-    backend, rtol : passed to `engine.GaussianEngine` (Gaussian kinds).
+    backend, rtol, plan_m : passed to `engine.GaussianEngine` (Gaussian kinds); a fixed
+        plan_m makes the outputs bitwise independent of how queries are batched.
 
     Notes
     -----
@@ -70,7 +71,8 @@ class KernelScore:
 
     def __init__(self, X: np.ndarray, kind: str = "truncated", c_rho: float = 1.0,
                  eps: float | None = None, order: int | None = None, C: float | None = None,
-                 noise_seed: int = 0, backend: str = "auto", rtol: float = 1e-6) -> None:
+                 noise_seed: int = 0, backend: str = "auto", rtol: float = 1e-6,
+                 plan_m: int | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown estimator kind {kind!r}; choose one of {list(KINDS)}")
         X = np.asarray(X, dtype=np.float64)
@@ -97,7 +99,7 @@ class KernelScore:
         self.order = int(order) if order is not None else math.ceil(math.log(self.n))
         self.C = float(C) if C is not None else self.d * math.e
         self.noise_seed = noise_seed
-        self.engine = GaussianEngine(self.X, backend=backend, rtol=rtol)  # validates both
+        self.engine = GaussianEngine(self.X, backend=backend, rtol=rtol, plan_m=plan_m)
         if kind == "highorder":
             digest = hashlib.sha256(self.X.tobytes()).hexdigest()[:16]
             g = rng(noise_seed, "highorder-noise", self.n, self.d, digest)

@@ -4,8 +4,10 @@ Forward process dX = dB (variance exploding): p_t = p0 * N(0, t I). A particle s
 forward time T, from N(0, T I) (the paper) or from the exact p̂_T (the oracle test), and
 runs the reverse dynamics down to t0 on a geometric grid of forward times. Particle i
 draws its start and all its noise from `seeding.rng(*key, "particle", i)` alone, so the
-output is bit-identical for any chunk size, worker count or thread count (given a score
-whose rows depend only on their own query, as all of scorerate's do).
+output is bit-identical for any chunk size, worker count or thread count, given a score
+whose rows depend bitwise only on their own query. (KernelScore with a pinned backend is
+such a score; the engine's backend="auto" picks its backend from the number of queries,
+so with it the bits, not the accuracy, can depend on the chunk size.)
 """
 
 from __future__ import annotations

@@ -29,17 +29,24 @@ class GaussianEngine:
     train : (n, d) array of training points.
     backend : "auto" (per call, from n, m, d, t and rtol) or a name in BACKENDS.
     rtol : relative accuracy asked of p̂_t and ŝ_t where p̂_t is above the truncation level.
+    plan_m : with "auto", choose the backend as if every call had this many queries. The
+        choice (so the last bits, never the accuracy) then no longer depends on how the
+        queries are split into calls: a job fixes it for bit-identity over chunk sizes.
     """
 
-    def __init__(self, train: np.ndarray, *, backend: str = "auto", rtol: float = 1e-6) -> None:
+    def __init__(self, train: np.ndarray, *, backend: str = "auto", rtol: float = 1e-6,
+                 plan_m: int | None = None) -> None:
         self.train = as_points(train, name="train")
         if backend != "auto" and backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of "
                              f"{sorted(BACKENDS)}")
         if not (0 < rtol < 1):
             raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+        if plan_m is not None and not (isinstance(plan_m, int | np.integer) and plan_m >= 1):
+            raise ValueError(f"plan_m must be an integer >= 1 or None, got {plan_m!r}")
         self.backend = backend
         self.rtol = rtol
+        self.plan_m = None if plan_m is None else int(plan_m)
         self._prepared: dict[str, object] = {}
         # the data's extent per axis: lets the dispatcher size grids and neighbour balls
         self.span = (self.train.max(axis=0) - self.train.min(axis=0)) if self.n else None
@@ -65,7 +72,8 @@ class GaussianEngine:
         x = as_points(queries, d=self.d, name="queries")
         name = self.backend
         if name == "auto":
-            name = choose_backend(self.n, x.shape[0], self.d, float(t), self.rtol,
+            m = x.shape[0] if self.plan_m is None else self.plan_m
+            name = choose_backend(self.n, m, self.d, float(t), self.rtol,
                                   span=self.span)
         self.last_backend = name
         return self._get(name).sums(x, float(t))
