@@ -20,14 +20,19 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with one sub-parser per command."""
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only the command named in `argv` gets its options loaded."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="scorerate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="scorerate",
+        description="Rate studies of kernel-score diffusion models: run one job, aggregate "
+                    "a study, write its report. The Snakefile drives these for whole studies.",
+        epilog="`scorerate COMMAND --help` lists a command's options.")
     parser.add_argument("--version", action="version", version=f"scorerate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chosen = next((a for a in sys.argv[1:] if a in COMMANDS), None)
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = next((a for a in argv if a in COMMANDS), None)
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if chosen is None or chosen == name:
@@ -37,9 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv` and run the chosen command; returns its exit status."""
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(f"scorerate.commands.{COMMANDS[args.command][0]}")
     try:
         return int(module.run(args) or 0)
