@@ -14,7 +14,7 @@ from .base import BACKENDS, as_points
 from .dispatch import choose_backend
 
 try:  # the compiled exact backend; the engine still works (slower) without it
-    from . import dense  # noqa: F401  (registers "dense")
+    from . import dense, dense32  # noqa: F401  (register "dense", "dense32")
 except ImportError:  # pragma: no cover - only while dense.py is missing or broken
     pass
 

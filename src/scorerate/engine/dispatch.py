@@ -24,12 +24,17 @@ import numpy as np
 from .base import BACKENDS
 from .binned import Q, binned_grid_shape, binned_ok
 from .cutoff import cutoff_log_ratio
+from .dense32 import expected_error
 
-__all__ = ["COST", "choose_backend", "estimate_costs"]
+__all__ = ["COST", "DENSE32_MIN_RTOL", "choose_backend", "estimate_costs"]
+
+#: float32 evaluation is about 1e-5 accurate (engine/dense32.py), so only for looser rtol
+DENSE32_MIN_RTOL = 1e-4
 
 #: seconds per unit of work (see estimate_costs), 2 cores, float64
 COST = {
     "dense": 2.5e-9,      # per kernel evaluation (m n), times (0.6 + 0.4 d)
+    "dense32": 1.5e-9,    # the same in single precision (offered only for rtol >= 1e-4)
     "numpy": 1.5e-8,      # per kernel evaluation, times (0.6 + 0.4 d)
     "cutoff_pair": 4e-9,  # per (query, neighbour) pair in d = 1, times (0.6 + 0.4 d)
     "cutoff_list": 6e-8,  # extra per pair in d >= 2 (cKDTree neighbour lists)
@@ -59,6 +64,9 @@ def estimate_costs(n: int, m: int, d: int, t: float, rtol: float, *, span=None) 
     costs["numpy"] = COST["numpy"] * m * n * dim
     if span is None:
         span = np.full(d, 2.0)  # assume data of unit scale
+    if ("dense32" in BACKENDS and rtol >= DENSE32_MIN_RTOL
+            and rtol >= 10 * expected_error(t, float(np.max(span)))):
+        costs["dense32"] = COST["dense32"] * m * n * dim
     if "cutoff" in BACKENDS:
         k = expected_neighbours(n, d, t, rtol, span)
         per = COST["cutoff_pair"] * dim + (COST["cutoff_list"] if d > 1 else 0.0)
