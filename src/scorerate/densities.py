@@ -1,0 +1,309 @@
+"""Ground-truth densities: mixtures of products of shifted / scaled 1-D shapes.
+
+p0(x) = sum_k w_k prod_j S_kj((x_j - mu_kj) / sigma_kj) / sigma_kj, with S_kj a standard
+shape of scorerate.shapes. Everything follows from the 1-D pieces in any d, in log space:
+p_t = p0 * N(0, t I_d) (a scaled shape sigma S smoothed by t is sigma times S smoothed by
+t / sigma^2), the score s_t = grad log p_t (responsibility-weighted component scores),
+exact box probabilities (products of cdf / sf differences) and int p0^2.
+
+Registry (`density(name, beta=, d=)`); beta is the Sobolev smoothness of the rate study:
+
+- "sym_beta": prod_j SymBeta(gamma = beta - 1/2) on [-1, 1]^d, in H^s for s < beta; beta > 0
+  (beta = 0.5 is the uniform density on the cube). No density lower bound.
+- "gauss_mix": 1/2 N(-2 e_1, 0.25 I) + 1/2 N(+2 e_1, 0.25 I), well separated. The density is
+  C-infinity, so any beta is accepted: beta is only the smoothness *claimed* for the study
+  (the theory's class needs beta <= 2, which this density belongs to for every such beta).
+- "laplace": prod_j Laplace(0, 1), in H^s only for s < 3/2 and not sub-Gaussian (outside the
+  theory's assumptions); beta must be < 1.5.
+- "sym_beta_mix": 0.6 SymBeta-product at -1.5 e_1 with scale 0.8 + 0.4 SymBeta-product at
+  +1.2 e_1 with scale 0.5 (gamma = beta - 1/2): multi-modal, non-smooth, disjoint supports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import integrate, special
+
+from . import seeding
+from .shapes import Gauss, Laplace, Shape, SymBeta
+
+__all__ = ["DENSITIES", "ProductMixture", "density"]
+
+
+def _check_t(t: float) -> float:
+    t = float(t)
+    if not (t > 0.0 and math.isfinite(t)):
+        raise ValueError(f"time t must be a finite number > 0, got {t!r}")
+    return t
+
+
+class ProductMixture:
+    """sum_k w_k prod_j sigma_kj^-1 S_kj((x_j - mu_kj) / sigma_kj), everything in log space.
+
+    Parameters
+    ----------
+    name, beta : registry name and the study's smoothness parameter (attributes only).
+    weights : (K,) positive, normalised here.
+    shapes : K sequences of d standard shapes (shape objects may be shared).
+    loc, scale : (K, d) locations and positive scales.
+    smoothness : p0 is in H^s for every s < smoothness.
+    """
+
+    def __init__(self, name: str, beta: float, weights: Sequence[float],
+                 shapes: Sequence[Sequence[Shape]], loc: np.ndarray, scale: np.ndarray,
+                 smoothness: float) -> None:
+        w = np.asarray(weights, dtype=np.float64)
+        loc = np.atleast_2d(np.asarray(loc, dtype=np.float64))
+        scale = np.atleast_2d(np.asarray(scale, dtype=np.float64))
+        K, d = loc.shape
+        if w.shape != (K,) or scale.shape != (K, d) or len(shapes) != K \
+                or any(len(s) != d for s in shapes):
+            raise ValueError("weights (K,), shapes K x d, loc and scale (K, d) must agree")
+        if not (np.all(w > 0) and np.all(scale > 0) and np.all(np.isfinite(loc))):
+            raise ValueError("weights and scales must be > 0, locations finite")
+        self.name = name
+        self.beta = float(beta)
+        self.d = int(d)
+        self.weights = w / w.sum()
+        self.log_weights = np.log(self.weights)
+        self.shapes = [list(s) for s in shapes]
+        self.loc = loc
+        self.scale = scale
+        self.smoothness = float(smoothness)
+        # Groups of (k, j) sharing a shape object and a scale: one vectorised smooth() call.
+        groups: dict[tuple[int, float], list[tuple[int, int]]] = {}
+        for k in range(K):
+            for j in range(d):
+                groups.setdefault((id(self.shapes[k][j]), float(scale[k, j])), []).append((k, j))
+        self._groups = [(self.shapes[m[0][0]][m[0][1]], s, m) for (_, s), m in groups.items()]
+        self._l2: float | None = None
+
+    def __repr__(self) -> str:
+        return f"density({self.name!r}, beta={self.beta!r}, d={self.d})"
+
+    # ------------------------------------------------------------------ input checks
+    def _points(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1 and self.d == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.d:
+            raise ValueError(f"x must have shape (m, {self.d}), got {x.shape}")
+        return x
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, n: int, seed: int | None = None, *,
+               rng: np.random.Generator | None = None) -> np.ndarray:
+        """n draws, (n, d) float64, from `rng` or the stream ("density-sample", name, beta,
+        d, seed); exactly one of seed / rng must be given."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+        if (seed is None) == (rng is None):
+            raise ValueError("give exactly one of seed= or rng=")
+        if rng is None:
+            rng = seeding.rng("density-sample", self.name, self.beta, self.d, seed)
+        n = int(n)
+        K = len(self.weights)
+        labels = rng.choice(K, size=n, p=self.weights) if K > 1 else np.zeros(n, np.intp)
+        out = np.empty((n, self.d), dtype=np.float64)
+        for k in range(K):
+            idx = np.flatnonzero(labels == k)
+            for j in range(self.d):
+                u = self.shapes[k][j].sample(idx.size, rng)
+                out[idx, j] = self.loc[k, j] + self.scale[k, j] * u
+        return out
+
+    # ------------------------------------------------------------------ densities
+    def _component_logpdf(self, x: np.ndarray) -> np.ndarray:
+        """(m, K) log of w_k times component k's density at x."""
+        lc = np.tile(self.log_weights, (x.shape[0], 1))
+        for k, comp in enumerate(self.shapes):
+            for j, s in enumerate(comp):
+                u = (x[:, j] - self.loc[k, j]) / self.scale[k, j]
+                lc[:, k] += s.logpdf(u) - math.log(self.scale[k, j])
+        return lc
+
+    def logpdf(self, x: np.ndarray) -> np.ndarray:
+        """log p0(x), (m,)."""
+        x = self._points(x)
+        return special.logsumexp(self._component_logpdf(x), axis=1)
+
+    def pdf(self, x: np.ndarray) -> np.ndarray:
+        """p0(x), (m,)."""
+        return np.exp(self.logpdf(x))
+
+    def _smooth(self, x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """log p_t (m,) and the score (m, d)."""
+        x = self._points(x)
+        t = _check_t(t)
+        m, d = x.shape
+        K = len(self.weights)
+        lc = np.tile(self.log_weights, (m, 1))          # (m, K)
+        sc = np.empty((K, m, d), dtype=np.float64)      # component scores
+        for shape, s, members in self._groups:
+            u = np.concatenate([(x[:, j] - self.loc[k, j]) / s for k, j in members])
+            lf, ds = shape.smooth(u, t / (s * s))
+            for i, (k, j) in enumerate(members):
+                lc[:, k] += lf[i * m:(i + 1) * m] - math.log(s)
+                sc[k, :, j] = ds[i * m:(i + 1) * m] / s
+        lp = special.logsumexp(lc, axis=1)
+        if K == 1:
+            return lp, sc[0]
+        r = np.exp(lc - lp[:, None])                     # responsibilities (m, K)
+        return lp, np.einsum("mk,kmd->md", r, sc)
+
+    def logpdf_t(self, x: np.ndarray, t: float) -> np.ndarray:
+        """log p_t(x), p_t = p0 * N(0, t I_d); (m,)."""
+        return self._smooth(x, t)[0]
+
+    def pdf_t(self, x: np.ndarray, t: float) -> np.ndarray:
+        """p_t(x); (m,)."""
+        return np.exp(self._smooth(x, t)[0])
+
+    def score_t(self, x: np.ndarray, t: float) -> np.ndarray:
+        """grad log p_t(x); (m, d)."""
+        return self._smooth(x, t)[1]
+
+    def grad_pdf_t(self, x: np.ndarray, t: float) -> np.ndarray:
+        """grad p_t(x) = p_t(x) s_t(x); (m, d)."""
+        lp, sc = self._smooth(x, t)
+        return np.exp(lp)[:, None] * sc
+
+    # ------------------------------------------------------------------ exact integrals
+    def box_prob(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """P0(lo < X <= hi) for boxes lo, hi of shape (k, d); exact (cdf / sf differences)."""
+        lo = self._points(lo)
+        hi = self._points(hi)
+        if lo.shape != hi.shape:
+            raise ValueError(f"lo and hi must have the same shape, got {lo.shape}, {hi.shape}")
+        total = np.zeros(lo.shape[0])
+        for k, comp in enumerate(self.shapes):
+            prob = np.ones(lo.shape[0])
+            for j, s in enumerate(comp):
+                a = (lo[:, j] - self.loc[k, j]) / self.scale[k, j]
+                b = (hi[:, j] - self.loc[k, j]) / self.scale[k, j]
+                # Shapes are symmetric about 0: use upper tails right of the centre.
+                upper = a >= 0.0
+                p = np.where(upper, s.sf(a) - s.sf(b), s.cdf(b) - s.cdf(a))
+                prob *= np.clip(p, 0.0, None)
+            total += self.weights[k] * prob
+        return np.where(np.all(hi > lo, axis=1), total, 0.0)
+
+    def l2_norm_sq(self) -> float:
+        """int p0^2 = sum_ab w_a w_b prod_j int f_aj f_bj (closed forms or scipy quad)."""
+        if self._l2 is None:
+            K = len(self.weights)
+            tot = 0.0
+            for a in range(K):
+                for b in range(K):
+                    prod = 1.0
+                    for j in range(self.d):
+                        prod *= _overlap(self.shapes[a][j], self.loc[a, j], self.scale[a, j],
+                                         self.shapes[b][j], self.loc[b, j], self.scale[b, j])
+                    tot += self.weights[a] * self.weights[b] * prod
+            self._l2 = float(tot)
+        return self._l2
+
+    def support_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """(lo (d,), hi (d,)): a box holding all but ~1e-12 of the mass."""
+        eps = 1e-12 / (len(self.weights) * self.d)
+        lo = np.full(self.d, np.inf)
+        hi = np.full(self.d, -np.inf)
+        for k, comp in enumerate(self.shapes):
+            for j, s in enumerate(comp):
+                a, b = s.interval(eps)
+                lo[j] = min(lo[j], self.loc[k, j] + self.scale[k, j] * a)
+                hi[j] = max(hi[j], self.loc[k, j] + self.scale[k, j] * b)
+        return lo, hi
+
+
+def _overlap(sa: Shape, ma: float, ca: float, sb: Shape, mb: float, cb: float) -> float:
+    """int f_a f_b for the 1-D scaled shapes f = c^-1 S((x - m)/c)."""
+    same = sa is sb or (type(sa) is type(sb) and repr(sa) == repr(sb))
+    if isinstance(sa, Gauss) and isinstance(sb, Gauss):
+        v = ca * ca + cb * cb
+        return math.exp(-0.5 * (ma - mb) ** 2 / v) / math.sqrt(2.0 * math.pi * v)
+    if same and ma == mb and ca == cb:
+        if isinstance(sa, SymBeta):  # c^2 int (1 - x^2)^(2 gamma) = c^2 B(1/2, 2 gamma + 1)
+            g = sa.gamma
+            return math.exp(2.0 * sa.log_norm + special.betaln(0.5, 2.0 * g + 1.0)) / ca
+        if isinstance(sa, Laplace):
+            return 0.25 / ca
+    la, ha = sa.interval(1e-16)
+    lb, hb = sb.interval(1e-16)
+    lo = max(ma + ca * la, mb + cb * lb)
+    hi = min(ma + ca * ha, mb + cb * hb)
+    if not lo < hi:
+        return 0.0
+
+    def f(x: float) -> float:
+        return float(sa.pdf((x - ma) / ca) * sb.pdf((x - mb) / cb)) / (ca * cb)
+
+    pts = sorted({p for p in (ma, mb) if lo < p < hi})
+    val, _ = integrate.quad(f, lo, hi, points=pts or None, limit=400, epsabs=0.0,
+                            epsrel=1e-11)
+    return float(val)
+
+
+def _beta(beta: object) -> float:
+    if isinstance(beta, bool) or not isinstance(beta, int | float | np.integer | np.floating):
+        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    beta = float(beta)
+    if not (math.isfinite(beta) and beta > 0.0):
+        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
+    return beta
+
+
+def _sym_beta(beta: float, d: int) -> ProductMixture:
+    s = SymBeta(beta - 0.5)
+    return ProductMixture("sym_beta", beta, [1.0], [[s] * d], np.zeros((1, d)), np.ones((1, d)),
+                          smoothness=beta)
+
+
+def _gauss_mix(beta: float, d: int) -> ProductMixture:
+    g = Gauss()
+    loc = np.zeros((2, d))
+    loc[:, 0] = [-2.0, 2.0]
+    return ProductMixture("gauss_mix", beta, [0.5, 0.5], [[g] * d, [g] * d], loc,
+                          np.full((2, d), 0.5), smoothness=math.inf)
+
+
+def _laplace(beta: float, d: int) -> ProductMixture:
+    if beta >= 1.5:
+        raise ValueError(f"laplace is in H^s only for s < 3/2; beta must be < 1.5, got {beta!r}")
+    s = Laplace()
+    return ProductMixture("laplace", beta, [1.0], [[s] * d], np.zeros((1, d)), np.ones((1, d)),
+                          smoothness=1.5)
+
+
+def _sym_beta_mix(beta: float, d: int) -> ProductMixture:
+    s = SymBeta(beta - 0.5)
+    loc = np.zeros((2, d))
+    loc[:, 0] = [-1.5, 1.2]
+    scale = np.array([[0.8] * d, [0.5] * d])
+    return ProductMixture("sym_beta_mix", beta, [0.6, 0.4], [[s] * d, [s] * d], loc, scale,
+                          smoothness=beta)
+
+
+#: name -> (one-line description, factory(beta, d)).
+DENSITIES: dict[str, tuple[str, Callable[[float, int], ProductMixture]]] = {
+    "sym_beta": ("prod_j c (1 - x_j^2)_+^(beta - 1/2) on [-1, 1]^d; H^s for s < beta",
+                 _sym_beta),
+    "gauss_mix": ("1/2 N(-2 e1, 1/4 I) + 1/2 N(2 e1, 1/4 I); C-infinity (beta is nominal)",
+                  _gauss_mix),
+    "laplace": ("prod_j exp(-|x_j|)/2; H^s for s < 3/2, not sub-Gaussian; beta < 1.5",
+                _laplace),
+    "sym_beta_mix": ("0.6 sym_beta(-1.5 e1, scale 0.8) + 0.4 sym_beta(1.2 e1, scale 0.5)",
+                     _sym_beta_mix),
+}
+
+
+def density(name: str, beta: float, d: int) -> ProductMixture:
+    """The registered density `name` with smoothness parameter beta in dimension d."""
+    if name not in DENSITIES:
+        raise ValueError(f"unknown density {name!r}; choose from {list(DENSITIES)}")
+    if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
+        raise ValueError(f"d must be an integer >= 1, got {d!r}")
+    return DENSITIES[name][1](_beta(beta), int(d))
