@@ -326,7 +326,8 @@ class SymBeta(Shape):
         s0 = s0[:, 0]
         lf = self.log_norm + lse - s0 * s0 / (2.0 * t) - 0.5 * (_LOG2PI + math.log(t))
         sc = (mean_ofs + s0) / t
-        return lf, np.where(x < 0, -sc, sc)
+        # f_t is even: the score is odd, exactly 0 at x = 0 (the rule's rounding is not).
+        return lf, np.where(x < 0, -sc, np.where(x == 0, 0.0, sc))
 
 
 #: name -> shape factory (SymBeta takes gamma).
