@@ -76,7 +76,7 @@ def test_symbeta_smooth_vs_mpmath(gamma):
     """|log f_t - ref| <= 1e-8 (1e-8 relative in f_t) wherever f_t > 1e-300; the score to
     1e-7 relative, or 1e-7 / sqrt(t) absolute (its natural scale) where it is near 0."""
     s = SymBeta(gamma)
-    shapes = [s, SymBeta(gamma, method="quad")] if gamma == 0 else [s]
+    shapes = [s, SymBeta(gamma, method="quad")]  # closed form / compiled kernel, numpy rule
     for t in TS:
         xs = _xs(t)
         refs = [_symbeta_ref(gamma, x, t) for x in xs]
@@ -204,3 +204,16 @@ def test_symbeta_blocks_do_not_change_values():
     b = SymBeta(0.8, block=7).smooth(x, 0.01)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("gamma", [-0.3, 0.25, 1.5])
+def test_symbeta_kernel_matches_numpy_rule(gamma):
+    """The compiled kernel evaluates the same quadrature rule as the numpy reference."""
+    r = seeding.rng("kernel-vs-numpy", gamma)
+    x = np.concatenate([r.uniform(-3, 3, 3000), 1 + r.uniform(-1e-6, 1e-6, 300),
+                        [0.0, 1.0, -1.0, 1e6, -1e6]])
+    for t in (1e-12, 1e-6, 1e-3, 1.0, 1e4):
+        la, sa = SymBeta(gamma).smooth(x, t)
+        lb, sb = SymBeta(gamma, method="quad").smooth(x, t)
+        np.testing.assert_allclose(la, lb, rtol=1e-13, atol=1e-10)
+        np.testing.assert_allclose(sa, sb, rtol=1e-10, atol=1e-12 / math.sqrt(t))
