@@ -24,7 +24,9 @@ __all__ = [
     "METRICS",
     "RUN_ATTRS",
     "StoreError",
+    "SHARED_ATTRS",
     "aggregate",
+    "combine_runs",
     "expected_grid",
     "read_run",
     "write_study",
@@ -94,9 +96,7 @@ def read_run(path: str | os.PathLike) -> tuple[tuple, xr.Dataset]:
         except _RunStoreError as exc:
             raise StoreError(f"run store {path}: {exc}") from None
     metrics = ds[list(METRICS)].load()
-    for a in RUN_ATTRS:
-        metrics[a] = xr.DataArray(float(ds.attrs.get(a, np.nan)))
-    metrics.attrs = dict(ds.attrs)
+    metrics.attrs = dict(ds.attrs)  # job identity and per-job scalars (t0, T, ...)
     ds.close()
     return key, metrics
 
@@ -115,37 +115,67 @@ def expected_grid(config: Mapping) -> dict[str, list]:
 
 
 def aggregate(paths: Sequence[str | os.PathLike], config: Mapping | None = None) -> xr.Dataset:
-    """Combine run stores into one Dataset with dims (density, beta, d, n, seed, estimator, t).
-
-    The job coords are the union of those in the stores and, when given, those the config
-    asks for; cells without a store are NaN. Variables `t0`, `T`, `wall_time_s` (per job)
-    and `store` (the path each cell came from, "" where missing) sit beside the metrics.
-    Memory: one float64 array of the full grid per metric.
+    """Read and check every run store, then combine them (see `combine_runs`).
 
     Raises StoreError naming the first bad store, or two stores for the same job.
     """
     if not paths:
         raise ValueError("aggregate needs at least one run store")
-    runs: dict[tuple, tuple[str, xr.Dataset]] = {}
+    runs, where = [], []
     for p in paths:
-        key, ds = read_run(p)
-        if key in runs:
-            raise StoreError(f"run stores {runs[key][0]} and {p} are the same job {key}")
-        runs[key] = (str(p), ds)
+        _key, ds = read_run(p)
+        runs.append(ds)
+        where.append(str(p))
+    return combine_runs(runs, config=config, paths=where)
+
+
+#: run attrs a study shares (recorded once in the study's attrs when all runs agree, as a
+#: JSON list of the distinct values otherwise)
+SHARED_ATTRS = ("scorerate_version", "steps", "integrator", "m", "c_rho")
+
+
+def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
+                 paths: Sequence[str] | None = None) -> xr.Dataset:
+    """Combine run Datasets into one with dims (density, beta, d, n, seed, estimator, t).
+
+    Each run carries its job identity in attrs (density, beta, d, n, seed). Per-job
+    scalars that differ across jobs (t0, T, wall_time_s) become variables over the job
+    dims instead of attrs, so nothing is merged attr by attr; attrs shared by the whole
+    study (SHARED_ATTRS) and the config (JSON, key "config") go into the study's attrs.
+    The job coords are the union of those in the runs and, when given, those the config
+    asks for; cells without a run are NaN, never dropped. `store` holds the path each
+    cell came from ("" where missing). Memory: one float64 array of the grid per metric.
+
+    Raises StoreError if two runs are the same job, ValueError if `runs` is empty.
+    """
+    if not len(runs):
+        raise ValueError("combine_runs needs at least one run")
+    if paths is None:
+        paths = [""] * len(runs)
+    if len(paths) != len(runs):
+        raise ValueError(f"{len(paths)} paths for {len(runs)} runs")
+    keyed: dict[tuple, tuple[str, xr.Dataset]] = {}
+    for ds, p in zip(runs, paths, strict=True):
+        key = _job_id(ds.attrs, p or "(in memory)")
+        if key in keyed:
+            raise StoreError(f"run stores {keyed[key][0] or '(in memory)'} and "
+                             f"{p or '(in memory)'} are the same job {key}")
+        keyed[key] = (p, ds)
 
     coords: dict[str, list] = {k: set() for k in JOB_DIMS}
-    for key in runs:
+    for key in keyed:
         for dim, v in zip(JOB_DIMS, key, strict=True):
             coords[dim].add(v)
     if config is not None:
         for dim, vals in expected_grid(config).items():
             coords[dim].update(vals)
     coords = {k: sorted(v) for k, v in coords.items()}
-    estimators = sorted({str(e) for _, ds in runs.values() for e in ds["estimator"].values})
+    estimators = sorted({str(e) for _, ds in keyed.values() for e in ds["estimator"].values})
     if config is not None and config.get("estimators"):
         estimators = list(config["estimators"]) + [e for e in estimators
                                                    if e not in config["estimators"]]
-    ts = np.unique(np.concatenate([ds["t"].values for _, ds in runs.values()]))
+    ts = np.unique(np.concatenate([np.asarray(ds["t"].values, dtype=float)
+                                   for _, ds in keyed.values()]))
     coords["estimator"] = estimators
     coords["t"] = ts
 
@@ -159,29 +189,35 @@ def aggregate(paths: Sequence[str | os.PathLike], config: Mapping | None = None)
     data["store"] = (JOB_DIMS, np.full(shape, "", dtype=object))
     index = {dim: {v: i for i, v in enumerate(coords[dim])} for dim in JOB_DIMS}
 
-    for key, (path, ds) in runs.items():
+    for key, (path, ds) in keyed.items():
         at = tuple(index[dim][v] for dim, v in zip(JOB_DIMS, key, strict=True))
         # align each run onto the study's estimator and t coords (missing -> NaN)
-        ds = ds.reindex(estimator=estimators, t=ts)
+        ds = ds[list(METRICS)].reindex(estimator=estimators, t=ts)
         for name in METRICS:
             data[name][1][at] = ds[name].values
         for a in RUN_ATTRS:
-            data[a][1][at] = float(ds[a])
+            data[a][1][at] = float(keyed[key][1].attrs.get(a, np.nan))
         data["store"][1][at] = path
 
-    # variable-length strings (object dtype): Zarr v3 has a spec for those, not for fixed UTF-32
+    # variable-length strings (object dtype): Zarr v3 has a spec for those, not fixed UTF-32
     for k in ("density", "estimator"):
         coords[k] = np.array(coords[k], dtype=object)
     out = xr.Dataset(data, coords=coords)
+    out["t0"].attrs["description"] = "early-stopping time of each job"
+    out["T"].attrs["description"] = "forward horizon of each job"
+    out["wall_time_s"].attrs["description"] = "wall-clock seconds of each job"
+    out["store"].attrs["description"] = "run store of each cell ('' where missing)"
     out.attrs.update({
         "description": "scorerate study: metrics of every (density, beta, d, n, seed) job",
-        "n_runs": len(runs),
+        "n_runs": len(keyed),
         "n_cells": int(np.prod(shape)),
     })
-    for key in ("scorerate_version", "steps", "integrator", "m", "c_rho"):
-        vals = {json.dumps(ds.attrs.get(key), default=str) for _, ds in runs.values()}
-        if len(vals) == 1:
-            out.attrs[key] = json.loads(vals.pop())
+    for key in SHARED_ATTRS:
+        vals = sorted({json.dumps(ds.attrs.get(key), default=str) for _, ds in keyed.values()})
+        if vals == ["null"]:
+            continue
+        out.attrs[key] = json.loads(vals[0]) if len(vals) == 1 else json.dumps(
+            [json.loads(v) for v in vals])
     if config is not None:
         out.attrs["config"] = json.dumps(config, sort_keys=True, default=str)
     return out
