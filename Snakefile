@@ -9,13 +9,20 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+include: "workflow/rules/common.smk"
+
+
+# One clear error for a bad config before any job is planned: unknown names first (with the
+# valid ones listed), then types and ranges (schema), then what only the registry knows.
+SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
+check_names(config, SCHEMA)
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+check_config(config)
+JOB_OPTIONS = job_options(config)
+SCHEDULER = scheduler_option(config)
 
 
 report: "workflow/report/workflow.rst"
-
-
-include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:

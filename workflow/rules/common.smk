@@ -1,7 +1,6 @@
 # Helpers shared by the rules: the job grid, output paths, per-job resources and the
 # checks the JSON schema cannot express. No mathematics here: the rules call the CLI.
 import json
-import os
 from pathlib import Path
 
 import yaml
@@ -15,6 +14,29 @@ REPORT = "results/report"
 def beta_label(beta):
     """Canonical text of a beta value in paths (repr of the float: 1 -> '1.0')."""
     return repr(float(beta))
+
+
+def check_names(cfg, schema_path):
+    """Raise one ValueError for an unknown key or density name, naming the valid ones (the
+    schema's own message for these does not list them). Runs before the schema check."""
+    import difflib
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+
+    def unknown(given, valid, what):
+        bad = [k for k in given if k not in valid]
+        if bad:
+            hints = [f"{k!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(
+                str(k), list(valid), n=1)) else repr(k) for k in bad]
+            raise ValueError(f"config: unknown {what} {', '.join(hints)}; "
+                             f"valid: {', '.join(sorted(valid))}")
+
+    if not isinstance(cfg, dict):
+        raise ValueError("config: expected a mapping of keys to values")
+    unknown(cfg, schema["properties"], "key")
+    dens = cfg.get("densities")
+    if isinstance(dens, dict):
+        unknown(dens, schema["properties"]["densities"]["properties"], "density")
 
 
 def check_config(cfg):
@@ -37,9 +59,6 @@ def check_config(cfg):
                     bad.append(f"  {name} beta={beta} d={d}: {exc}")
     if bad:
         raise ValueError("config: the density registry rejects\n" + "\n".join(bad))
-
-
-check_config(config)
 
 
 def jobs():
@@ -79,36 +98,32 @@ def opt(flag, value):
     return "" if value is None else f"{flag} {value}"
 
 
-# Options that change a job's numbers: passed as params, so a change reruns exactly the
-# affected jobs (Snakemake's params rerun trigger).
-JOB_OPTIONS = {
-    "estimators": " ".join(config["estimators"]),
-    "m": config["m"],
-    "steps": config["steps"],
-    "integrator": config["integrator"],
-    "c_rho": config["c_rho"],
-    "eps": opt("--eps", config["eps"]),
-    "t_grid": "{tmin} {tmax} {num}".format(**config["t_grid"]),
-    "n_mc": config["n_mc"],
-    "study_seed": config["study_seed"],
-}
+def job_options(cfg):
+    """Options that change a job's numbers, passed as params so that a change reruns exactly
+    the affected jobs (Snakemake's params rerun trigger). c_rho only reaches the numbers
+    through the `truncated` estimator and eps through `regularized`, so each is passed
+    only when its estimator runs (otherwise changing it reruns nothing)."""
+    ests = cfg["estimators"]
+    return {
+        "estimators": " ".join(ests),
+        "m": cfg["m"],
+        "steps": cfg["steps"],
+        "integrator": cfg["integrator"],
+        "c_rho": opt("--c-rho", cfg["c_rho"] if "truncated" in ests else None),
+        "eps": opt("--eps", cfg["eps"] if "regularized" in ests else None),
+        "t_grid": "{tmin} {tmax} {num}".format(**cfg["t_grid"]),
+        "n_mc": cfg["n_mc"],
+        "study_seed": cfg["study_seed"],
+    }
 
 
-def use_scheduler(address):
-    """Send every job's Dask work to `address` (None: an embedded cluster per job).
 
-    Passed through DASK_SCHEDULER_ADDRESS, which `scorerate run-job` reads when no
-    --scheduler is given, rather than as a param: where the work runs does not change the
-    numbers (jobs are bit-identical on any cluster), so pointing at a cluster reruns
-    nothing. The config wins over a variable already set in the shell.
-    """
-    if address:
-        os.environ.update(DASK_SCHEDULER_ADDRESS=address)
-    else:
-        os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
-
-
-use_scheduler(config["dask"]["scheduler_address"])
+def scheduler_option(cfg):
+    """`--scheduler ADDRESS` (an existing Dask cluster) or "" (run-job's default: an embedded
+    LocalCluster per job sized to its threads, or $DASK_SCHEDULER_ADDRESS if set).
+    Deliberately not a param: jobs give bit-identical numbers on any cluster, so pointing
+    the study at a cluster reruns nothing."""
+    return opt("--scheduler", cfg["dask"]["scheduler_address"])
 
 
 def runs_dir(wildcards, input):

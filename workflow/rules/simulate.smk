@@ -20,6 +20,6 @@ rule run_job:
         "scorerate run-job --density {wildcards.density} --beta {wildcards.beta}"
         " --d {wildcards.d} --n {wildcards.n} --seed {wildcards.seed}"
         " --estimators {params.estimators} --m {params.m} --steps {params.steps}"
-        " --integrator {params.integrator} --c-rho {params.c_rho} {params.eps}"
+        " --integrator {params.integrator} {params.c_rho} {params.eps}"
         " --t-grid {params.t_grid} --n-mc {params.n_mc} --study-seed {params.study_seed}"
-        " --threads {threads} --out {output.store} > {log} 2>&1"
+        " --threads {threads} {SCHEDULER} --overwrite --out {output.store} > {log} 2>&1"
