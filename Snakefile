@@ -19,7 +19,6 @@ check_names(config, SCHEMA)
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
 check_config(config)
 JOB_OPTIONS = job_options(config)
-SCHEDULER = scheduler_option(config)
 
 
 report: "workflow/report/workflow.rst"

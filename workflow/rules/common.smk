@@ -118,12 +118,14 @@ def job_options(cfg):
 
 
 
-def scheduler_option(cfg):
-    """`--scheduler ADDRESS` (an existing Dask cluster) or "" (run-job's default: an embedded
-    LocalCluster per job sized to its threads, or $DASK_SCHEDULER_ADDRESS if set).
-    Deliberately not a param: jobs give bit-identical numbers on any cluster, so pointing
-    the study at a cluster reruns nothing."""
-    return opt("--scheduler", cfg["dask"]["scheduler_address"])
+def dask_options(wildcards, threads):
+    """Where a job's Dask work runs: `--threads N` (the embedded LocalCluster gets the threads
+    Snakemake gave the job) and, with dask.scheduler_address set, `--scheduler ADDRESS` (an
+    existing cluster; without it run-job uses $DASK_SCHEDULER_ADDRESS if set, else its
+    embedded cluster). A param that takes `threads` counts as derived, so Snakemake keeps
+    it out of the params rerun trigger: jobs give bit-identical numbers on any cluster and
+    thread count, so changing either reruns nothing."""
+    return f"--threads {threads} " + opt("--scheduler", config["dask"]["scheduler_address"])
 
 
 def runs_dir(wildcards, input):

@@ -10,6 +10,7 @@ rule run_job:
         f"results/benchmarks/runs/{RUN}.tsv"
     params:
         **JOB_OPTIONS,
+        dask=dask_options,
     threads: 1
     resources:
         mem_mb=run_mem_mb,
@@ -22,4 +23,4 @@ rule run_job:
         " --estimators {params.estimators} --m {params.m} --steps {params.steps}"
         " --integrator {params.integrator} {params.c_rho} {params.eps}"
         " --t-grid {params.t_grid} --n-mc {params.n_mc} --study-seed {params.study_seed}"
-        " --threads {threads} {SCHEDULER} --overwrite --out {output.store} > {log} 2>&1"
+        " {params.dask} --overwrite --out {output.store} > {log} 2>&1"
