@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from scorerate import seeding
+from scorerate import seeding, store
 
 T_GRID = np.geomspace(0.01, 100.0, 9)
 
@@ -57,6 +57,5 @@ def write_run(root: Path, **kw) -> Path:
     a = ds.attrs
     path = (Path(root) / a["density"] / f"beta={a['beta']!r}" / f"d={a['d']}" / f"n={a['n']}"
             / f"seed={a['seed']}.zarr")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.to_zarr(path, mode="w", consolidated=True)
+    store.write_run(ds, path)  # the real writer: schema check, checksum, atomic rename
     return path

@@ -1,0 +1,153 @@
+"""Aggregation: synthetic run stores -> one study store with NaN holes, attrs and metadata."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from scorerate.aggregate import (
+    JOB_DIMS,
+    METRICS,
+    StoreError,
+    aggregate,
+    combine_runs,
+    write_study,
+)
+from scorerate.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent / "workflow"))
+from synthetic import make_run, write_run  # noqa: E402
+
+CONFIG = {"densities": {"sym_beta": {"beta": [1.0]}, "gauss_mix": {"beta": [2.0]}},
+          "d": [1, 2], "n": [100, 300], "seeds": [0, 1, 2],
+          "estimators": ["truncated", "empirical"], "steps": 20}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """Stores of the sym_beta part of CONFIG, minus (d=2, n=300, seed=1): gauss_mix is
+    absent altogether, so the study must keep it as an all-NaN slab."""
+    paths = []
+    for d in (1, 2):
+        for n in (100, 300):
+            for s in (0, 1, 2):
+                if (d, n, s) != (2, 300, 1):
+                    paths.append(write_run(tmp_path / "runs", d=d, n=n, seed=s))
+    return paths
+
+
+def test_dims_coords_and_values(runs):
+    ds = aggregate(runs, config=CONFIG)
+    for name, dims in METRICS.items():
+        assert ds[name].dims == JOB_DIMS + dims
+    assert list(ds["density"].values) == ["gauss_mix", "sym_beta"]
+    assert list(ds["beta"].values) == [1.0, 2.0]
+    assert list(ds["d"].values) == [1, 2] and list(ds["n"].values) == [100, 300]
+    assert list(ds["seed"].values) == [0, 1, 2]
+    assert list(ds["estimator"].values) == ["truncated", "empirical"]  # config order
+    # every cell holds exactly the numbers of its own store
+    for p in runs[::4]:
+        src = xr.open_zarr(p)
+        a = src.attrs
+        cell = ds.sel(density=a["density"], beta=a["beta"], d=a["d"], n=a["n"], seed=a["seed"])
+        for name in METRICS:
+            np.testing.assert_array_equal(cell[name].values, src[name].values)
+        assert float(cell["t0"]) == a["t0"] and float(cell["T"]) == a["T"]
+        assert str(cell["store"].values) == str(p)
+
+
+def test_missing_cells_are_nan_not_dropped(runs):
+    ds = aggregate(runs, config=CONFIG)
+    # 2 densities x 2 betas x 2 d x 2 n x 3 seeds cells; 11 runs exist
+    assert ds.attrs["n_cells"] == 48 and ds.attrs["n_runs"] == 11
+    hole = ds.sel(density="sym_beta", beta=1.0, d=2, n=300, seed=1)
+    assert bool(hole["tv"].isnull().all()) and bool(hole["score_mse"].isnull().all())
+    assert np.isnan(float(hole["t0"])) and str(hole["store"].values) == ""
+    assert bool(ds["tv_kde"].sel(density="gauss_mix").isnull().all())
+    have = ds["tv_kde"].notnull()
+    assert int(have.sum()) == 11
+    # without a config the grid is what the stores hold, still with the hole as NaN
+    bare = aggregate(runs)
+    assert list(bare["density"].values) == ["sym_beta"] and bare.sizes["seed"] == 3
+    assert int(bare["tv_kde"].isnull().sum()) == 1
+
+
+def test_per_job_scalars_are_variables_and_config_is_in_attrs(runs):
+    ds = aggregate(runs, config=CONFIG)
+    for name in ("t0", "T", "wall_time_s"):
+        assert ds[name].dims == JOB_DIMS
+        assert name not in ds.attrs
+    # t0 differs across n (synthetic: n^-0.5), so it could never have been one attr
+    assert float(ds["t0"].sel(density="sym_beta", beta=1.0, d=1, n=100, seed=0)) == 0.1
+    assert json.loads(ds.attrs["config"]) == CONFIG
+    assert ds.attrs["steps"] == 20 and ds.attrs["integrator"] == "euler_maruyama"
+
+
+def test_disagreeing_shared_attrs_are_listed_not_dropped():
+    a = make_run(n=100)
+    b = make_run(n=300)
+    b.attrs["steps"] = 40
+    ds = combine_runs([a, b])
+    assert json.loads(ds.attrs["steps"]) == [20, 40]
+
+
+def test_union_of_t_grids_and_estimators_fills_nan():
+    a = make_run(n=100, estimators=("truncated",), t_grid=[0.1, 1.0])
+    b = make_run(n=300, estimators=("empirical",), t_grid=[1.0, 10.0])
+    ds = combine_runs([a, b])
+    assert list(ds["t"].values) == [0.1, 1.0, 10.0]
+    mse = ds["score_mse"].sel(density="sym_beta", beta=1.0, d=1, seed=0)
+    np.testing.assert_array_equal(mse.sel(n=100, estimator="truncated").values[:2],
+                                  a["score_mse"].values[0])
+    assert np.isnan(mse.sel(n=100, estimator="truncated", t=10.0))
+    assert bool(mse.sel(n=100, estimator="empirical").isnull().all())
+
+
+def test_write_study_consolidated_chunked_and_atomic(runs, tmp_path):
+    out = tmp_path / "study.zarr"
+    ds = aggregate(runs, config=CONFIG)
+    write_study(ds, out)
+    group = zarr.open_consolidated(str(out), mode="r")  # fails without consolidated metadata
+    assert "score_mse" in group
+    back = xr.open_zarr(out, consolidated=True)
+    # chunks hold whole (n, seed) slabs of one (density, beta, d, estimator) cell
+    assert back["tv"].encoding["chunks"] == (1, 1, 1, 2, 3, 1)
+    xr.testing.assert_identical(back["tv"].load(), ds["tv"])
+    assert json.loads(back.attrs["config"]) == CONFIG
+    # rewriting replaces the store and leaves no temporary directories behind
+    write_study(aggregate(runs[:3]), out)
+    assert xr.open_zarr(out).attrs["n_runs"] == 3
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.filterwarnings("ignore")  # the broken store is written raw, with zarr's warnings
+def test_bad_stores_are_one_clear_error(runs, tmp_path):
+    with pytest.raises(StoreError, match="no such directory"):
+        aggregate([tmp_path / "nope.zarr"])
+    with pytest.raises(StoreError, match="same job"):
+        aggregate([runs[0], runs[0]])
+    broken = make_run(n=777).drop_vars("tv")
+    bpath = tmp_path / "broken.zarr"
+    broken.to_zarr(bpath, mode="w")
+    with pytest.raises(StoreError, match=r"broken.zarr.*'tv' missing"):
+        aggregate([runs[0], bpath])
+    with pytest.raises(ValueError, match="at least one"):
+        aggregate([])
+
+
+def test_cli_writes_study_and_reports_bad_input(runs, tmp_path, capsys):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(json.dumps(CONFIG))  # JSON is YAML
+    out = tmp_path / "study.zarr"
+    assert main(["aggregate", "--out", str(out), "--config", str(cfg), *map(str, runs)]) == 0
+    assert "11 runs" in capsys.readouterr().out
+    assert xr.open_zarr(out).sizes["seed"] == 3
+    assert main(["aggregate", "--out", str(out), str(tmp_path / "missing.zarr")]) == 2
+    assert "missing.zarr" in capsys.readouterr().err
+    assert xr.open_zarr(out).attrs["n_runs"] == 11  # the old study survives a failed run
