@@ -79,8 +79,12 @@ def run_stores():
 
 
 def all_targets():
-    """The default targets: the report files (which need everything else)."""
-    return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md"]
+    """The default targets: the report files and every run store. The stores are named too
+    so that a deleted store is recomputed (Snakemake does not rerun a job for a missing
+    intermediate file when everything downstream is up to date); the new store then makes
+    the aggregation and the report rerun."""
+    return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md",
+            *run_stores()]
 
 
 def run_mem_mb(wildcards, attempt):
@@ -139,5 +143,8 @@ def report_dir(wildcards, output):
 
 
 def config_text():
-    """The validated config (defaults filled) as YAML, recorded in the study's attrs."""
-    return yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=True)
+    """The validated config (defaults filled) as YAML, recorded in the study's attrs. The
+    dask section is left out: where the jobs ran changes no number, so pointing the study
+    at a cluster must not rerun the aggregation either."""
+    study = {k: v for k, v in config.items() if k != "dask"}
+    return yaml.safe_dump(json.loads(json.dumps(study)), sort_keys=True)

@@ -1,0 +1,50 @@
+"""Config validation: each bad config is one clear error before any job; lint; Dask address."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from snakerun import TINY, smk, with_
+
+# ---------------------------------------------------------------- config validation
+
+BAD = {
+    "typo": (with_(TINY, seedz=[0]), r"unknown key 'seedz' \(did you mean 'seeds'\?\)"),
+    "wrong type": (with_(TINY, m="fifty"), r"'fifty' is not of type 'integer'"),
+    "unknown density": (with_(TINY, densities={"gauss": {"beta": [1.0]}}),
+                        r"unknown density 'gauss'.*valid: gauss_mix, laplace, sym_beta"),
+    "impossible beta": (with_(TINY, densities={"laplace": {"beta": [2.0]}}),
+                        r"2\.0 is greater than or equal to the maximum of 1\.5"),
+    "empty list": (with_(TINY, n=[]), r"\[\] should be non-empty"),
+    "empty beta list": (with_(TINY, densities={"sym_beta": {"beta": []}}),
+                        r"\[\] should be non-empty"),
+    "t grid": (with_(TINY, t_grid={"tmin": 1.0, "tmax": 0.1, "num": 3}),
+               r"tmin \(1\.0\) must be < tmax \(0\.1\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_config_is_one_clear_error_before_any_job(case, tmp_path):
+    config, message = BAD[case]
+    res = smk(tmp_path, config, "-n")
+    assert res.returncode != 0
+    assert re.search(message, res.stdout), res.stdout
+    assert "Job stats" not in res.stdout  # rejected before any job was planned
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_is_clean(tmp_path):
+    res = smk(tmp_path, TINY, "--lint")
+    assert res.returncode == 0, res.stdout
+    assert "Congratulations, your workflow is in a good condition" in res.stdout
+
+
+def test_scheduler_address_reaches_run_job_without_rerunning(tmp_path):
+    plain = smk(tmp_path, TINY, "-n", "-p")
+    remote = smk(tmp_path, with_(TINY, dask={"scheduler_address": "tcp://10.0.0.1:8786"}),
+                 "-n", "-p")
+    assert plain.returncode == 0 and remote.returncode == 0, remote.stdout
+    cmds = [ln for ln in remote.stdout.splitlines() if "scorerate run-job" in ln]
+    assert len(cmds) == 4 and all("--scheduler tcp://10.0.0.1:8786" in c for c in cmds)
+    assert "--scheduler" not in plain.stdout and "--threads 1" in plain.stdout
