@@ -276,7 +276,7 @@ def fig_verdicts(rates: pd.DataFrame) -> plt.Figure:
 
 def _png(fig: plt.Figure, path: Path) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")  # no clipped labels
     plt.close(fig)
     data = buf.getvalue()
     path.write_bytes(data)
