@@ -278,13 +278,16 @@ def make_method(label, name, X, t, rtol):
     return make_kdepy(X, t), None
 
 
-def bench_case(n, m, d, t, *, budget, rtol, repeats, err_m, keops_reason, peers=True):
-    """All methods at one (n, m, d, t); rows of dicts (timed or skipped with the reason)."""
+def bench_case(n, m, d, t, *, budget, rtol, repeats, err_m, keops_reason, peers=True,
+               only=None):
+    """All methods (or those named in `only`) at one (n, m, d, t); rows of dicts."""
     X = rng("bench", "train", n, d).uniform(-1.0, 1.0, (n, d))
     x = queries_for(X, t, m, ("q", n, d, t))
     ek = min(m, err_m)
     ref = BACKENDS["dense"](X, rtol).sums(x[:ek], t)  # exact float64 reference
     methods = [("engine", b) for b in OURS] + ([("peer", p) for p in PEERS] if peers else [])
+    if only:
+        methods = [(lab, nm) for lab, nm in methods if nm in only]
     rows = []
     for label, name in methods:
         row = {"method": f"{label}:{name}", "n": n, "m": m, "d": d, "t": t}
@@ -471,12 +474,15 @@ def main(argv=None) -> int:
     ap.add_argument("--err-m", type=int, help="queries checked against exact dense")
     ap.add_argument("--rtol", type=float, default=1e-6)
     ap.add_argument("--no-peers", action="store_true", help="engine backends only")
+    ap.add_argument("--methods", nargs="+", choices=OURS + PEERS,
+                    help="time only these (e.g. dense numpy_gemm pykeops)")
     ap.add_argument("--traj-n", type=int)
     ap.add_argument("--traj-m", type=int)
     ap.add_argument("--traj-steps", type=int)
     ap.add_argument("--no-trajectory", action="store_true")
     ap.add_argument("--no-grid", action="store_true", help="only limits and trajectory")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--tag", default="", help="suffix of the output file names")
     a = ap.parse_args(argv)
     preset = "quick" if a.quick else "full" if a.full else "default"
     p = dict(PRESETS[preset])
@@ -507,7 +513,7 @@ def main(argv=None) -> int:
                     res["rows"] += bench_case(n, p["m"], d, t, budget=p["budget"],
                                               rtol=a.rtol, repeats=p["repeats"],
                                               err_m=p["err_m"], keops_reason=keops,
-                                              peers=not a.no_peers)
+                                              peers=not a.no_peers, only=a.methods)
     if not a.no_trajectory:
         dense_m = max(64, min(p["traj_m"], int(4 * p["budget"] * 2e8 / p["traj_n"])))
         res["trajectory"] = trajectory(p["traj_n"], p["traj_m"], p["traj_steps"], a.rtol,
@@ -518,6 +524,8 @@ def main(argv=None) -> int:
     res["loadavg_end"] = os.getloadavg()
     a.out.mkdir(parents=True, exist_ok=True)
     stem = {"quick": "kernels_quick", "default": "kernels", "full": "kernels_full"}[preset]
+    if a.tag:
+        stem += f"_{a.tag}"
     (a.out / f"{stem}.json").write_text(json.dumps(res, indent=1))
     (a.out / f"{stem}.md").write_text(markdown(res))
     print(f"wrote {a.out / (stem + '.json')} and .md ({res['total_seconds']:.0f} s)")
