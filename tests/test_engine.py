@@ -149,3 +149,23 @@ def test_engine_rejects_bad_input():
         GaussianEngine(X, rtol=0.0)
     with pytest.raises(ValueError, match="t must be"):
         GaussianEngine(X).sums(X, -1.0)
+
+
+def test_binned_reuses_its_grid_per_t_bit_for_bit_and_pickles_without_it():
+    import pickle
+
+    g = rng("test_engine-binned-cache")
+    X = g.standard_normal((5000, 2))
+    x = g.standard_normal((300, 2))
+    b = Binned(X)
+    first = b.sums(x, 0.3)
+    assert len(b._grids) == 1
+    again = b.sums(x[::-1], 0.3)[0][::-1], b.sums(x, 0.3)[1]
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert len(b._grids) == 1  # the same t: no second grid
+    b.sums(x, 0.5)
+    assert len(b._grids) == 2
+    copy = pickle.loads(pickle.dumps(b))
+    assert len(copy._grids) == 0
+    fresh = copy.sums(x, 0.3)
+    assert np.array_equal(fresh[0], first[0]) and np.array_equal(fresh[1], first[1])

@@ -28,6 +28,8 @@ with G the grid size; memory O(G) (the grid is refused above MAX_GRID nodes).
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import scipy.fft as sfft
@@ -38,6 +40,8 @@ from .cutoff import Cutoff
 
 __all__ = ["MAX_GRID", "Binned", "binned_grid_shape", "binned_ok", "spacing_ratio"]
 
+#: the grids kept per backend object (one per recent t) take at most this many bytes
+CACHE_BYTES = 256 << 20
 #: interpolation points per axis (even)
 Q = 8
 #: largest padded FFT grid (nodes) the backend will build: 2^23 complex is 128 MB.
@@ -202,21 +206,45 @@ class Binned:
         self.span = self.hi - self.lo
         self._fallback: Cutoff | None = None
         self.last_fallback = 0  # queries sent to the fallback by the last call
+        # grids by t, most recent last: a reverse trajectory visits the same times for
+        # every chunk of particles, so each (binning + FFT) is done once per t, not per call
+        self._grids: OrderedDict[float, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_grids"] = OrderedDict()  # caches and locks do not travel (Dask pickles)
+        state["_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def fallback(self) -> Cutoff:
         if self._fallback is None:
             self._fallback = Cutoff(self.train, self.rtol)
         return self._fallback
 
-    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """logp (m,) and mean (m, d); see engine.base. ValueError if the grid is too large."""
+    def _grid(self, t: float) -> tuple:
+        """(h, origin, nodes, G) at time t, from the cache when this t was seen before."""
+        with self._lock:
+            hit = self._grids.get(t)
+            if hit is not None:
+                self._grids.move_to_end(t)
+                return hit
+        out = self._build_grid(t)
+        with self._lock:
+            self._grids[t] = out
+            while (len(self._grids) > 1
+                   and sum(g[3].nbytes for g in self._grids.values()) > CACHE_BYTES):
+                self._grids.popitem(last=False)
+        return out
+
+    def _build_grid(self, t: float) -> tuple:
+        """Bin the training points and convolve: grid values G (d + 1, *nodes) at time t."""
         X = self.train
         n, d = X.shape
-        x = as_points(queries, d=d, name="queries")
-        t = float(t)
-        if not binned_ok(n, d, t, self.rtol, self.span):
-            raise ValueError(f"binned backend cannot meet rtol={self.rtol} at n={n}, d={d}, "
-                             f"t={t} within {MAX_GRID} grid nodes; use 'cutoff' or 'dense'")
         h = spacing_ratio(n, d, self.rtol) * math.sqrt(t)
         M = margin_sds(n, d) * math.sqrt(t)
         shape = binned_grid_shape(n, d, t, self.rtol, self.span)
@@ -240,7 +268,18 @@ class Binned:
             sl = tuple(slice(0, k) for k in nodes)
             # convolution gives sum c_k K(g - g_k); the moment wants (g_k - g): flip sign
             grids.append(g[sl] if r == 0 else -g[sl])
-        G = np.stack(grids)
+        return h, origin, nodes, np.stack(grids)
+
+    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """logp (m,) and mean (m, d); see engine.base. ValueError if the grid is too large."""
+        X = self.train
+        n, d = X.shape
+        x = as_points(queries, d=d, name="queries")
+        t = float(t)
+        if not binned_ok(n, d, t, self.rtol, self.span):
+            raise ValueError(f"binned backend cannot meet rtol={self.rtol} at n={n}, d={d}, "
+                             f"t={t} within {MAX_GRID} grid nodes; use 'cutoff' or 'dense'")
+        h, origin, nodes, G = self._grid(t)
         # queries whose stencil lies inside the grid
         u = (x - origin) / h
         inside = np.all((u >= Q // 2) & (u <= np.asarray(nodes) - Q // 2 - 1), axis=1)
