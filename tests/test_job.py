@@ -1,0 +1,93 @@
+"""One job end to end: validation, the store it returns, and bit-identity over clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from scorerate import cluster, store, theory
+from scorerate.job import JobSpec, run_job
+
+SMALL = dict(density="sym_beta", beta=1.0, d=2, n=200, seed=3, m=48, steps=8,
+             estimators=("truncated", "empirical", "highorder"), n_t=4, n_mc=200, n_ref=200,
+             n_int=4, n_mc_kde=500)
+
+
+@pytest.mark.parametrize("change, words", [
+    (dict(density="sym_betta"), "sym_beta"),
+    (dict(density="laplace", beta=1.5), "1.5"),
+    (dict(beta=0.0), "beta"),
+    (dict(d=0), "d must be"),
+    (dict(n=1), "n must be"),
+    (dict(m=0), "m must be"),
+    (dict(estimators=("truncated", "kde")), "unknown estimator"),
+    (dict(integrator="rk4"), "unknown integrator"),
+    (dict(t0=2.0, T=1.0), "t0 < T"),
+    (dict(c_rho=-1.0), "c_rho"),
+    (dict(t_grid=(1.0, 0.1, 5)), "t_grid"),
+])
+def test_bad_parameters_are_refused_on_construction(change, words):
+    with pytest.raises(ValueError, match=words):
+        JobSpec(**{**SMALL, **change})
+
+
+def test_defaults_come_from_the_theory_and_the_hash_ignores_the_chunk():
+    spec = JobSpec(**SMALL)
+    assert spec.t0 == theory.t0_early_stop(200, 1.0, 2)
+    assert spec.T == theory.T_horizon(200, 1.0, 2)
+    assert JobSpec(**SMALL, chunk=7).params_hash == spec.params_hash
+    assert JobSpec(**{**SMALL, "steps": 9}).params_hash != spec.params_hash
+    assert JobSpec(**{**SMALL, "seed": 4}).params_hash != spec.params_hash
+
+
+def _run(spec: JobSpec, threads: int, n_workers: int) -> xr.Dataset:
+    with cluster.dask_client(None, threads=threads, n_workers=n_workers) as client:
+        return run_job(spec, client, progress=False)
+
+
+@pytest.fixture(scope="module")
+def reference() -> xr.Dataset:
+    return _run(JobSpec(**SMALL, chunk=48), threads=1, n_workers=1)
+
+
+def test_store_schema_attrs_and_values(reference, tmp_path):
+    ds = reference
+    store.validate_run(ds)
+    assert list(ds.estimator.values) == list(SMALL["estimators"])
+    assert ds.samples.shape == (3, 48, 2) and ds.train.shape == (200, 2)
+    assert np.all(np.isfinite(ds.samples)) and np.all(np.abs(ds.train) <= 1.0)
+    for name in ("score_mse", "score_mse_se", "score_mse_int", "tv", "w1", "mmd"):
+        assert np.all(np.isfinite(ds[name])), name
+    assert np.all(ds.score_mse > 0) and np.all(ds.score_mse_se > 0)
+    assert 0 < float(ds.tv_kde) < 1 and float(ds.l2_kde) > 0
+    assert np.all((ds.tv >= 0) & (ds.tv <= 1))
+    for key in store.REQUIRED_ATTRS:
+        assert key in ds.attrs, key
+    assert ds.attrs["wall_time_s"] > 0 and len(ds.attrs["params_hash"]) == 64
+    path = store.write_run(ds, tmp_path / "run.zarr")
+    back = xr.open_zarr(path)
+    assert np.array_equal(back.samples.values, ds.samples.values)
+    assert back.attrs["params_hash"] == ds.attrs["params_hash"]
+
+
+def test_the_same_job_is_bit_identical_over_workers_threads_and_chunks(reference):
+    # 2 workers x 2 threads with chunk 7, and 1 worker x 4 threads with chunk 20: every
+    # number must equal the 1-thread, one-chunk reference bit for bit.
+    for threads, workers, chunk in [(4, 2, 7), (4, 1, 20)]:
+        other = _run(JobSpec(**SMALL, chunk=chunk), threads=threads, n_workers=workers)
+        for name in store.SCHEMA:
+            assert np.array_equal(other[name].values, reference[name].values,
+                                  equal_nan=True), (name, threads, workers, chunk)
+
+
+def test_another_seed_gives_other_numbers(reference):
+    other = _run(JobSpec(**{**SMALL, "seed": 4}, chunk=48), threads=2, n_workers=1)
+    assert not np.array_equal(other.train.values, reference.train.values)
+    assert not np.array_equal(other.samples.values, reference.samples.values)
+
+
+def test_estimators_sample_differently(reference):
+    # empirical, truncated and highorder are different scores, so their outputs differ
+    s = reference.samples.values
+    assert not np.array_equal(s[0], s[1]) and not np.array_equal(s[0], s[2])
