@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .store import SCHEMA, open_run
+from .store import StoreError as _RunStoreError
+
 __all__ = [
     "JOB_DIMS",
     "METRICS",
@@ -34,16 +37,10 @@ __all__ = [
 
 #: the identity of one job, in the order of the study's leading dims
 JOB_DIMS = ("density", "beta", "d", "n", "seed")
-#: metric variables of a run store -> their dims there (the study adds JOB_DIMS in front)
+#: metric variables of a run store -> their dims there (the study adds JOB_DIMS in front);
+#: the store's schema less the bulky per-job arrays (samples stay in the run stores)
 METRICS: dict[str, tuple[str, ...]] = {
-    "score_mse": ("estimator", "t"),
-    "score_mse_se": ("estimator", "t"),
-    "score_mse_int": ("estimator",),
-    "tv": ("estimator",),
-    "w1": ("estimator",),
-    "mmd": ("estimator",),
-    "tv_kde": (),
-    "l2_kde": (),
+    name: dims for name, dims in SCHEMA.items() if name not in ("train", "samples")
 }
 #: numeric per-job attrs copied into the study as (density, beta, d, n, seed) variables
 RUN_ATTRS = ("t0", "T", "wall_time_s")
@@ -88,9 +85,6 @@ def read_run(path: str | os.PathLike) -> tuple[tuple, xr.Dataset]:
             raise StoreError(f"run store {path}: {name!r} has dims {ds[name].dims}, "
                              f"expected {dims}")
     if "content_sha256" in ds.attrs:  # written by scorerate.store: check the data too
-        from .store import StoreError as _RunStoreError
-        from .store import open_run
-
         try:
             open_run(path, verify=True).close()
         except _RunStoreError as exc:
