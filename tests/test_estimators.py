@@ -283,3 +283,18 @@ def test_pickles_for_dask():
         e = KernelScore(X, kind=kind)
         s = e.score(x, 0.3)
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(e)).score(x, 0.3), s)
+
+
+def test_highorder_keeps_one_tree_per_t_and_pickles_without_them():
+    X = rng("test_estimators-trees").standard_normal((400, 2))
+    x = X[:50] + 0.01
+    est = KernelScore(X, kind="highorder")
+    first = [est.score(x, t) for t in (0.1, 0.2)]
+    assert len(est._trees) == 2
+    again = [est.score(x, t) for t in (0.1, 0.2)]
+    assert len(est._trees) == 2  # the same times: no new trees
+    copy = pickle.loads(pickle.dumps(est))
+    assert len(copy._trees) == 0
+    fresh = [copy.score(x, t) for t in (0.1, 0.2)]
+    for a, b, c in zip(first, again, fresh, strict=True):
+        assert np.array_equal(a, b) and np.array_equal(a, c)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
+from collections import OrderedDict
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -32,6 +34,10 @@ __all__ = ["KINDS", "KernelScore"]
 #: the estimator names accepted by KernelScore (and the CLI / configs).
 KINDS = ("truncated", "regularized", "empirical", "highorder")
 
+#: highorder: the k-d trees kept per estimator (one per recent t) take at most this much
+TREE_CACHE_BYTES = 256 << 20
+#: ... but only if at least this many fit (else one: see KernelScore._noised_tree)
+MIN_CACHED_TREES = 16
 #: highorder: at most this many (query, neighbour) pairs are held at once (~ 40 d MB).
 MAX_PAIRS = 1 << 19
 
@@ -105,11 +111,20 @@ class KernelScore:
             g = rng(noise_seed, "highorder-noise", self.n, self.d, digest)
             self.Z = g.standard_normal((self.n, self.d))
             self.kernel = legendre_kernel(self.order)
-        self._tree: tuple[float, cKDTree] | None = None
+        # k-d trees of the noised points by t, most recent last: the chunks of a sampler
+        # visit the same times, so each tree is built once per t while they fit in budget
+        self._trees: OrderedDict[float, cKDTree] = OrderedDict()
+        self._trees_lock = threading.Lock()
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_tree"] = None  # rebuilt on demand; keeps pickles (Dask) small
+        state["_trees"] = OrderedDict()  # rebuilt on demand; keeps pickles (Dask) small
+        state["_trees_lock"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._trees_lock = threading.Lock()
         return state
 
     # -- public API -------------------------------------------------------------------
@@ -165,11 +180,21 @@ class KernelScore:
         return math.sqrt(t) / (self.C * math.sqrt(math.log(self.n)))
 
     def _noised_tree(self, t: float) -> cKDTree:
-        cached = self._tree
-        if cached is not None and cached[0] == t:
-            return cached[1]
+        with self._trees_lock:
+            tree = self._trees.get(t)
+            if tree is not None:
+                self._trees.move_to_end(t)
+                return tree
         tree = cKDTree(self.X + math.sqrt(t) * self.Z)
-        self._tree = (t, tree)
+        # a tree holds its data, an index and ~n/8 nodes: about (d + 2) * 8 bytes per point
+        fit = TREE_CACHE_BYTES // ((self.d + 2) * 8 * self.n)
+        # a trajectory visits dozens of times in a cycle: an LRU holding fewer than that
+        # only thrashes, so then keep just the latest tree
+        keep = fit if fit >= MIN_CACHED_TREES else 1
+        with self._trees_lock:
+            self._trees[t] = tree
+            while len(self._trees) > keep:
+                self._trees.popitem(last=False)
         return tree
 
     def _highorder_sums(self, x: np.ndarray, t: float):
