@@ -26,6 +26,7 @@ SMALL = dict(density="sym_beta", beta=1.0, d=2, n=200, seed=3, m=48, steps=8,
     (dict(t0=2.0, T=1.0), "t0 < T"),
     (dict(c_rho=-1.0), "c_rho"),
     (dict(t_grid=(1.0, 0.1, 5)), "t_grid"),
+    (dict(backend="gpu"), "unknown backend"),
 ])
 def test_bad_parameters_are_refused_on_construction(change, words):
     with pytest.raises(ValueError, match=words):
@@ -91,3 +92,20 @@ def test_estimators_sample_differently(reference):
     # empirical, truncated and highorder are different scores, so their outputs differ
     s = reference.samples.values
     assert not np.array_equal(s[0], s[1]) and not np.array_equal(s[0], s[2])
+
+
+def test_concurrent_jobs_on_one_scheduler_keep_their_own_estimators(reference):
+    # Two jobs that differ only in their data (seed), submitted at once to one client:
+    # each must get the numbers it gets alone (task names carry the job's parameters).
+    from concurrent.futures import ThreadPoolExecutor
+
+    other_spec = JobSpec(**{**SMALL, "seed": 4}, chunk=48)
+    alone = _run(other_spec, threads=1, n_workers=1)
+    with cluster.dask_client(None, threads=2, n_workers=1) as client:
+        with ThreadPoolExecutor(2) as pool:
+            futs = [pool.submit(run_job, spec, client, progress=False)
+                    for spec in (JobSpec(**SMALL, chunk=48), other_spec)]
+            both = [f.result() for f in futs]
+    for got, want in zip(both, (reference, alone), strict=True):
+        for name in store.SCHEMA:
+            assert np.array_equal(got[name].values, want[name].values, equal_nan=True), name

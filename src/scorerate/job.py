@@ -142,8 +142,11 @@ class JobSpec:
             if not (tmin < tmax or (tmin == tmax and num == 1)):
                 raise ValueError(f"t_grid needs tmin < tmax, got {tmin!r}, {tmax!r}")
             s(self, "t_grid", (tmin, tmax, num))
-        if not isinstance(self.backend, str):
-            raise ValueError(f"backend must be a name, got {self.backend!r}")
+        from .engine import BACKENDS
+
+        if self.backend != "auto" and self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose 'auto' or one of "
+                             f"{sorted(BACKENDS)}")
         if not (isinstance(self.rtol, float | int) and 0 < self.rtol < 1):
             raise ValueError(f"rtol must be in (0, 1), got {self.rtol!r}")
         s(self, "rtol", float(self.rtol))
@@ -251,10 +254,6 @@ def _noise_seed(spec: JobSpec) -> int:
     return int(seeding.seed_sequence(*spec.key, "highorder").generate_state(1)[0])
 
 
-def _score_of(est) -> _PinnedScore:
-    return _PinnedScore(est)
-
-
 def _score_mse_at(est, p0, t: float, n_mc: int, key: tuple) -> tuple[float, float]:
     from . import metrics
 
@@ -351,11 +350,14 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None):
         return delayed(_score_mse_at, pure=True)(est, p0, float(t), spec.n_mc,
                                                  (*spec.key, "score_mse", float(t)))
 
+    # task names carry the job's parameter hash: on a scheduler shared by concurrent jobs,
+    # Dask would otherwise hand one job another job's estimator of the same name
+    job_id = spec.params_hash[:20]
     samples_l, mse_l, int_l, smp_l = [], [], [], []
     for kind in spec.estimators:
         est = delayed(_build_estimator, pure=True)(train_f, kind, spec,
-                                                   dask_key_name=f"estimator-{kind}")
-        score = delayed(_score_of, pure=True)(est, dask_key_name=f"score-{kind}")
+                                                   dask_key_name=f"estimator-{kind}-{job_id}")
+        score = delayed(_PinnedScore, pure=True)(est, dask_key_name=f"score-{kind}-{job_id}")
         samples = sampler.sample(score, m=spec.m, d=spec.d, t0=spec.t0, T=spec.T,
                                  steps=spec.steps, integrator=spec.integrator,
                                  key=(*spec.key, "sample", kind), chunk=spec.chunk)

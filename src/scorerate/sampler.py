@@ -193,7 +193,9 @@ def sample(score: ScoreFn, *, m: int, d: int, t0: float, T: float, steps: int,
         start_points = None
     m, d, chunk = int(m), int(d), int(chunk)
     times = time_grid(t0, T, steps)
-    token = tokenize(key, m, d, times, integrator, start)
+    # the score, the start points and the chunking are in the name: two samplers on one
+    # shared scheduler must never resolve to each other's tasks
+    token = tokenize(key, m, d, times, integrator, start, chunk, score, start_points)
     score_d = dask.delayed(score, pure=False, traverse=False)
     points_d = None if start_points is None else dask.delayed(start_points, traverse=False)
     run = dask.delayed(_chunk, pure=True)
