@@ -135,8 +135,21 @@ def test_bad_stores_are_one_clear_error(runs, tmp_path):
     broken = make_run(n=777).drop_vars("tv")
     bpath = tmp_path / "broken.zarr"
     broken.to_zarr(bpath, mode="w")
-    with pytest.raises(StoreError, match=r"broken.zarr.*'tv' missing"):
+    # written without the run writer (no consolidated metadata, no checksum): refused
+    with pytest.raises(StoreError, match=r"broken.zarr.*(corrupt|not a valid)"):
         aggregate([runs[0], bpath])
+    # a complete store whose checksum was stripped is refused too, not read unverified
+    import shutil
+
+    import zarr
+
+    stripped = tmp_path / "stripped.zarr"
+    shutil.copytree(runs[1], stripped)
+    group = zarr.open_group(stripped, mode="r+")
+    del group.attrs["content_sha256"]
+    zarr.consolidate_metadata(stripped)
+    with pytest.raises(StoreError, match=r"stripped.zarr.*checksum"):
+        aggregate([runs[0], stripped])
     with pytest.raises(ValueError, match="at least one"):
         aggregate([])
 

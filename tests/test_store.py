@@ -143,7 +143,7 @@ def test_interrupted_temporary_store_is_not_complete(tmp_path, monkeypatch):
     def killed(tmp, final, overwrite):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(st, "_swap_into_place", killed)
+    monkeypatch.setattr(st, "swap_into_place", killed)
     with pytest.raises(KeyboardInterrupt):
         store.write_run(fake_run(), path)
     assert not path.exists() and not store.is_complete(path)

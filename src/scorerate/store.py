@@ -29,6 +29,7 @@ __all__ = [
     "is_complete",
     "json_safe",
     "open_run",
+    "swap_into_place",
     "validate_run",
     "write_run",
 ]
@@ -165,14 +166,14 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fals
             warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING)
             out.to_zarr(tmp, mode="w-", consolidated=True, zarr_format=3,
                         encoding=_encoding(out))
-        _swap_into_place(tmp, path, overwrite)
+        swap_into_place(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
 
 
-def _swap_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
+def swap_into_place(tmp: Path, path: Path, overwrite: bool) -> None:
     """Rename the complete store `tmp` onto `path`; an old store moves aside until then."""
     old = None
     if path.exists() or path.is_symlink():
