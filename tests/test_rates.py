@@ -19,7 +19,7 @@ from scorerate.rates import (
     slope_with_ci,
     verdict,
 )
-from scorerate.theory import theory_exponent
+from scorerate.variables import exponent as theory_exponent
 
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import make_run  # noqa: E402

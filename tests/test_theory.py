@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from scorerate import theory
+from scorerate.variables import exponent
 
 
 @pytest.mark.parametrize("beta,d", [(0.5, 1), (1.0, 2), (1.5, 3), (2.0, 1), (0.75, 8)])
@@ -36,13 +37,13 @@ def test_rho_n_and_its_log_agree_and_log_stays_finite():
 
 
 def test_exponents_and_unknown_metric():
-    assert theory.theory_exponent("tv", 1.0, 2) == -0.25
-    assert theory.theory_exponent("score_mse", 1.0, 2) == -1.0
-    assert math.isnan(theory.theory_exponent("w1", 1.0, 2))
+    assert exponent("tv", 1.0, 2) == -0.25
+    assert exponent("score_mse", 1.0, 2) == -1.0
+    assert math.isnan(exponent("w1", 1.0, 2))
     assert theory.score_mse_t_exponent(3, "small") == -2.5
     assert theory.score_mse_t_exponent(3, "large") == -1.0
     with pytest.raises(ValueError, match="unknown metric"):
-        theory.theory_exponent("nope", 1.0, 1)
+        exponent("nope", 1.0, 1)
     with pytest.raises(ValueError, match="t_regime"):
         theory.score_mse_t_exponent(1, "medium")
 

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .store import SCHEMA, StoreError, open_run, swap_into_place
+from .store import StoreError, open_run, swap_into_place
+from .variables import METRICS as VARIABLE_METRICS
 
 __all__ = [
     "JOB_DIMS",
@@ -38,9 +39,7 @@ __all__ = [
 JOB_DIMS = ("density", "beta", "d", "n", "seed")
 #: metric variables of a run store -> their dims there (the study adds JOB_DIMS in front);
 #: the store's schema less the bulky per-job arrays (samples stay in the run stores)
-METRICS: dict[str, tuple[str, ...]] = {
-    name: dims for name, dims in SCHEMA.items() if name not in ("train", "samples")
-}
+METRICS: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLE_METRICS}
 #: numeric per-job attrs copied into the study as (density, beta, d, n, seed) variables
 RUN_ATTRS = ("t0", "T", "wall_time_s")
 

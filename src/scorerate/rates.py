@@ -17,7 +17,9 @@ import pandas as pd
 import xarray as xr
 
 from . import seeding
-from .theory import score_mse_t_exponent, theory_exponent
+from .theory import score_mse_t_exponent
+from .variables import RATE_METRICS as N_METRICS
+from .variables import exponent as theory_exponent
 
 __all__ = [
     "COLUMNS",
@@ -33,7 +35,6 @@ __all__ = [
 
 #: metrics fitted in n (the study's variable names); those without an estimator dim
 #: describe the ideal output p̂_t0 and get estimator "ideal_kde" in the table
-N_METRICS = ("tv", "tv_kde", "l2_kde", "score_mse_int", "w1", "mmd")
 KDE_ESTIMATOR = "ideal_kde"
 #: fewest x values (n or t) and seeds for a verdict
 MIN_POINTS = 3

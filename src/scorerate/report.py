@@ -25,16 +25,14 @@ import xarray as xr  # noqa: E402
 
 from .rates import KDE_ESTIMATOR, N_METRICS, bootstrap_means, rate_table  # noqa: E402
 from .seeding import rng  # noqa: E402
+from .theory import score_mse_t_exponent  # noqa: E402
+from .variables import VARIABLES  # noqa: E402
 
 __all__ = ["VERDICT_COLOURS", "find_run_store", "make_report"]
 
 VERDICT_COLOURS = {"inside CI": "#cdeccd", "outside CI": "#f6c6c6",
                    "not enough data": "#e4e4e4", "no theory": "#ffffff"}
-METRIC_LABELS = {
-    "tv": "TV(p0, sampler output)", "tv_kde": "TV(p0, p̂_t0)", "l2_kde": "L2(p0, p̂_t0)",
-    "score_mse_int": "∫ score MSE dt over [t0, T]", "w1": "W1(p0, output)",
-    "mmd": "MMD(p0, output)", "score_mse": "score MSE",
-}
+METRIC_LABELS = {v.name: v.label for v in VARIABLES if v.label}
 
 
 def _cells(study: xr.Dataset) -> list[tuple[str, float, int]]:
@@ -159,7 +157,8 @@ def fig_score_t(study: xr.Dataset, cell: tuple) -> plt.Figure:
         finite = m[np.isfinite(m) & (m > 0)]
         if finite.size:
             y1 = float(np.exp(np.mean(np.log(finite))))
-            for sel, slope, style in ((ts <= 1, -(d + 2) / 2, "k:"), (ts >= 1, -1.0, "k--")):
+            for sel, slope, style in ((ts <= 1, score_mse_t_exponent(d, "small"), "k:"),
+                                      (ts >= 1, score_mse_t_exponent(d, "large"), "k--")):
                 if sel.sum() >= 2:
                     xs = ts[sel][[0, -1]]
                     ax.plot(xs, y1 * xs ** slope, style, lw=1,

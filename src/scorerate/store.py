@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .variables import VARIABLES
+
 __all__ = [
     "REQUIRED_ATTRS",
     "SCHEMA",
@@ -29,24 +31,14 @@ __all__ = [
     "is_complete",
     "json_safe",
     "open_run",
+    "run_dataset",
     "swap_into_place",
     "validate_run",
     "write_run",
 ]
 
-#: variable -> dims, exactly as the contract fixes them
-SCHEMA: dict[str, tuple[str, ...]] = {
-    "train": ("train", "dim"),
-    "samples": ("estimator", "sample", "dim"),
-    "score_mse": ("estimator", "t"),
-    "score_mse_se": ("estimator", "t"),
-    "score_mse_int": ("estimator",),
-    "tv": ("estimator",),
-    "w1": ("estimator",),
-    "mmd": ("estimator",),
-    "tv_kde": (),
-    "l2_kde": (),
-}
+#: variable -> dims (the table in scorerate.variables is the source)
+SCHEMA: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLES}
 COORDS = ("estimator", "t", "dim")
 REQUIRED_ATTRS = ("density", "beta", "d", "n", "seed", "t0", "T", "steps", "integrator",
                   "c_rho", "m", "scorerate_version", "wall_time_s", "params_hash")
@@ -91,6 +83,24 @@ def content_checksum(ds: xr.Dataset) -> str:
         h.update(f"{name}|{var.dims}|{kind}|{values.shape}|".encode())
         h.update(data)
     return h.hexdigest()
+
+
+def run_dataset(values: Mapping[str, object], *, estimators: tuple[str, ...],
+                ts: np.ndarray, d: int, attrs: Mapping[str, object]) -> xr.Dataset:
+    """The run-store Dataset of one job from its values keyed by variable name.
+
+    Dims, meanings and units come from scorerate.variables; every variable of the table
+    must be in `values` (KeyError otherwise), nothing else is stored.
+    """
+    ds = xr.Dataset(
+        {v.name: (v.dims, np.asarray(values[v.name], dtype=np.float64)) for v in VARIABLES},
+        coords={"estimator": list(estimators), "t": np.asarray(ts, dtype=np.float64),
+                "dim": np.arange(d)},
+    )
+    for v in VARIABLES:
+        ds[v.name].attrs.update(v.attrs)
+    ds.attrs = dict(attrs)
+    return ds
 
 
 def validate_run(ds: xr.Dataset, *, where: str = "dataset") -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 __all__ = [
-    "EXPONENTS",
     "T_horizon",
     "check_beta_d",
     "integrated_score_exponent",
@@ -20,7 +19,6 @@ __all__ = [
     "score_mse_n_exponent",
     "score_mse_t_exponent",
     "t0_early_stop",
-    "theory_exponent",
     "tv_exponent",
 ]
 
@@ -82,24 +80,3 @@ def score_mse_t_exponent(d: int, t_regime: str) -> float:
 def integrated_score_exponent(beta: float, d: int) -> float:
     """Exponent in n of int_{t0}^{T} MSE(t) dt ~ n^-1 t0^(-d/2) with the default t0."""
     return -2.0 * beta / (2.0 * beta + d)
-
-
-#: Theoretical exponent in n for each metric the job stores (None: no theory is claimed).
-EXPONENTS = {
-    "tv": tv_exponent,
-    "tv_kde": tv_exponent,
-    "l2_kde": l2_exponent,
-    "score_mse": score_mse_n_exponent,
-    "score_mse_int": integrated_score_exponent,
-    "w1": None,
-    "mmd": None,
-}
-
-
-def theory_exponent(metric: str, beta: float, d: int) -> float:
-    """Predicted exponent in n for `metric`, or NaN where the theory claims none."""
-    try:
-        fn = EXPONENTS[metric]
-    except KeyError:
-        raise ValueError(f"unknown metric {metric!r}; known: {sorted(EXPONENTS)}") from None
-    return float("nan") if fn is None else float(fn(beta, d))

@@ -1,0 +1,341 @@
+"""The job's parameters, declared once: `PARAMS` is the single source of every fact about them.
+
+Each `Param` states its type, bound, default, help text, whether it changes the job's numbers
+(`in_hash`), whether a study config may set it (`in_config`) and which estimator uses it
+(`used_by`). From that declaration come: `JobSpec` (the validated dataclass), the
+`scorerate run-job` options (`add_options`), the parameter hash (`JobSpec.params_hash`), the
+command-line arguments a workflow passes for a study config (`job_args`), and the check that
+the config schema agrees (tests/test_spec.py). Adding a job parameter means adding one
+`Param` here plus the code that uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import seeding, theory
+
+__all__ = ["PARAMS", "JobSpec", "Param", "add_options", "job_args", "options_from_args",
+           "spec_from_options"]
+
+
+def _estimator_names() -> list[str]:
+    from .estimators import KINDS
+
+    return list(KINDS)
+
+
+def _integrator_names() -> list[str]:
+    from .sampler import INTEGRATORS
+
+    return list(INTEGRATORS)
+
+
+def _backend_names() -> list[str]:
+    from .engine import BACKENDS
+
+    return ["auto", *sorted(BACKENDS)]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One job parameter: its kind, bounds, default and meaning, in one place.
+
+    kind: "int", "float", "str", "names" (a non-empty list of distinct names) or "grid"
+    ((tmin, tmax, num), a geometric grid). lo / hi bound numbers (lo_open: lo excluded;
+    hi is always excluded). nullable: None is allowed and means the documented default.
+    choices: a callable giving the valid names (a registry), checked when not None.
+    in_hash: changes the numbers. in_config: a study config may set it (same name).
+    used_by: only this estimator reads it (so a workflow passes it only when it runs).
+    """
+
+    name: str
+    kind: str
+    default: object
+    help: str
+    lo: float | None = None
+    lo_open: bool = False
+    hi: float | None = None
+    nullable: bool = False
+    choices: Callable[[], list[str]] | None = None
+    in_hash: bool = True
+    in_config: bool = False
+    used_by: str | None = None
+    required: bool = False
+
+    @property
+    def flag(self) -> str:
+        """The run-job option: --name with dashes."""
+        return "--" + self.name.replace("_", "-")
+
+    def bound_text(self) -> str:
+        """The bound in words, for errors and help ('>= 2', '> 0', 'in (0, 1)')."""
+        if self.lo is None:
+            return ""
+        if self.hi is not None:
+            return f"in ({self.lo:g}, {self.hi:g})"
+        return f"{'>' if self.lo_open else '>='} {self.lo:g}"
+
+    def check(self, value: object) -> object:
+        """The value in canonical form (int, float, str, tuple), or ValueError with the reason."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise ValueError(f"{self.name} must be given")
+        if self.kind == "int":
+            return _number(self, value, integer=True)
+        if self.kind == "float":
+            return _number(self, value, integer=False)
+        if self.kind == "str":
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{self.name} must be a name, got {value!r}")
+            _in_choices(self, [value])
+            return value
+        if self.kind == "names":
+            names = (value,) if isinstance(value, str) else tuple(value)
+            if not names or not all(isinstance(v, str) and v for v in names):
+                raise ValueError(f"{self.name} must be a non-empty list of names, got {value!r}")
+            if len(set(names)) != len(names):
+                raise ValueError(f"{self.name}: names listed twice: {list(names)}")
+            _in_choices(self, names)
+            return names
+        if self.kind == "grid":
+            try:
+                tmin, tmax, num = value
+            except (TypeError, ValueError):
+                raise ValueError(f"{self.name} must be (tmin, tmax, num), got {value!r}") from None
+            pos = Param(f"{self.name} tmin", "float", None, "", lo=0, lo_open=True)
+            tmin = pos.check(tmin)
+            tmax = dataclasses.replace(pos, name=f"{self.name} tmax").check(tmax)
+            num = Param(f"{self.name} num", "int", None, "", lo=1).check(num)
+            if not (tmin < tmax or (tmin == tmax and num == 1)):
+                raise ValueError(f"{self.name} needs tmin < tmax, got {tmin!r}, {tmax!r}")
+            return (tmin, tmax, num)
+        raise AssertionError(f"unknown kind {self.kind!r}")
+
+
+def _number(p: Param, value: object, *, integer: bool) -> int | float:
+    """An int (whole-number floats accepted, as YAML writes 1e5) or a finite float in bounds."""
+    what = "an integer" if integer else "a finite number"
+    ok_type = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool)
+    if ok_type and integer and not isinstance(value, int | np.integer):
+        ok_type = math.isfinite(value) and float(value).is_integer()
+    if not ok_type or (not integer and not math.isfinite(value)):
+        raise ValueError(f"{p.name} must be {what} {p.bound_text()}, got {value!r}".replace(
+            "  ", " "))
+    v = int(value) if integer else float(value)
+    bad = p.lo is not None and (v <= p.lo if p.lo_open else v < p.lo)
+    bad = bad or (p.hi is not None and v >= p.hi)
+    if bad:
+        raise ValueError(f"{p.name} must be {what} {p.bound_text()}, got {value!r}")
+    return v
+
+
+def _in_choices(p: Param, names: Sequence[str]) -> None:
+    if p.choices is None:
+        return
+    valid = p.choices()
+    bad = [v for v in names if v not in valid]
+    if bad:
+        raise ValueError(f"unknown {p.name} {bad[0]!r}; choose one of {valid}")
+
+
+#: Every parameter of a job, in the order of JobSpec's fields.
+PARAMS: tuple[Param, ...] = (
+    Param("density", "str", None, "ground-truth density p0: a registered name (sym_beta, "
+          "gauss_mix, laplace, sym_beta_mix), an import path pkg.mod:Attr or an entry point",
+          required=True),
+    Param("beta", "float", None, "smoothness (Sobolev order) of p0", lo=0, lo_open=True,
+          required=True),
+    Param("d", "int", None, "dimension", lo=1, required=True),
+    Param("n", "int", None, "training points", lo=2, required=True),
+    Param("seed", "int", 0, "replicate seed", lo=0),
+    Param("study_seed", "int", 0, "seed of the whole study, mixed into every stream", lo=0,
+          in_config=True),
+    Param("estimators", "names", ("truncated", "regularized", "empirical", "highorder"),
+          "score estimators run in the job", choices=_estimator_names, in_config=True),
+    Param("m", "int", 1000, "generated samples per estimator", lo=1, in_config=True),
+    Param("steps", "int", 64, "reverse-SDE steps on the geometric grid from T down to t0",
+          lo=1, in_config=True),
+    Param("integrator", "str", "euler_maruyama", "reverse-process integrator",
+          choices=_integrator_names, in_config=True),
+    Param("c_rho", "float", 1.0, "truncation constant: rho_n(t) = c_rho / (n t^(d/2))",
+          lo=0, lo_open=True, in_config=True, used_by="truncated"),
+    Param("eps", "float", None, "floor of the regularized estimator (null: n^-2)", lo=0,
+          lo_open=True, nullable=True, in_config=True, used_by="regularized"),
+    Param("t0", "float", None, "early-stopping time (null: n^(-2/(2 beta + d)))", lo=0,
+          lo_open=True, nullable=True),
+    Param("T", "float", None, "forward horizon (null: n^(2 beta/(2 beta + d)))", lo=0,
+          lo_open=True, nullable=True),
+    Param("chunk", "int", 250, "particles per Dask task (does not change the numbers)", lo=1,
+          in_hash=False),
+    Param("t_grid", "grid", None, "absolute geometric t grid (tmin, tmax, num) of the score "
+          "MSE, shared by a study (null: n_t points over [t0, T])", nullable=True,
+          in_config=True),
+    Param("n_t", "int", 12, "points of the default score-MSE t grid over [t0, T]", lo=1),
+    Param("n_mc", "int", 1000, "Monte Carlo draws per score-MSE value", lo=2, in_config=True),
+    Param("n_ref", "int", 2000, "reference draws from p0 for W1 and MMD", lo=2,
+          in_config=True),
+    Param("n_int", "int", 12, "t nodes of the integrated score error over [t0, T]", lo=2,
+          in_config=True),
+    Param("n_mc_kde", "int", 20000, "Monte Carlo draws of TV(p0, ideal KDE output)", lo=2,
+          in_config=True),
+    Param("backend", "str", "auto", "Gaussian engine backend", choices=_backend_names),
+    Param("rtol", "float", 1e-6, "Gaussian engine relative accuracy", lo=0, lo_open=True,
+          hi=1),
+    Param("highorder_order", "int", None, "Legendre kernel order l of highorder (null: "
+          "ceil(log n))", lo=1, nullable=True, in_config=True, used_by="highorder"),
+    Param("highorder_C", "float", None, "bandwidth constant C of highorder (null: d e)",
+          lo=0, lo_open=True, nullable=True, in_config=True, used_by="highorder"),
+)
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+class _SpecMethods:
+    """Validation and derived values of JobSpec (its fields come from PARAMS)."""
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        for p in PARAMS:
+            if p.name == "density":
+                continue
+            s(self, p.name, p.check(getattr(self, p.name)))
+        if not isinstance(self.density, str) or not self.density:
+            raise ValueError("density must be a name")
+        from .densities import density
+
+        density(self.density, beta=self.beta, d=self.d)  # unknown / unsupported -> ValueError
+        t0 = theory.t0_early_stop(self.n, self.beta, self.d) if self.t0 is None else self.t0
+        T = theory.T_horizon(self.n, self.beta, self.d) if self.T is None else self.T
+        if not t0 < T:
+            raise ValueError(f"need t0 < T, got t0={t0!r} >= T={T!r}")
+        s(self, "t0", float(t0))
+        s(self, "T", float(T))
+
+    @property
+    def job_key(self) -> str:
+        """seeding.job_key of this job."""
+        return seeding.job_key(self.density, self.beta, self.d, self.n, self.seed)
+
+    @property
+    def key(self) -> tuple:
+        """Root of every random stream of this job: (study_seed, job_key)."""
+        return (self.study_seed, self.job_key)
+
+    @property
+    def ts(self) -> np.ndarray:
+        """The score-MSE time grid (geometric, increasing)."""
+        if self.t_grid is not None:
+            tmin, tmax, num = self.t_grid
+            return np.geomspace(tmin, tmax, num)
+        return np.geomspace(self.t0, self.T, self.n_t)
+
+    @property
+    def ts_int(self) -> np.ndarray:
+        """Nodes of the integrated score error: n_int geometric points over [t0, T]."""
+        return np.geomspace(self.t0, self.T, self.n_int)
+
+    def params(self) -> dict:
+        """All parameters as plain JSON-able values (resolved t0, T; tuples as lists)."""
+        return {p.name: (list(v) if isinstance(v := getattr(self, p.name), tuple) else v)
+                for p in PARAMS}
+
+    @property
+    def params_hash(self) -> str:
+        """sha256 of the canonical JSON of every parameter that changes the numbers."""
+        p = {k: v for k, v in self.params().items() if BY_NAME[k].in_hash}
+        text = json.dumps(p, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+JobSpec = dataclasses.make_dataclass(
+    "JobSpec",
+    [(p.name, object) if p.required else (p.name, object, dataclasses.field(default=p.default))
+     for p in PARAMS],
+    bases=(_SpecMethods,), frozen=True)
+JobSpec.__module__ = __name__
+JobSpec.__doc__ = (
+    "Every parameter of one job (see PARAMS), validated on construction (ValueError).\n\n"
+    "t0 and T default to the theory's n^(-2/(2b+d)) and n^(2b/(2b+d)); the score-MSE grid\n"
+    "is geometric over [t0, T] with n_t points unless t_grid = (tmin, tmax, num) gives an\n"
+    "absolute grid (one grid for a whole study, so the MSE compares across n at fixed t).")
+
+
+def spec_from_options(**options: object) -> JobSpec:
+    """JobSpec from keyword options, dropping those left at None so the defaults apply."""
+    unknown = sorted(set(options) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown job option(s) {unknown}")
+    return JobSpec(**{k: v for k, v in options.items() if v is not None})
+
+
+# ---------------------------------------------------------------- the command line
+
+def add_options(group: argparse._ActionsContainer) -> None:
+    """Add one run-job option per parameter of PARAMS (defaults left at None: JobSpec's)."""
+    for p in PARAMS:
+        default = "" if p.default is None else (
+            " ".join(p.default) if isinstance(p.default, tuple) else p.default)
+        text = p.help + (f" (default {default})" if not p.required and default != "" else "")
+        kw: dict = {"help": text, "required": p.required}
+        if p.kind == "int":
+            kw["type"] = int
+        elif p.kind == "float":
+            kw["type"] = float
+        elif p.kind == "names":
+            kw.update(nargs="+", metavar="NAME")
+        elif p.kind == "grid":
+            kw.update(nargs=3, metavar=("TMIN", "TMAX", "NUM"))
+        group.add_argument(p.flag, dest=p.name, **kw)
+
+
+def options_from_args(args: argparse.Namespace) -> dict:
+    """The job options an argparse namespace holds (lists flattened, commas split)."""
+    out = {}
+    for p in PARAMS:
+        v = getattr(args, p.name)
+        if v is not None and p.kind == "names":
+            v = tuple(x for item in v for x in item.split(",") if x)
+        elif v is not None and p.kind == "grid":
+            try:
+                v = (float(v[0]), float(v[1]), int(v[2]))
+            except ValueError:
+                raise ValueError(f"{p.flag} needs TMIN TMAX NUM (numbers, NUM an integer), "
+                                 f"got {' '.join(v)}") from None
+        out[p.name] = v
+    return out
+
+
+def job_args(config: Mapping) -> str:
+    """run-job arguments for the parameters a study config sets (those with in_config).
+
+    A parameter used by one estimator only is passed only when that estimator runs, so
+    changing it changes nothing for the jobs that do not use it. Null values are left out
+    (the job's default applies). The result changes exactly when a job's numbers may.
+    """
+    ests = config.get("estimators", BY_NAME["estimators"].default)
+    parts = []
+    for p in PARAMS:
+        if not p.in_config or p.name not in config:
+            continue
+        if p.used_by is not None and p.used_by not in ests:
+            continue
+        v = config[p.name]
+        if v is None:
+            continue
+        if p.kind == "names":
+            v = " ".join(v)
+        elif p.kind == "grid":
+            v = "{tmin} {tmax} {num}".format(**v) if isinstance(v, Mapping) else " ".join(
+                map(str, v))
+        parts.append(f"{p.flag} {v}")
+    return " ".join(parts)

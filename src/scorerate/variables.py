@@ -1,0 +1,96 @@
+"""Every variable a run store holds, declared once: dims, meaning, units, label and theory.
+
+`VARIABLES` is the single table that the store schema (`store.SCHEMA`), the descriptions
+written on the stores, the aggregation (the metrics it collects), the rate fits (which
+metrics are fitted in n, against which exponent) and the report (labels) all read.
+Adding a metric means adding one `Variable` here plus the code that computes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import theory
+
+__all__ = ["METRICS", "RATE_METRICS", "VARIABLES", "Variable", "exponent", "variable"]
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One variable of a run store.
+
+    role: "data" (training points, samples: stay in the run stores), "metric" (an error,
+    collected into the study), "error" (the standard error of another variable),
+    "diagnostic" (collected, never fitted). exponent(beta, d): the theory's exponent in n,
+    None where no theorem bounds it. fit_n: its log-log slope in n is fitted.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    long_name: str
+    description: str
+    units: str = "1"
+    label: str = ""
+    role: str = "metric"
+    exponent: Callable[[float, int], float] | None = None
+    fit_n: bool = False
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        """CF-style attributes for the stores."""
+        return {"long_name": self.long_name, "units": self.units,
+                "description": self.description}
+
+
+_EST = ("estimator",)
+
+#: Every variable of a run store, in the order the report lists them.
+VARIABLES: tuple[Variable, ...] = (
+    Variable("train", ("train", "dim"), "training points", "the n training points X_i ~ p0",
+             role="data"),
+    Variable("samples", ("estimator", "sample", "dim"), "generated samples",
+             "reverse-SDE output at t0, m particles per estimator", role="data"),
+    Variable("score_mse", ("estimator", "t"), "score mean squared error",
+             "E_{x~p_t}|s_hat_t(x) - s_t(x)|^2 at each t of the grid",
+             units="1/length^2", label="score MSE", exponent=theory.score_mse_n_exponent),
+    Variable("score_mse_se", ("estimator", "t"), "standard error of score_mse",
+             "Monte Carlo standard error of score_mse", units="1/length^2", role="error"),
+    Variable("score_mse_int", _EST, "integrated score error",
+             "int_{t0}^{T} score MSE dt", units="1/length^2 * time",
+             label="∫ score MSE dt over [t0, T]", exponent=theory.integrated_score_exponent,
+             fit_n=True),
+    Variable("tv", _EST, "TV of the samples (binned)",
+             "TV(p0, law of samples) on exact bins (NaN for d > 3)",
+             label="TV(p0, sampler output)", exponent=theory.tv_exponent, fit_n=True),
+    Variable("w1", _EST, "1-Wasserstein distance", "W1(p0, samples); sliced for d > 1",
+             units="length", label="W1(p0, output)", fit_n=True),
+    Variable("mmd", _EST, "squared MMD", "unbiased MMD estimate (Gaussian kernel) between "
+             "samples and p0", label="MMD(p0, output)", fit_n=True),
+    Variable("tv_kde", (), "TV of the ideal output", "TV(p0, Gaussian KDE p_hat_{t0}) "
+             "(Monte Carlo)", label="TV(p0, p̂_t0)", exponent=theory.tv_exponent, fit_n=True),
+    Variable("l2_kde", (), "L2 distance of the ideal output",
+             "L2 distance between p0 and p_hat_{t0}", units="length^(-d/2)",
+             label="L2(p0, p̂_t0)", exponent=theory.l2_exponent, fit_n=True),
+)
+_BY_NAME = {v.name: v for v in VARIABLES}
+#: the variables the study collects (everything but the bulky data)
+METRICS: tuple[Variable, ...] = tuple(v for v in VARIABLES if v.role != "data")
+#: the metrics whose slope in n the report fits (score_mse is fitted per t besides)
+RATE_METRICS: tuple[str, ...] = tuple(v.name for v in VARIABLES if v.fit_n)
+
+
+def variable(name: str) -> Variable:
+    """The declaration of `name`; ValueError naming the known ones."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown metric or variable {name!r}; "
+                         f"known: {sorted(_BY_NAME)}") from None
+
+
+def exponent(name: str, beta: float, d: int) -> float:
+    """The theory's exponent in n for variable `name`, NaN where no theorem claims one."""
+    fn = variable(name).exponent
+    return math.nan if fn is None else float(fn(beta, d))
