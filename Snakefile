@@ -12,13 +12,17 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 
 
-# One clear error for a bad config before any job is planned: unknown names first (with the
-# valid ones listed), then types and ranges (schema), then what only the registry knows.
+# One clear error for a bad config before any job is planned: unknown keys first (with the
+# valid ones listed), then types and ranges (schema), then what only the job and the
+# registries know (finite numbers, density names and betas, estimators).
 SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
 check_names(config, SCHEMA)
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
-check_config(config)
-JOB_OPTIONS = job_options(config)
+normalise_study(config)
+check_study(config)
+# every job option a study sets, generated from scorerate.spec.PARAMS: a params value, so a
+# change reruns exactly the jobs whose numbers it changes
+JOB_ARGS = job_args(config)
 
 
 report: "workflow/report/workflow.rst"

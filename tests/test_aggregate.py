@@ -24,7 +24,8 @@ from scorerate.cli import main
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import make_run, write_run  # noqa: E402
 
-CONFIG = {"densities": {"sym_beta": {"beta": [1.0]}, "gauss_mix": {"beta": [2.0]}},
+CONFIG = {"densities": [{"name": "sym_beta", "beta": [1.0]},
+                        {"name": "gauss_mix", "beta": [2.0]}],
           "d": [1, 2], "n": [100, 300], "seeds": [0, 1, 2],
           "estimators": ["truncated", "empirical"], "steps": 20}
 

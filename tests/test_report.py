@@ -33,7 +33,7 @@ def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("study")
     runs = [write_run(root / "runs", d=d, n=n, seed=s) for d in (1, 2) for n in NS
             for s in SEEDS if (d, n, s) != (2, 1000, 2)]
-    config = {"densities": {"sym_beta": {"beta": [1.0]}}, "d": [1, 2], "n": list(NS),
+    config = {"densities": [{"name": "sym_beta", "beta": [1.0]}], "d": [1, 2], "n": list(NS),
               "seeds": list(SEEDS)}
     path = write_study(aggregate(runs, config=config), root / "study.zarr")
     out = root / "report"

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from .store import StoreError, open_run, swap_into_place
+from .study import JOB_DIMS, expected_grid
 from .variables import METRICS as VARIABLE_METRICS
 
 __all__ = [
@@ -30,13 +31,10 @@ __all__ = [
     "SHARED_ATTRS",
     "aggregate",
     "combine_runs",
-    "expected_grid",
     "read_run",
     "write_study",
 ]
 
-#: the identity of one job, in the order of the study's leading dims
-JOB_DIMS = ("density", "beta", "d", "n", "seed")
 #: metric variables of a run store -> their dims there (the study adds JOB_DIMS in front);
 #: the store's schema less the bulky per-job arrays (samples stay in the run stores)
 METRICS: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLE_METRICS}
@@ -73,19 +71,6 @@ def read_run(path: str | os.PathLike) -> tuple[tuple, xr.Dataset]:
     metrics = ds[list(METRICS)]
     metrics.attrs = dict(ds.attrs)  # job identity and per-job scalars (t0, T, ...)
     return key, metrics
-
-
-def expected_grid(config: Mapping) -> dict[str, list]:
-    """The job coordinates a study config asks for (union over densities for beta)."""
-    dens = config.get("densities", {})
-    betas = sorted({float(b) for spec in dens.values() for b in spec.get("beta", [])})
-    return {
-        "density": sorted(dens),
-        "beta": betas,
-        "d": sorted({int(v) for v in config.get("d", [])}),
-        "n": sorted({int(v) for v in config.get("n", [])}),
-        "seed": sorted({int(v) for v in config.get("seeds", [])}),
-    }
 
 
 def aggregate(paths: Sequence[str | os.PathLike], config: Mapping | None = None) -> xr.Dataset:
@@ -226,14 +211,3 @@ def write_study(ds: xr.Dataset, out: str | os.PathLike) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def load_config(path: str | os.PathLike) -> dict:
-    """Read a study config (YAML or JSON) into a dict."""
-    import yaml
-
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh)
-    if not isinstance(cfg, dict):
-        raise ValueError(f"config {path}: expected a mapping at top level")
-    return cfg

@@ -19,7 +19,7 @@ SNAKEFILE = REPO / "Snakefile"
 
 #: a study small enough to run in well under a minute on 2 cores
 TINY = {
-    "densities": {"sym_beta": {"beta": [1.0]}},
+    "densities": [{"name": "sym_beta", "beta": [1.0]}],
     "d": [1],
     "n": [50, 100],
     "seeds": [0, 1],

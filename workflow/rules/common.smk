@@ -1,9 +1,13 @@
-# Helpers shared by the rules: the job grid, output paths, per-job resources and the
-# checks the JSON schema cannot express. No mathematics here: the rules call the CLI.
+# Helpers shared by the rules: output paths, per-job resources and the unknown-key check.
+# The job grid, the study checks and the job's arguments come from the library
+# (scorerate.study, scorerate.spec). No mathematics here: the rules call the CLI.
 import json
 from pathlib import Path
 
 import yaml
+
+from scorerate.spec import job_args
+from scorerate.study import check_study, jobs, normalise_study
 
 RUNS = "results/runs"
 RUN = "{density}/beta={beta}/d={d}/n={n}/seed={seed}"
@@ -11,14 +15,9 @@ STUDY = "results/study.zarr"
 REPORT = "results/report"
 
 
-def beta_label(beta):
-    """Canonical text of a beta value in paths (repr of the float: 1 -> '1.0')."""
-    return repr(float(beta))
-
-
 def check_names(cfg, schema_path):
-    """Raise one ValueError for an unknown key or density name, naming the valid ones (the
-    schema's own message for these does not list them). Runs before the schema check."""
+    """Raise one ValueError for an unknown key, naming the valid ones (the schema's own
+    message does not list them). Runs before the schema check."""
     import difflib
 
     schema = yaml.safe_load(Path(schema_path).read_text())
@@ -34,48 +33,11 @@ def check_names(cfg, schema_path):
     if not isinstance(cfg, dict):
         raise ValueError("config: expected a mapping of keys to values")
     unknown(cfg, schema["properties"], "key")
-    dens = cfg.get("densities")
-    if isinstance(dens, dict):
-        unknown(dens, schema["properties"]["densities"]["properties"], "density")
-
-
-def check_config(cfg):
-    """Raise one ValueError for what the schema cannot see: a (density, beta, d) the
-    registry rejects, or tmin >= tmax. Runs before any job is planned."""
-    tg = cfg["t_grid"]
-    if not tg["tmin"] < tg["tmax"]:
-        raise ValueError(f"config t_grid: tmin ({tg['tmin']}) must be < tmax ({tg['tmax']})")
-    try:
-        from scorerate import density
-    except ImportError:  # registry not importable here: the schema's bounds still hold
-        return
-    bad = []
-    for name, spec in cfg["densities"].items():
-        for beta in spec["beta"]:
-            for d in cfg["d"]:
-                try:
-                    density(name, beta=float(beta), d=int(d))
-                except ValueError as exc:
-                    bad.append(f"  {name} beta={beta} d={d}: {exc}")
-    if bad:
-        raise ValueError("config: the density registry rejects\n" + "\n".join(bad))
-
-
-def jobs():
-    """Every (density, beta, d, n, seed) of the study, as wildcard dicts."""
-    return [
-        dict(density=name, beta=beta_label(b), d=d, n=n, seed=s)
-        for name, spec in config["densities"].items()
-        for b in spec["beta"]
-        for d in config["d"]
-        for n in config["n"]
-        for s in config["seeds"]
-    ]
 
 
 def run_stores():
     """Paths of all run stores of the study."""
-    return [f"{RUNS}/{RUN}.zarr".format(**j) for j in jobs()]
+    return [f"{RUNS}/{RUN}.zarr".format(**j) for j in jobs(config)]
 
 
 def all_targets():
@@ -100,26 +62,6 @@ def run_runtime(wildcards, attempt):
 def opt(flag, value):
     """'--flag value', or '' when value is None (the CLI's default then applies)."""
     return "" if value is None else f"{flag} {value}"
-
-
-def job_options(cfg):
-    """Options that change a job's numbers, passed as params so that a change reruns exactly
-    the affected jobs (Snakemake's params rerun trigger). c_rho only reaches the numbers
-    through the `truncated` estimator and eps through `regularized`, so each is passed
-    only when its estimator runs (otherwise changing it reruns nothing)."""
-    ests = cfg["estimators"]
-    return {
-        "estimators": " ".join(ests),
-        "m": cfg["m"],
-        "steps": cfg["steps"],
-        "integrator": cfg["integrator"],
-        "c_rho": opt("--c-rho", cfg["c_rho"] if "truncated" in ests else None),
-        "eps": opt("--eps", cfg["eps"] if "regularized" in ests else None),
-        "t_grid": "{tmin} {tmax} {num}".format(**cfg["t_grid"]),
-        "n_mc": cfg["n_mc"],
-        "study_seed": cfg["study_seed"],
-    }
-
 
 
 def dask_options(wildcards, threads):

@@ -9,7 +9,7 @@ rule run_job:
     benchmark:
         f"results/benchmarks/runs/{RUN}.tsv"
     params:
-        **JOB_OPTIONS,
+        job=JOB_ARGS,
         dask=dask_options,
     threads: 1
     resources:
@@ -19,8 +19,5 @@ rule run_job:
         "../../envs/scorerate.yaml"
     shell:
         "scorerate run-job --density {wildcards.density} --beta {wildcards.beta}"
-        " --d {wildcards.d} --n {wildcards.n} --seed {wildcards.seed}"
-        " --estimators {params.estimators} --m {params.m} --steps {params.steps}"
-        " --integrator {params.integrator} {params.c_rho} {params.eps}"
-        " --t-grid {params.t_grid} --n-mc {params.n_mc} --study-seed {params.study_seed}"
+        " --d {wildcards.d} --n {wildcards.n} --seed {wildcards.seed} {params.job}"
         " {params.dask} --overwrite --out {output.store} > {log} 2>&1"

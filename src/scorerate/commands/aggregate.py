@@ -20,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate every store, combine them and write the study atomically."""
-    from ..aggregate import StoreError, aggregate, load_config, write_study
+    from ..aggregate import StoreError, aggregate, write_study
+    from ..study import load_study as load_config
 
     try:
         config = load_config(args.config) if args.config else None

@@ -1,0 +1,161 @@
+"""A study configuration: reading it, checking what a JSON schema cannot, and its job grid.
+
+One home for what the workflow (Snakefile, rules) and the aggregation both need: the
+(density, beta, d, n, seed) grid, the canonical text of beta in paths, and the checks
+against the registries (a density name, a beta it cannot take, an unknown estimator).
+The config's `densities` is a list of {name, beta} entries: a study passed with
+`--configfile` then replaces the default list instead of being merged into it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+__all__ = ["JOB_DIMS", "beta_label", "check_study", "expected_grid", "jobs", "load_study",
+           "normalise_study"]
+
+#: the identity of one job, in the order of the study's leading dims
+JOB_DIMS = ("density", "beta", "d", "n", "seed")
+
+
+def load_study(path: str | os.PathLike) -> dict:
+    """Read a study config (YAML or JSON) into a dict."""
+    import yaml
+
+    with open(path) as fh:
+        cfg = yaml.safe_load(fh)
+    if not isinstance(cfg, dict):
+        raise ValueError(f"config {path}: expected a mapping at top level")
+    return cfg
+
+
+def normalise_study(cfg: dict) -> dict:
+    """Whole-number floats (YAML's 1e5, 100.0) made ints where an integer is meant, in place.
+
+    A JSON schema's "integer" accepts 100.0, which would otherwise reach paths as "n=100.0".
+    Returns cfg.
+    """
+    from .spec import PARAMS
+
+    def whole(v: object) -> object:
+        return int(v) if isinstance(v, float) and v.is_integer() else v
+
+    for key in ("d", "n", "seeds"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = [whole(v) for v in cfg[key]]
+    for p in PARAMS:
+        if p.kind == "int" and p.name in cfg:
+            cfg[p.name] = whole(cfg[p.name])
+    if isinstance(cfg.get("t_grid"), dict) and "num" in cfg["t_grid"]:
+        cfg["t_grid"]["num"] = whole(cfg["t_grid"]["num"])
+    return cfg
+
+
+def beta_label(beta: float) -> str:
+    """Canonical text of a beta value in paths and keys (repr of the float: 1 -> '1.0')."""
+    return repr(float(beta))
+
+
+def _density_entries(cfg: Mapping) -> list[Mapping]:
+    dens = cfg.get("densities")
+    if isinstance(dens, Mapping):
+        example = ", ".join(f"{{name: {k}, beta: {v.get('beta')}}}" if isinstance(v, Mapping)
+                            else f"{{name: {k}, beta: {v}}}" for k, v in dens.items())
+        raise ValueError("config densities: expected a list of {name, beta} entries (a "
+                         "--configfile study then replaces the default list), got a mapping; "
+                         f"write: densities: [{example}]")
+    if not isinstance(dens, list):
+        raise ValueError(f"config densities: expected a list of {{name, beta}} entries, "
+                         f"got {dens!r}")
+    return dens
+
+
+def check_study(cfg: Mapping) -> None:
+    """One ValueError for what the schema cannot see, before any job is planned.
+
+    A density the registry does not know or a beta it rejects in a listed d, a density
+    listed twice, an estimator that does not resolve, tmin >= tmax of the t grid.
+    """
+    from .densities import density
+    from .spec import PARAMS
+
+    tg = cfg.get("t_grid")
+    if isinstance(tg, Mapping) and not tg["tmin"] < tg["tmax"]:
+        raise ValueError(f"config t_grid: tmin ({tg['tmin']}) must be < tmax ({tg['tmax']})")
+    _check_density_names(cfg)
+    entries = _density_entries(cfg)
+    names = [e["name"] for e in entries]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"config densities: {twice} listed twice; give one entry per density "
+                         f"with all its beta values")
+    for p in PARAMS:  # the job's own checks (finite numbers, bounds, registry names)
+        if p.in_config and cfg.get(p.name) is not None:
+            v = cfg[p.name]
+            if p.kind == "grid" and isinstance(v, Mapping):
+                v = (v.get("tmin"), v.get("tmax"), v.get("num"))
+            try:
+                p.check(v)
+            except ValueError as exc:
+                raise ValueError(f"config {p.name}: {exc}") from None
+    bad = []
+    for entry in entries:
+        for beta in entry["beta"]:
+            for d in cfg["d"]:
+                try:
+                    density(entry["name"], beta=float(beta), d=int(d))
+                except ValueError as exc:
+                    bad.append(f"  {entry['name']} beta={beta} d={d}: {exc}")
+    if bad:
+        raise ValueError("config: the density registry rejects\n" + "\n".join(bad))
+
+
+def _check_density_names(cfg: Mapping) -> None:
+    """Unknown density names, with a suggestion and the valid names (plug-ins resolve)."""
+    import difflib
+
+    from .densities import DENSITIES
+
+    for entry in _density_entries(cfg):
+        name = entry["name"]
+        if name in DENSITIES or ":" in name:
+            continue
+        try:  # an entry point of a plug-in
+            from .densities import resolve
+        except ImportError:
+            resolve = None
+        if resolve is not None:
+            try:
+                resolve(name)
+                continue
+            except ValueError:
+                pass
+        hint = difflib.get_close_matches(name, list(DENSITIES), n=1)
+        raise ValueError(f"config: unknown density {name!r}"
+                         + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                         + f"; valid: {', '.join(sorted(DENSITIES))}")
+
+
+def jobs(cfg: Mapping) -> list[dict]:
+    """Every (density, beta, d, n, seed) of the study, as dicts of path-ready values."""
+    return [
+        {"density": e["name"], "beta": beta_label(b), "d": int(d), "n": int(n), "seed": int(s)}
+        for e in _density_entries(cfg)
+        for b in e["beta"]
+        for d in cfg["d"]
+        for n in cfg["n"]
+        for s in cfg["seeds"]
+    ]
+
+
+def expected_grid(cfg: Mapping) -> dict[str, list]:
+    """The job coordinates a study config asks for (union over densities for beta)."""
+    entries = _density_entries(cfg) if "densities" in cfg else []
+    return {
+        "density": sorted({e["name"] for e in entries}),
+        "beta": sorted({float(b) for e in entries for b in e.get("beta", [])}),
+        "d": sorted({int(v) for v in cfg.get("d", [])}),
+        "n": sorted({int(v) for v in cfg.get("n", [])}),
+        "seed": sorted({int(v) for v in cfg.get("seeds", [])}),
+    }
