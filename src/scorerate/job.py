@@ -235,8 +235,22 @@ class _PinnedScore:
         return _pin(self.est.score, x, t)
 
 
-def _build_estimator(train: np.ndarray, kind: str, spec: JobSpec):
+def _draw_train(spec: JobSpec) -> np.ndarray:
+    """The job's (n, d) training set: a pure function of its key, so any worker can redraw it."""
+    p0 = _density(spec.density, spec.beta, spec.d)
+    return np.ascontiguousarray(p0.sample(spec.n, rng=seeding.rng(*spec.key, "train")),
+                                dtype=np.float64).reshape(spec.n, spec.d)
+
+
+def _build_estimator(spec: JobSpec, kind: str):
+    """The `kind` estimator on the job's training set, redrawn here from the job's key.
+
+    Its only inputs are small and picklable, so when the worker holding it is lost the
+    scheduler rebuilds it from the graph (a scattered training set would be gone for good).
+    """
     from .estimators import KernelScore
+
+    train = _draw_train(spec)
 
     # plan_m: the engine's backend choice may not depend on the chunk size (bit-identity)
     kw: dict = {"kind": kind, "c_rho": spec.c_rho, "backend": spec.backend, "rtol": spec.rtol,
@@ -271,9 +285,10 @@ def _sample_metric(name: str, samples: np.ndarray, p0, key: tuple, n_ref: int) -
     return float(_pin(fn, samples, p0, key=(*key, name), n_ref=n_ref))
 
 
-def _kde_metrics(train: np.ndarray, p0, t0: float, n_mc: int, key: tuple) -> tuple[float, float]:
+def _kde_metrics(spec: JobSpec, p0, t0: float, n_mc: int, key: tuple) -> tuple[float, float]:
     from . import metrics
 
+    train = _draw_train(spec)  # redrawn, not shipped: see _build_estimator
     tv, _se = _pin(metrics.tv_kde, train, t0, p0, n_mc=n_mc, key=(*key, "tv_kde"))
     l2 = _pin(metrics.l2_kde, train, t0, p0)
     return float(tv), float(l2)
@@ -286,19 +301,74 @@ def _integrate(ts: np.ndarray, pairs: list[tuple[float, float]]) -> float:
     return float(metrics.integrate_log_t(ts, np.array([p[0] for p in pairs]))[0])
 
 
-def _wait(client, futures: list, show: bool) -> None:
-    """Block until all futures finish; a one-line progress count on stderr if `show`."""
-    from distributed import as_completed
+def _wait(client, futures: list, show: bool | str, *, worker_timeout: float = 60.0,
+          interval: float = 10.0, poll: float = 0.25) -> None:
+    """Block until all futures finish, reporting progress on stderr; raise on a lost cluster.
 
-    total = len(futures)
-    for done, fut in enumerate(as_completed(futures, loop=client.loop), start=1):
-        if fut.status == "error":
-            fut.result()  # re-raises the task's exception here
-        if show:
-            sys.stderr.write(f"\rscorerate run-job: {done}/{total} tasks")
+    `show`: False (silent), "tty" (one `\\r`-rewritten count) or "log"/True (for a log file:
+    the scheduler and dashboard at start, a line with done/total tasks and the elapsed time
+    whenever at least 10% more tasks are done and `interval` seconds have passed, and a
+    final line). A task's exception is re-raised here. Results lost with a worker are
+    recomputed by the scheduler from the graph; if no worker at all is left for
+    `worker_timeout` seconds, cluster.NoWorkersError names the scheduler. Cost: one
+    scheduler round trip per second for the worker count.
+    """
+    import threading
+
+    from .cluster import NoWorkersError, dashboard_link
+
+    mode = "log" if show is True else show
+    total, started = len(futures), time.monotonic()
+    address = getattr(client.scheduler, "address", None) or "?"
+    if mode == "log":
+        link = dashboard_link(client)
+        sys.stderr.write(f"scorerate run-job: {total} result tasks on the Dask scheduler at "
+                         f"{address}" + (f"; dashboard {link}" if link else "") + "\n")
+        sys.stderr.flush()
+    shown_done, shown_at, checked_at, empty_since = 0, started, -math.inf, None
+    finished = threading.Event()  # set by any future finishing; else look again after `poll`
+    for fut in futures:
+        fut.add_done_callback(lambda _fut: finished.set())
+    while True:
+        finished.wait(poll)
+        finished.clear()
+        done = 0
+        for fut in futures:
+            if fut.status in ("error", "cancelled"):
+                fut.result()  # re-raises the task's exception here
+            done += fut.status == "finished"
+        now = time.monotonic()
+        if mode == "tty":
+            sys.stderr.write(f"\rscorerate run-job: {done}/{total} result tasks")
             sys.stderr.flush()
-    if show:
+        elif (mode == "log" and done < total and done - shown_done >= total / 10
+              and now - shown_at >= interval):
+            sys.stderr.write(f"scorerate run-job: {done}/{total} result tasks, "
+                             f"{now - started:.0f} s\n")
+            sys.stderr.flush()
+            shown_done, shown_at = done, now
+        if done == total:
+            break
+        if now - checked_at >= 1.0:
+            checked_at = now
+            try:
+                workers = len(client.nthreads())
+            except OSError as exc:
+                raise ConnectionError(f"lost the Dask scheduler at {address}: {exc}") from None
+            if workers:
+                empty_since = None
+            elif empty_since is None:
+                empty_since = now
+            elif now - empty_since >= worker_timeout:
+                raise NoWorkersError(
+                    f"no Dask workers left on the scheduler at {address}: none joined within "
+                    f"{worker_timeout:g} s (--worker-timeout); {done}/{total} tasks done")
+    if mode == "tty":
         sys.stderr.write("\n")
+    elif mode == "log":
+        sys.stderr.write(f"scorerate run-job: {total}/{total} result tasks, "
+                         f"{time.monotonic() - started:.0f} s\n")
+    sys.stderr.flush()
 
 
 def library_versions() -> dict[str, str]:
@@ -314,21 +384,28 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def run_job(spec: JobSpec, client, *, progress: bool | None = None):
+def run_job(spec: JobSpec, client, *, progress: bool | None = None,
+            worker_timeout: float = 60.0, progress_interval: float = 10.0):
     """Run one job on `client` (a distributed.Client) and return its run-store Dataset.
 
-    Work: the training set is drawn here and scattered once; on the cluster, one task
-    builds each estimator, `spec.m / spec.chunk` tasks per estimator integrate the reverse
-    SDE (`spec.steps` score calls of `chunk` queries each), one task per (estimator, t)
-    estimates the score MSE with `n_mc` draws, and one per estimator each computes the
-    integrated score error and the sample metrics (TV, W1, MMD). Memory on the client:
+    Work: on the cluster, one task per estimator redraws the training set from the job's
+    key and builds the estimator (nothing is scattered: a lost worker's results are
+    recomputed from the graph, with the same numbers), `spec.m / spec.chunk` tasks per
+    estimator integrate the reverse SDE (`spec.steps` score calls of `chunk` queries each),
+    one task per (estimator, t) estimates the score MSE with `n_mc` draws, and one per
+    estimator each computes the integrated score error and the sample metrics (TV, W1,
+    MMD). Memory on the client:
     O(len(estimators) m d) for the samples plus the training set.
 
     Parameters
     ----------
     spec : the validated job.
     client : distributed.Client (see scorerate.cluster.dask_client).
-    progress : print a task count on stderr; default: only when stderr is a terminal.
+    progress : report progress on stderr (False: never); a count rewritten in place on a
+        terminal, else log lines (see `_wait`).
+    worker_timeout : seconds the job waits for a worker to join when the cluster has none
+        left, before cluster.NoWorkersError.
+    progress_interval : least seconds between two progress log lines.
     """
     import dask
     import xarray as xr
@@ -336,11 +413,9 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None):
     from . import __version__, sampler
 
     started = time.perf_counter()
-    show = sys.stderr.isatty() if progress is None else bool(progress)
+    show = False if progress is False else ("tty" if sys.stderr.isatty() else "log")
     p0 = _density(spec.density, spec.beta, spec.d)
-    train = np.ascontiguousarray(p0.sample(spec.n, rng=seeding.rng(*spec.key, "train")),
-                                 dtype=np.float64).reshape(spec.n, spec.d)
-    train_f = client.scatter(train, hash=False)
+    train = _draw_train(spec)
     ts, ts_int = spec.ts, spec.ts_int
     delayed = dask.delayed
 
@@ -355,7 +430,7 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None):
     job_id = spec.params_hash[:20]
     samples_l, mse_l, int_l, smp_l = [], [], [], []
     for kind in spec.estimators:
-        est = delayed(_build_estimator, pure=True)(train_f, kind, spec,
+        est = delayed(_build_estimator, pure=True)(spec, kind,
                                                    dask_key_name=f"estimator-{kind}-{job_id}")
         score = delayed(_PinnedScore, pure=True)(est, dask_key_name=f"score-{kind}-{job_id}")
         samples = sampler.sample(score, m=spec.m, d=spec.d, t0=spec.t0, T=spec.T,
@@ -371,14 +446,14 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None):
                                                          (*spec.key, "sample_metrics"),
                                                          spec.n_ref)
                       for name in ("tv", "w1", "mmd")])
-    kde = delayed(_kde_metrics, pure=True)(train_f, p0, spec.t0, spec.n_mc_kde, spec.key)
+    kde = delayed(_kde_metrics, pure=True)(spec, p0, spec.t0, spec.n_mc_kde, spec.key)
     k, K = len(spec.estimators), len(ts)
     flat = [*samples_l, *(x for row in mse_l for x in row), *int_l,
             *(x for row in smp_l for x in row), kde]
     futures = client.compute(flat)
-    _wait(client, futures, show)
+    _wait(client, futures, show, worker_timeout=worker_timeout, interval=progress_interval)
     res = client.gather(futures)
-    del futures, train_f
+    del futures
     samples_np = np.stack(res[:k])
     mse = np.array(res[k:k + k * K], dtype=np.float64).reshape(k, K, 2)
     integ = np.array(res[k + k * K:2 * k + k * K], dtype=np.float64)
