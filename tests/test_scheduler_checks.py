@@ -143,3 +143,21 @@ def test_progress_lines_come_every_tenth_of_the_tasks(capsys, monkeypatch):
     steps = np.diff([0, *done[:-1]])
     assert (steps >= total / 10).all(), counts  # never more often than every 10%
     assert len(done) >= 2, counts  # and some line before the end
+
+
+@pytest.mark.timeout(60)
+def test_dashboard_link_is_shown_only_when_the_scheduler_serves_one(monkeypatch):
+    import importlib.util
+
+    from distributed import LocalCluster
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as lc:
+        port = lc.scheduler_info["services"]["dashboard"]
+        with cluster.dask_client(lc.scheduler_address) as remote:
+            assert f":{port}/" in cluster.dashboard_link(remote)
+    with cluster.dask_client(threads=1) as embedded:  # serves bokeh pages only with bokeh
+        link = cluster.dashboard_link(embedded)
+        assert (link is None) == (importlib.util.find_spec("bokeh") is None)
