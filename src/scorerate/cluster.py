@@ -2,8 +2,10 @@
 
 An explicit scheduler address (or ``DASK_SCHEDULER_ADDRESS`` / dask config
 ``scheduler-address``) connects to that cluster and fails within seconds if it is
-unreachable. Otherwise an embedded ``LocalCluster`` is started with exactly the
-threads the job was given (Snakemake's ``threads``).
+unreachable or is not a Dask scheduler (check_scheduler: a TCP probe, then Dask's
+handshake and an identity request, each bounded). Otherwise an embedded
+``LocalCluster`` is started with exactly the threads the job was given (Snakemake's
+``threads``).
 
 Why one worker with N threads, in-process (``processes=False``): the kernel engine's
 numba loops release the GIL (``nogil=True``), so threads run truly in parallel, and a
@@ -16,23 +18,33 @@ port, so several jobs on one machine never fight over port 8787.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
+    "NoWorkersError",
     "available_threads",
     "check_scheduler",
     "dask_client",
+    "dashboard_link",
     "limit_native_threads",
     "resolve_address",
 ]
 
 #: seconds allowed to reach an explicit scheduler before giving up
 DEFAULT_CONNECT_TIMEOUT = 5.0
+
+
+class NoWorkersError(ConnectionError):
+    """The scheduler has had no worker for longer than the job's worker timeout."""
+
 
 _NATIVE_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -62,10 +74,13 @@ def resolve_address(address: str | None = None) -> str | None:
 
 
 def check_scheduler(address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
-    """Raise ConnectionError within about `timeout` seconds unless `address` accepts connections.
+    """Raise ConnectionError within about `timeout` seconds unless a Dask scheduler answers.
 
-    A plain TCP probe for tcp:// and tls:// addresses (host:port alone means tcp); other
-    protocols are left to the Client's own timeout. The error names the address.
+    For tcp:// and tls:// addresses (host:port alone means tcp): a TCP probe, then Dask's
+    own handshake and an ``identity`` request, each bounded by `timeout`, so a port that
+    accepts connections but is not a Dask scheduler (a silent listener, an HTTP server, a
+    Dask worker) fails fast instead of hanging the Client. Other protocols are left to the
+    Client's own timeout. The error names the address.
     """
     from distributed.comm.addressing import parse_address, parse_host_port
 
@@ -85,6 +100,69 @@ def check_scheduler(address: str, timeout: float = DEFAULT_CONNECT_TIMEOUT) -> N
         raise ConnectionError(
             f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s: {exc}"
         ) from None
+    kind = _identify(f"{protocol}://{loc}", timeout)
+    if kind != "Scheduler":
+        raise ConnectionError(f"{address!r} accepts connections but is not a Dask scheduler "
+                              f"({kind})")
+
+
+def _identify(address: str, timeout: float) -> str:
+    """The ``type`` a Dask server at `address` reports, or why none could be had in time.
+
+    Runs Dask's handshake in a private event loop on a daemon thread, so it works inside
+    a running loop too and a server that stalls it costs at most `timeout` (+1 s) seconds.
+    """
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def probe() -> object:
+        comm = await connect(address, timeout=timeout,
+                             **Security().get_connection_args("client"))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    out: list[str] = []
+
+    def target() -> None:
+        try:
+            reply = asyncio.run(asyncio.wait_for(probe(), timeout))
+        except TimeoutError:
+            out.append(f"no Dask handshake within {timeout:g} s")
+            return
+        except BaseException as exc:  # garbage where a Dask frame should be, a reset, ...
+            text = str(exc).splitlines()[0][:160] if str(exc) else ""
+            out.append(f"no valid Dask handshake: {type(exc).__name__}: {text}")
+            return
+        if isinstance(reply, dict) and isinstance(reply.get("type"), str):
+            out.append(reply["type"] if reply["type"] == "Scheduler"
+                       else f"it is a Dask {reply['type']}")
+        else:
+            out.append("its reply to a Dask identity request is not Dask's")
+
+    thread = threading.Thread(target=target, name="scorerate-scheduler-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    return out[0] if out else f"no Dask handshake within {timeout:g} s"
+
+
+def dashboard_link(client) -> str | None:
+    """The Dask dashboard URL of `client`'s scheduler, or None when it serves none.
+
+    An embedded scheduler serves the dashboard only if bokeh is installed here; a remote
+    scheduler's link is shown whenever it reports a dashboard port.
+    """
+    try:
+        services = client.scheduler_info().get("services", {})
+    except Exception:  # no link is no reason to fail a job
+        return None
+    if "dashboard" not in services:
+        return None
+    if getattr(client, "cluster", None) is not None and importlib.util.find_spec("bokeh") is None:
+        return None
+    return client.dashboard_link
 
 
 @contextmanager
@@ -139,6 +217,7 @@ def dask_client(
     timeout : seconds to reach an explicit scheduler before ConnectionError.
     quiet : silence distributed's INFO/WARNING logs.
     """
+    import dask
     from distributed import Client, LocalCluster
 
     level = logging.ERROR if quiet else logging.WARNING
@@ -146,7 +225,8 @@ def dask_client(
     if address is not None:
         check_scheduler(address, timeout)
         try:
-            client = Client(address, timeout=f"{timeout}s", set_as_default=False)
+            with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
+                client = Client(address, timeout=f"{timeout}s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(
                 f"cannot connect to the Dask scheduler at {address!r}: {exc}") from None

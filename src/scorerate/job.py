@@ -9,6 +9,7 @@ numbers do not depend on the number of workers, threads or the chunk size.
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -48,8 +49,22 @@ class _PinnedScore:
         return _pin(self.est.score, x, t)
 
 
-def _build_estimator(train: np.ndarray, kind: str, spec: JobSpec):
+def _draw_train(spec: JobSpec) -> np.ndarray:
+    """The job's (n, d) training set: a pure function of its key, so any worker can redraw it."""
+    p0 = _density(spec)
+    return np.ascontiguousarray(p0.sample(spec.n, rng=seeding.rng(*spec.key, "train")),
+                                dtype=np.float64).reshape(spec.n, spec.d)
+
+
+def _build_estimator(spec: JobSpec, kind: str):
+    """The `kind` estimator on the job's training set, redrawn here from the job's key.
+
+    Its only inputs are small and picklable, so when the worker holding it is lost the
+    scheduler rebuilds it from the graph (a scattered training set would be gone for good).
+    """
     from .estimators import KernelScore
+
+    train = _draw_train(spec)
 
     # plan_m: the engine's backend choice may not depend on the chunk size (bit-identity)
     kw: dict = {"kind": kind, "c_rho": spec.c_rho, "backend": spec.backend, "rtol": spec.rtol,
@@ -84,9 +99,10 @@ def _sample_metric(name: str, samples: np.ndarray, p0, key: tuple, n_ref: int) -
     return float(_pin(fn, samples, p0, key=(*key, name), n_ref=n_ref))
 
 
-def _kde_metrics(train: np.ndarray, p0, t0: float, n_mc: int, key: tuple) -> tuple[float, float]:
+def _kde_metrics(spec: JobSpec, p0, t0: float, n_mc: int, key: tuple) -> tuple[float, float]:
     from . import metrics
 
+    train = _draw_train(spec)  # redrawn, not shipped: see _build_estimator
     tv, _se = _pin(metrics.tv_kde, train, t0, p0, n_mc=n_mc, key=(*key, "tv_kde"))
     l2 = _pin(metrics.l2_kde, train, t0, p0)
     return float(tv), float(l2)
@@ -99,19 +115,74 @@ def _integrate(ts: np.ndarray, pairs: list[tuple[float, float]]) -> float:
     return float(metrics.integrate_log_t(ts, np.array([p[0] for p in pairs]))[0])
 
 
-def _wait(client, futures: list, show: bool) -> None:
-    """Block until all futures finish; a one-line progress count on stderr if `show`."""
-    from distributed import as_completed
+def _wait(client, futures: list, show: bool | str, *, worker_timeout: float = 60.0,
+          interval: float = 10.0, poll: float = 0.25) -> None:
+    """Block until all futures finish, reporting progress on stderr; raise on a lost cluster.
 
-    total = len(futures)
-    for done, fut in enumerate(as_completed(futures, loop=client.loop), start=1):
-        if fut.status == "error":
-            fut.result()  # re-raises the task's exception here
-        if show:
-            sys.stderr.write(f"\rscorerate run-job: {done}/{total} tasks")
+    `show`: False (silent), "tty" (one `\\r`-rewritten count) or "log"/True (for a log file:
+    the scheduler and dashboard at start, a line with done/total tasks and the elapsed time
+    whenever at least 10% more tasks are done and `interval` seconds have passed, and a
+    final line). A task's exception is re-raised here. Results lost with a worker are
+    recomputed by the scheduler from the graph; if no worker at all is left for
+    `worker_timeout` seconds, cluster.NoWorkersError names the scheduler. Cost: one
+    scheduler round trip per second for the worker count.
+    """
+    import threading
+
+    from .cluster import NoWorkersError, dashboard_link
+
+    mode = "log" if show is True else show
+    total, started = len(futures), time.monotonic()
+    address = getattr(client.scheduler, "address", None) or "?"
+    if mode == "log":
+        link = dashboard_link(client)
+        sys.stderr.write(f"scorerate run-job: {total} result tasks on the Dask scheduler at "
+                         f"{address}" + (f"; dashboard {link}" if link else "") + "\n")
+        sys.stderr.flush()
+    shown_done, shown_at, checked_at, empty_since = 0, started, -math.inf, None
+    finished = threading.Event()  # set by any future finishing; else look again after `poll`
+    for fut in futures:
+        fut.add_done_callback(lambda _fut: finished.set())
+    while True:
+        finished.wait(poll)
+        finished.clear()
+        done = 0
+        for fut in futures:
+            if fut.status in ("error", "cancelled"):
+                fut.result()  # re-raises the task's exception here
+            done += fut.status == "finished"
+        now = time.monotonic()
+        if mode == "tty":
+            sys.stderr.write(f"\rscorerate run-job: {done}/{total} result tasks")
             sys.stderr.flush()
-    if show:
+        elif (mode == "log" and done < total and done - shown_done >= total / 10
+              and now - shown_at >= interval):
+            sys.stderr.write(f"scorerate run-job: {done}/{total} result tasks, "
+                             f"{now - started:.0f} s\n")
+            sys.stderr.flush()
+            shown_done, shown_at = done, now
+        if done == total:
+            break
+        if now - checked_at >= 1.0:
+            checked_at = now
+            try:
+                workers = len(client.nthreads())
+            except OSError as exc:
+                raise ConnectionError(f"lost the Dask scheduler at {address}: {exc}") from None
+            if workers:
+                empty_since = None
+            elif empty_since is None:
+                empty_since = now
+            elif now - empty_since >= worker_timeout:
+                raise NoWorkersError(
+                    f"no Dask workers left on the scheduler at {address}: none joined within "
+                    f"{worker_timeout:g} s (--worker-timeout); {done}/{total} tasks done")
+    if mode == "tty":
         sys.stderr.write("\n")
+    elif mode == "log":
+        sys.stderr.write(f"scorerate run-job: {total}/{total} result tasks, "
+                         f"{time.monotonic() - started:.0f} s\n")
+    sys.stderr.flush()
 
 
 def library_versions() -> dict[str, str]:
@@ -127,34 +198,39 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def run_job(spec: JobSpec, client, *, progress: bool | None = None):
+def run_job(spec: JobSpec, client, *, progress: bool | None = None,
+            worker_timeout: float = 60.0, progress_interval: float = 10.0):
     """Run one job on `client` (a distributed.Client) and return its run-store Dataset.
 
-    Work: the training set is drawn here and scattered once; on the cluster, one task
-    builds each estimator, `spec.m / spec.chunk` tasks per estimator integrate the reverse
-    SDE (`spec.steps` score calls of `chunk` queries each), one task per (estimator, t)
-    estimates the score MSE with `n_mc` draws, and one per estimator each computes the
-    integrated score error and the sample metrics (TV, W1, MMD). Memory on the client:
+    Work: on the cluster, one task per estimator redraws the training set from the job's
+    key and builds the estimator (nothing is scattered: a lost worker's results are
+    recomputed from the graph, with the same numbers), `spec.m / spec.chunk` tasks per
+    estimator integrate the reverse SDE (`spec.steps` score calls of `chunk` queries each),
+    one task per (estimator, t) estimates the score MSE with `n_mc` draws, and one per
+    estimator each computes the integrated score error and the sample metrics (TV, W1,
+    MMD). Memory on the client:
     O(len(estimators) m d) for the samples plus the training set.
 
     Parameters
     ----------
     spec : the validated job.
     client : distributed.Client (see scorerate.cluster.dask_client).
-    progress : print a task count on stderr; default: only when stderr is a terminal.
+    progress : report progress on stderr (False: never); a count rewritten in place on a
+        terminal, else log lines (see `_wait`).
+    worker_timeout : seconds the job waits for a worker to join when the cluster has none
+        left, before cluster.NoWorkersError.
+    progress_interval : least seconds between two progress log lines.
     """
     from . import __version__, store
 
     started = time.perf_counter()
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    train = np.ascontiguousarray(_density(spec).sample(spec.n, rng=seeding.rng(*spec.key, "train")),
-                                 dtype=np.float64).reshape(spec.n, spec.d)
-    train_f = client.scatter(train, hash=False)
-    tasks = _graph(spec, train_f)
+    show = False if progress is False else ("tty" if sys.stderr.isatty() else "log")
+    train = _draw_train(spec)
+    tasks = _graph(spec)
     futures = client.compute(list(tasks.values()))
-    _wait(client, futures, show)
+    _wait(client, futures, show, worker_timeout=worker_timeout, interval=progress_interval)
     values = dict(zip(tasks, client.gather(futures), strict=True))
-    del futures, train_f
+    del futures
 
     per_est = {name: np.stack([np.asarray(values[name, e]) for e in spec.estimators])
                for name in {name for name, e in tasks if e is not None}}
@@ -176,7 +252,7 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None):
                              attrs=attrs)
 
 
-def _graph(spec: JobSpec, train_f) -> dict[tuple[str, str | None], object]:
+def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
     """The job's Dask tasks keyed by (variable, estimator); ("kde", None) gives (tv, l2)."""
     import dask
 
@@ -196,7 +272,7 @@ def _graph(spec: JobSpec, train_f) -> dict[tuple[str, str | None], object]:
     job_id = spec.params_hash[:20]
     tasks: dict[tuple[str, str | None], object] = {}
     for name in spec.estimators:
-        est = delayed(_build_estimator, pure=True)(train_f, name, spec,
+        est = delayed(_build_estimator, pure=True)(spec, name,
                                                    dask_key_name=f"estimator-{name}-{job_id}")
         score = delayed(_PinnedScore, pure=True)(est, dask_key_name=f"score-{name}-{job_id}")
         # the estimator is in the key: sampler.sample names its Dask tasks from the key,
@@ -213,6 +289,6 @@ def _graph(spec: JobSpec, train_f) -> dict[tuple[str, str | None], object]:
         for metric in ("tv", "w1", "mmd"):
             tasks[metric, name] = delayed(_sample_metric, pure=True)(
                 metric, samples_d, p0, (*spec.key, "sample_metrics"), spec.n_ref)
-    tasks["kde", None] = delayed(_kde_metrics, pure=True)(train_f, p0, spec.t0, spec.n_mc_kde,
+    tasks["kde", None] = delayed(_kde_metrics, pure=True)(spec, p0, spec.t0, spec.n_mc_kde,
                                                           spec.key)
     return tasks

@@ -34,6 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
     run_.add_argument("--threads", type=int, help="threads of the embedded cluster "
                       "(default: the cores this process may use)")
+    run_.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="fail (exit 2) when the scheduler has had no worker for this long "
+                           "(default 60)")
     run_.add_argument("--quiet", action="store_true", help="no progress or summary output")
 
 
@@ -83,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.out, args.overwrite)
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        if not args.worker_timeout > 0:
+            raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
         address = cluster.resolve_address(args.scheduler)
         if address is not None:
             cluster.check_scheduler(address)
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
-            ds = run_job(spec, client, progress=None if not args.quiet else False)
+            ds = run_job(spec, client, progress=None if not args.quiet else False,
+                         worker_timeout=args.worker_timeout)
     except ConnectionError as exc:
         return _fail(str(exc))
     write_run(ds, args.out, overwrite=args.overwrite)
