@@ -14,6 +14,7 @@ import pytest
 from scipy import integrate, stats
 
 from scorerate import metrics, seeding
+from scorerate.densities import density
 
 
 class Gauss:
@@ -51,6 +52,10 @@ class Gauss:
 
     def l2_norm_sq(self):
         return (4 * math.pi * self.s2) ** (-self.d / 2)
+
+    def support_box(self):
+        half = stats.norm.isf(1e-12 / (2 * self.d)) * math.sqrt(self.s2)
+        return np.full(self.d, self.mu - half), np.full(self.d, self.mu + half)
 
 
 class Scaled:
@@ -163,6 +168,40 @@ def test_tv_binned_counts_non_finite_rows_outside_and_is_nan_above_d3():
     assert math.isnan(metrics.tv_binned(np.zeros((10, 4)), Gauss(4)))
     with pytest.raises(ValueError):
         metrics.tv_binned(np.zeros((10, 2)), Gauss(3))
+
+
+def test_tv_binned_counts_mass_beyond_the_support_fully():
+    # the audit's case: every output beyond |x| > 1.5 of a density supported on [-1, 1]
+    # was reported at TV 0.80 when the outer bins stretched to the samples; it is 1
+    p0 = density("sym_beta", beta=1.0, d=1)
+    g = seeding.rng("tv-binned-escape")
+    x = np.sign(g.standard_normal((400, 1))) * g.uniform(1.5, 3.0, (400, 1))
+    assert metrics.tv_binned(x, p0) == pytest.approx(1.0, abs=1e-9)
+    assert metrics.escape_fraction(x, p0) == 1.0
+    assert metrics.escape_fraction(p0.sample(400, rng=g), p0) == 0.0
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_tv_binned_floor_is_the_noise_of_a_sample_of_p0(d):
+    p0 = Gauss(d)
+    m = 400
+    b = metrics.tv_binned_bins(m, d)
+    # mean absolute deviation of a multinomial on B equal cells: about sqrt(B / (2 pi m));
+    # seen 0.9-1.0 of it (the tail cells hold ~1e-12)
+    approx = math.sqrt(b ** d / (2 * math.pi * m))
+    floor = metrics.tv_binned_floor(p0, m, key="floor-test", reps=32)
+    assert 0.75 * approx < floor < 1.15 * approx, (floor, approx)
+
+
+def test_nearest_distance_ratio_separates_copies_from_new_points():
+    p0 = Gauss(1)
+    train = p0.sample(3000, rng=seeding.rng("memo-train"))
+    g = seeding.rng("memo-out")
+    copies = train[g.integers(0, 3000, 500)] + 1e-7 * g.standard_normal((500, 1))
+    fresh = p0.sample(500, rng=g)
+    assert metrics.nearest_distance_ratio(copies, train, p0, key="memo") < 0.01
+    # two samples of 500 fresh draws: their median nearest distances agree to ~10%
+    assert 0.8 < metrics.nearest_distance_ratio(fresh, train, p0, key="memo") < 1.25
 
 
 def test_tv_binned_bin_rule():

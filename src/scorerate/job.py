@@ -89,14 +89,19 @@ def _score_mse_at(est, p0, t: float, n_mc: int, key: tuple) -> tuple[float, floa
     return float(np.asarray(mse).ravel()[0]), float(np.asarray(se).ravel()[0])
 
 
-def _sample_metric(name: str, samples: np.ndarray, p0, key: tuple, n_ref: int) -> float:
-    """One of tv_binned, w1, mmd on the output samples (reference draws keyed by `key`)."""
+def _sample_metric(name: str, samples: np.ndarray, p0, spec: JobSpec) -> float:
+    """One metric of the output samples; reference draws keyed by (job key, name)."""
     from . import metrics
 
+    key = (*spec.key, "sample_metrics", name)
     if name == "tv":
         return float(_pin(metrics.tv_binned, samples, p0))
+    if name == "escapes":
+        return metrics.escape_fraction(samples, p0)
+    if name == "memorisation":
+        return _pin(metrics.nearest_distance_ratio, samples, _draw_train(spec), p0, key=key)
     fn = {"w1": metrics.w1, "mmd": metrics.mmd}[name]
-    return float(_pin(fn, samples, p0, key=(*key, name), n_ref=n_ref))
+    return float(_pin(fn, samples, p0, key=key, n_ref=spec.n_ref))
 
 
 def _kde_metrics(spec: JobSpec, p0, t0: float, n_mc: int, key: tuple) -> tuple[float, float]:
@@ -234,9 +239,11 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None,
 
     per_est = {name: np.stack([np.asarray(values[name, e]) for e in spec.estimators])
                for name in {name for name, e in tasks if e is not None}}
+    # (variable, None) tasks are per-job scalars
     mse = per_est.pop("score_mse")
     results = {"train": train, **per_est, "score_mse": mse[..., 0], "score_mse_se": mse[..., 1]}
     results["tv_kde"], results["l2_kde"] = values["kde", None]
+    results["tv_floor"] = values["tv_floor", None]
     attrs = spec.params()
     attrs.update(
         job_key=spec.job_key,
@@ -256,7 +263,7 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
     """The job's Dask tasks keyed by (variable, estimator); ("kde", None) gives (tv, l2)."""
     import dask
 
-    from . import sampler
+    from . import metrics, sampler
 
     p0 = _density(spec)
     delayed = dask.delayed
@@ -286,9 +293,10 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
                                                                  for t in spec.ts])
         tasks["score_mse_int", name] = delayed(_integrate, pure=True)(
             spec.ts_int, [mse_at(est, t) for t in spec.ts_int])
-        for metric in ("tv", "w1", "mmd"):
-            tasks[metric, name] = delayed(_sample_metric, pure=True)(
-                metric, samples_d, p0, (*spec.key, "sample_metrics"), spec.n_ref)
+        for metric in ("tv", "w1", "mmd", "memorisation", "escapes"):
+            tasks[metric, name] = delayed(_sample_metric, pure=True)(metric, samples_d, p0, spec)
+    tasks["tv_floor", None] = delayed(_pin, pure=True)(metrics.tv_binned_floor, p0, spec.m,
+                                                       key=(*spec.key, "tv_floor"))
     tasks["kde", None] = delayed(_kde_metrics, pure=True)(spec, p0, spec.t0, spec.n_mc_kde,
                                                           spec.key)
     return tasks

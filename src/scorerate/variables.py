@@ -24,7 +24,8 @@ class Variable:
     role: "data" (training points, samples: stay in the run stores), "metric" (an error,
     collected into the study), "error" (the standard error of another variable),
     "diagnostic" (collected, never fitted). exponent(beta, d): the theory's exponent in n,
-    None where no theorem bounds it. fit_n: its log-log slope in n is fitted.
+    None where no theorem bounds it. fit_n: its log-log slope in n is fitted. floor: the
+    variable holding the value it cannot go below by construction (its Monte Carlo floor).
     """
 
     name: str
@@ -36,6 +37,7 @@ class Variable:
     role: str = "metric"
     exponent: Callable[[float, int], float] | None = None
     fit_n: bool = False
+    floor: str | None = None
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -62,8 +64,20 @@ VARIABLES: tuple[Variable, ...] = (
              label="∫ score MSE dt over [t0, T]", exponent=theory.integrated_score_exponent,
              fit_n=True),
     Variable("tv", _EST, "TV of the samples (binned)",
-             "TV(p0, law of samples) on exact bins (NaN for d > 3)",
-             label="TV(p0, sampler output)", exponent=theory.tv_exponent, fit_n=True),
+             "TV(p0, empirical law of the m samples) on fixed cells of p0's support plus "
+             "tail cells (NaN for d > 3); floor: tv_floor",
+             label="TV(p0, samples), binned", exponent=theory.tv_exponent, fit_n=True,
+             floor="tv_floor"),
+    Variable("tv_floor", (), "Monte Carlo floor of tv",
+             "the same binned TV for m fresh draws of p0 (mean of 8): tv cannot show a rate "
+             "below about this", role="diagnostic"),
+    Variable("memorisation", _EST, "nearest-training-point distance ratio",
+             "median distance of the outputs to their nearest training point over the same "
+             "median for m fresh draws of p0 (1: new points; towards 0: copies)",
+             role="diagnostic"),
+    Variable("escapes", _EST, "fraction of escaped outputs",
+             "fraction of outputs farther than 10% of its width outside p0's support box "
+             "(which holds all but 1e-12 of p0)", role="diagnostic"),
     Variable("w1", _EST, "1-Wasserstein distance", "W1(p0, samples); sliced for d > 1",
              units="length", label="W1(p0, output)", fit_n=True),
     Variable("mmd", _EST, "squared MMD", "unbiased MMD estimate (Gaussian kernel) between "
