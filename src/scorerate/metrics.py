@@ -18,6 +18,7 @@ from scipy.special import logsumexp
 from . import seeding
 from .engine import GaussianEngine
 from .engine.base import as_points
+from .score_error import integrate_log_t, integrated_score_error, score_mse
 
 __all__ = [
     "ESCAPE_MARGIN",
@@ -60,77 +61,8 @@ def _samples(samples: np.ndarray, d: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- score error
-
-def score_mse(est, p0, ts: Sequence[float] | np.ndarray, *, n_mc: int = 4096,
-              key: Sequence[object] | str) -> tuple[np.ndarray, np.ndarray]:
-    """Monte Carlo E_{x~p_t} |ŝ_t(x) - s_t(x)|^2 at each t in ts, with its standard error.
-
-    For ts[k], x = X0 + sqrt(t) Z with X0 ~ p0 and Z ~ N(0, I), n_mc fresh draws from
-    seeding.rng(*key, "score_mse", k) (X0 first, then Z).
-
-    Returns
-    -------
-    mse, se : (K,) arrays; se = sample sd of |ŝ - s|^2 / sqrt(n_mc).
-    Cost: K n_mc score evaluations of est and p0, in blocks of 4096 rows (bounded memory).
-    """
-    ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
-    if ts.ndim != 1 or ts.size < 1 or not np.all(np.isfinite(ts) & (ts > 0)):
-        raise ValueError("ts must be a non-empty 1-D sequence of finite times > 0")
-    n_mc = _check_count("n_mc", n_mc, 2)
-    key = _key(key)
-    d = int(p0.d)
-    mse = np.empty(ts.size)
-    se = np.empty(ts.size)
-    for k, t in enumerate(ts):
-        r = seeding.rng(*key, "score_mse", k)
-        x = as_points(p0.sample(n_mc, rng=r), d=d, name="p0 sample")
-        x = x + math.sqrt(t) * r.standard_normal((n_mc, d))
-        err = np.empty(n_mc)
-        for b0 in range(0, n_mc, _BLOCK):
-            xb = x[b0:b0 + _BLOCK]
-            diff = np.asarray(est.score(xb, float(t))) - np.asarray(p0.score_t(xb, float(t)))
-            err[b0:b0 + _BLOCK] = np.einsum("ij,ij->i", diff, diff)
-        mse[k] = err.mean()
-        se[k] = err.std(ddof=1) / math.sqrt(n_mc)
-    return mse, se
-
-
-def integrate_log_t(ts: np.ndarray, f: np.ndarray,
-                    se: np.ndarray | None = None) -> tuple[float, float]:
-    """int f(t) dt over [ts[0], ts[-1]] by the trapezoid rule in log t: int f(t) t dlog t.
-
-    Exact for f ~ 1/t; on a geometric grid the error is O((log ratio)^2) relative. `se` are
-    independent standard errors of f; returns (integral, its standard error; NaN if no se).
-    """
-    ts = np.asarray(ts, dtype=np.float64)
-    f = np.asarray(f, dtype=np.float64)
-    if ts.ndim != 1 or ts.size < 2 or f.shape != ts.shape or np.any(np.diff(ts) <= 0):
-        raise ValueError("ts must be increasing with >= 2 points and f of the same shape")
-    u = np.log(ts)
-    w = np.zeros_like(u)
-    w[:-1] += 0.5 * np.diff(u)
-    w[1:] += 0.5 * np.diff(u)
-    val = float(np.sum(w * ts * f))
-    err = float("nan") if se is None else float(np.sqrt(np.sum((w * ts * np.asarray(se)) ** 2)))
-    return val, err
-
-
-def integrated_score_error(est, p0, t0: float, T: float, *, num: int = 16, n_mc: int = 4096,
-                           key: Sequence[object] | str,
-                           return_se: bool = False) -> float | tuple[float, float]:
-    """int_{t0}^{T} MSE(t) dt: score_mse on num geometric times, trapezoid in log t.
-
-    The MC standard error (draws independent across t) comes with return_se=True.
-    Cost: num * n_mc score evaluations. A job that already has score_mse on a geometric
-    grid over [t0, T] should call integrate_log_t on it instead (same numbers, no re-draws).
-    """
-    if not (0 < t0 < T and math.isfinite(T)):
-        raise ValueError(f"need finite times 0 < t0 < T, got t0={t0!r}, T={T!r}")
-    num = _check_count("num", num, 2)
-    ts = np.geomspace(t0, T, num)
-    mse, se = score_mse(est, p0, ts, n_mc=n_mc, key=key)
-    val, err = integrate_log_t(ts, mse, se)
-    return (val, err) if return_se else val
+# score_mse, integrate_log_t, integrated_score_error live in score_error.py (importance
+# sampling of the rare truncation region); re-exported above so old imports keep working.
 
 
 # ---------------------------------------------------------------- TV of the sample output
