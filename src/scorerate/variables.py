@@ -55,10 +55,13 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("samples", ("estimator", "sample", "dim"), "generated samples",
              "reverse-SDE output at t0, m particles per estimator", role="data"),
     Variable("score_mse", ("estimator", "t"), "score mean squared error",
-             "E_{x~p_t}|s_hat_t(x) - s_t(x)|^2 at each t of the grid",
+             "E_{x~p_t}|s_hat_t(x) - s_t(x)|^2 at each t of the grid, by importance "
+             "sampling from a defensive mixture of p_t and wider p0 * N(0, lambda t I) "
+             "(scorerate.score_error), so the truncation region is not missed",
              units="1/length^2", label="score MSE", exponent=theory.score_mse_n_exponent),
     Variable("score_mse_se", ("estimator", "t"), "standard error of score_mse",
-             "Monte Carlo standard error of score_mse", units="1/length^2", role="error"),
+             "the importance-sampling estimator's own standard error of score_mse",
+             units="1/length^2", role="error"),
     Variable("score_mse_int", _EST, "integrated score error",
              "int_{t0}^{T} score MSE dt", units="1/length^2 * time",
              label="∫ score MSE dt over [t0, T]", exponent=theory.integrated_score_exponent,
