@@ -25,7 +25,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-from .base import as_points, register_backend
+from .base import as_points, dim_factor, register_backend
 
 __all__ = ["Dense", "block_sums", "dense_sums"]
 
@@ -217,6 +217,13 @@ class Dense:
     """
 
     name = "dense"
+    #: seconds per kernel evaluation (m n), times dim_factor(d)
+    COST = 2.5e-9
+
+    @staticmethod
+    def cost(n: int, m: int, d: int, t: float, rtol: float, span: np.ndarray) -> float:
+        """Exact for every rtol: O(m n d)."""
+        return Dense.COST * m * n * dim_factor(d)
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-6) -> None:
         self.train = as_points(train, name="train")

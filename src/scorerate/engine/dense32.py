@@ -26,10 +26,13 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .base import as_points, register_backend
+from .base import as_points, dim_factor, register_backend
 from .dense import _EXP32, block_sums
 
-__all__ = ["Dense32", "dense32_sums", "expected_error"]
+__all__ = ["MIN_RTOL", "Dense32", "dense32_sums", "expected_error"]
+
+#: float32 evaluation is about 1e-5 accurate, so it is offered only for looser rtol
+MIN_RTOL = 1e-4
 
 #: unit roundoff of float32
 EPS32 = float(np.finfo(np.float32).eps) / 2
@@ -105,6 +108,15 @@ class Dense32:
     """Dense evaluation in single precision (about 1e-5 relative above rho_n; see module)."""
 
     name = "dense32"
+    #: seconds per kernel evaluation (m n), times dim_factor(d)
+    COST = 1.5e-9
+
+    @staticmethod
+    def cost(n: int, m: int, d: int, t: float, rtol: float, span: np.ndarray) -> float | None:
+        """As `dense`, but only where rtol >= MIN_RTOL and ten times `expected_error`."""
+        if rtol < MIN_RTOL or rtol < 10 * expected_error(t, float(np.max(span))):
+            return None
+        return Dense32.COST * m * n * dim_factor(d)
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-4) -> None:
         train = as_points(train, name="train")
