@@ -23,11 +23,14 @@ def check_int(name: str, value: object, lo: int | None = None) -> int:
 
 
 def check_positive(name: str, value: object) -> float:
-    """`value` as a finite float > 0 (not bool)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) \
-            or not (math.isfinite(value) and value > 0):
+    """`value` as a finite float > 0 (a real scalar, 0-d arrays included; not bool or str)."""
+    try:
+        v = float(value) if not isinstance(value, bool | str | bytes) else math.nan
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    return v
 
 
 def check_time(t: object) -> float:
