@@ -19,9 +19,17 @@ CASES = [("sym_beta", 0.5), ("sym_beta", 1.0), ("sym_beta", 1.7), ("gauss_mix", 
 # ---------------------------------------------------------------------------- registry
 def test_registry_names_match_contract():
     assert set(DENSITIES) == {"sym_beta", "gauss_mix", "laplace", "sym_beta_mix"}
-    from scorerate.job import DENSITIES as JOB_NAMES
 
-    assert set(JOB_NAMES) == set(DENSITIES)
+
+def test_seed_streams_are_independent_across_n():
+    # the `seed=` convenience keys its stream by n too: no nested prefixes across sizes
+    p = sr.density("sym_beta", beta=1.0, d=1)
+    a, b = p.sample(10, seed=0), p.sample(20, seed=0)
+    assert not np.array_equal(a, b[:10])
+    np.testing.assert_array_equal(a, p.sample(10, seed=0))
+    # an explicit rng= (what the job passes, keyed by its job key with n) is used as given
+    g1, g2 = seeding.rng("k", 1), seeding.rng("k", 1)
+    np.testing.assert_array_equal(p.sample(20, rng=g1)[:, 0], 2.0 * g2.beta(1.5, 1.5, 20) - 1.0)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -70,7 +78,7 @@ def test_sample_shape_and_seed_reproducible():
     assert a.shape == (500, 3) and a.dtype == np.float64
     np.testing.assert_array_equal(a, p.sample(500, seed=3))
     assert not np.array_equal(a, p.sample(500, seed=4))
-    b = p.sample(500, rng=seeding.rng("density-sample", "sym_beta_mix", 1.0, 3, 3))
+    b = p.sample(500, rng=seeding.rng("density-sample", "sym_beta_mix", 1.0, 3, 500, 3))
     np.testing.assert_array_equal(a, b)
 
 

@@ -1,4 +1,4 @@
-"""KernelScore against brute force, finite differences, the truncation boundary and Monte Carlo."""
+"""Built-in estimators vs brute force, finite differences, the truncation boundary, Monte Carlo."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-import scorerate.estimators as est_mod
+import scorerate.estimators.highorder as est_mod
 from scorerate import theory
-from scorerate.estimators import KINDS, KernelScore
+from scorerate.estimators import ESTIMATORS, build, resolve
 from scorerate.kernels import legendre_kernel
 from scorerate.seeding import rng
 
 GAUSS = ("truncated", "regularized", "empirical")
+KINDS = tuple(ESTIMATORS)
+
+
+def _est(X, kind="truncated", **options):
+    """The registered estimator `kind` on X with these options (its factory, called directly)."""
+    return resolve(kind)(X, **options)
 
 
 def _data(n, m, d, key="est"):
@@ -48,19 +54,43 @@ def _brute_gauss(X, x, t, dtype=np.longdouble):
 def test_rejects_bad_options(kwargs, match):
     X, _ = _data(10, 1, 2)
     with pytest.raises(ValueError, match=match):
-        KernelScore(X, **kwargs)
+        _est(X, **kwargs)
+
+
+@pytest.mark.parametrize("kind, option", [("empirical", "c_rho"), ("highorder", "backend"),
+                                           ("truncated", "eps"), ("regularized", "order")])
+def test_refuses_an_option_it_does_not_use(kind, option):
+    X, _ = _data(10, 1, 2)
+    with pytest.raises(ValueError, match=f"does not take.*{option}") as err:
+        _est(X, kind, **{option: 1.0})
+    for valid in resolve(kind).options:  # the message names the valid ones
+        assert valid in str(err.value)
+
+
+def test_build_passes_each_estimator_only_its_declared_options():
+    X, x = _data(30, 5, 2, "build")
+    params = dict(c_rho=0.5, eps=1e-3, backend="dense", rtol=1e-6, plan_m=64, order=3, C=2.0,
+                  noise_seed=4, steps=100)  # steps: a job parameter no estimator takes
+    tr = build("truncated", X, params)
+    assert tr.c_rho == 0.5 and tr.engine.backend == "dense" and tr.engine.plan_m == 64
+    assert build("regularized", X, params).eps == 1e-3
+    ho = build("highorder", X, params)
+    assert (ho.order, ho.C, ho.noise_seed) == (3, 2.0, 4)
+    np.testing.assert_array_equal(build("empirical", X, params).score(x, 0.3),
+                                  _est(X, "empirical", backend="dense", rtol=1e-6,
+                                       plan_m=64).score(x, 0.3))
 
 
 @pytest.mark.parametrize("X", [np.zeros((1, 2)), np.zeros(5), np.zeros((3, 0)),
                                np.array([[0.0, 1.0], [np.nan, 0.0]])])
 def test_rejects_bad_data(X):
     with pytest.raises(ValueError, match="X"):
-        KernelScore(X)
+        _est(X)
 
 
 def test_rejects_bad_queries_and_times():
     X, x = _data(10, 3, 2)
-    e = KernelScore(X)
+    e = _est(X)
     for t in (0.0, -1.0, np.inf, np.nan):
         with pytest.raises(ValueError, match="t must"):
             e.score(x, t)
@@ -70,10 +100,10 @@ def test_rejects_bad_queries_and_times():
 
 def test_attributes_and_defaults():
     X, _ = _data(50, 1, 3)
-    e = KernelScore(X, kind="highorder")
-    assert (e.n, e.d, e.kind) == (50, 3, "highorder")
+    e = _est(X, kind="highorder")
+    assert (e.n, e.d, e.name) == (50, 3, "highorder")
     assert e.order == math.ceil(math.log(50)) and e.C == pytest.approx(3 * math.e)
-    assert KernelScore(X, kind="regularized").eps == 50.0**-2
+    assert _est(X, kind="regularized").eps == 50.0**-2
     assert set(KINDS) == {"truncated", "regularized", "empirical", "highorder"}
 
 
@@ -85,7 +115,7 @@ def test_attributes_and_defaults():
 @pytest.mark.parametrize("t", [1e-2, 0.5, 20.0])
 def test_gaussian_density_and_gradient_vs_brute_force(backend, d, t):
     X, x = _data(300, 40, d)
-    e = KernelScore(X, kind="empirical", backend=backend)
+    e = _est(X, kind="empirical", backend=backend)
     p_ref, g_ref = _brute_gauss(X, x, t)
     p, g = e.density(x, t), e.grad_density(x, t)
     keep = p_ref > 1e-250  # below, long double and float64 both lose the value
@@ -102,8 +132,8 @@ def test_dense_and_numpy_backends_agree(d):
     X, x = _data(1500, 200, d, "backends")
     x[:5] *= 40  # far queries too
     for t in (1e-4, 1.0):
-        a = KernelScore(X, kind="empirical", backend="dense").score(x, t)
-        b = KernelScore(X, kind="empirical", backend="numpy").score(x, t)
+        a = _est(X, kind="empirical", backend="dense").score(x, t)
+        b = _est(X, kind="empirical", backend="numpy").score(x, t)
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
 
 
@@ -111,7 +141,7 @@ def test_dense_and_numpy_backends_agree(d):
 def test_score_is_gradient_of_log_density(d):
     X, x = _data(200, 25, d, "fd")
     t, h = 0.3, 1e-5
-    e = KernelScore(X, kind="empirical")
+    e = _est(X, kind="empirical")
     s = e.score(x, t)
     for k in range(d):
         dx = np.zeros(d)
@@ -125,7 +155,7 @@ def test_score_is_gradient_of_log_density(d):
 def test_finite_far_away_and_tiny_t(kind):
     X, _ = _data(400, 1, 2, "far")
     x = np.array([[1e6, 0.0], [-1e6, 1e6], [0.3, -1e6]])
-    e = KernelScore(X, kind=kind)
+    e = _est(X, kind=kind)
     for t in (1e-12, 1e-3, 1.0, 1e8):
         assert np.all(np.isfinite(e.score(x, t)))
         assert np.all(np.isfinite(e.density(x, t)))
@@ -142,8 +172,8 @@ def test_truncation_boundary_exact():
     # to ~1e-13; the two end points fall on either side and the score switches exactly there.
     X, _ = _data(100, 1, 2, "boundary")
     t, c_rho = 0.05, 0.05  # c_rho < 1: rho_n = 1/(n t^{d/2}) exceeds a lone point's peak
-    tr = KernelScore(X, kind="truncated", c_rho=c_rho)
-    em = KernelScore(X, kind="empirical")
+    tr = _est(X, kind="truncated", c_rho=c_rho)
+    em = _est(X, kind="empirical")
     log_rho = theory.log_rho_n(100, t, 2, c_rho)
     direction = np.array([0.6, 0.8])
 
@@ -170,10 +200,10 @@ def test_regularized_equals_empirical_above_eps_and_scaled_below():
     X, x = _data(300, 400, 2, "reg")
     x *= 2.0
     t = 0.1
-    p = KernelScore(X, kind="empirical").density(x, t)
+    p = _est(X, kind="empirical").density(x, t)
     eps = float(np.median(p))
-    s_reg = KernelScore(X, kind="regularized", eps=eps).score(x, t)
-    s_em = KernelScore(X, kind="empirical").score(x, t)
+    s_reg = _est(X, kind="regularized", eps=eps).score(x, t)
+    s_em = _est(X, kind="empirical").score(x, t)
     above = p >= eps
     assert 0 < above.sum() < len(p)
     np.testing.assert_allclose(s_reg[above], s_em[above], rtol=1e-14)
@@ -185,12 +215,12 @@ def test_truncated_matches_its_definition():
     X, x = _data(300, 500, 3, "trunc")
     x *= 2.0
     t = 1.0
-    p = KernelScore(X, kind="empirical").density(x, t)
+    p = _est(X, kind="empirical").density(x, t)
     rho = theory.rho_n(300, t, 3, 1.0)
     keep = p > rho
     assert 0 < keep.sum() < len(p)
-    s_tr = KernelScore(X, kind="truncated").score(x, t)
-    s_em = KernelScore(X, kind="empirical").score(x, t)
+    s_tr = _est(X, kind="truncated").score(x, t)
+    s_em = _est(X, kind="empirical").score(x, t)
     np.testing.assert_array_equal(s_tr[keep], s_em[keep])
     np.testing.assert_array_equal(s_tr[~keep], 0.0)
 
@@ -217,7 +247,7 @@ def _brute_highorder(e, x, t):
 def test_highorder_vs_brute_force(d, order, C):
     X, x = _data(800, 150, d, "ho")
     x = 0.5 * x
-    e = KernelScore(X, kind="highorder", order=order, C=C)
+    e = _est(X, kind="highorder", order=order, C=C)
     for t in (0.05, 1.0):
         p_ref, g_ref = _brute_highorder(e, x, t)
         p, g = e.density(x, t), e.grad_density(x, t)
@@ -233,7 +263,7 @@ def test_highorder_vs_brute_force(d, order, C):
 
 def test_highorder_independent_of_query_blocking(monkeypatch):
     X, x = _data(1000, 300, 2, "hoblk")
-    e = KernelScore(X, kind="highorder", C=1.0)
+    e = _est(X, kind="highorder", C=1.0)
     full = e.score(x, 0.2), e.density(x, 0.2)
     monkeypatch.setattr(est_mod, "MAX_PAIRS", 37)  # many tiny sub-blocks
     small = e.score(x, 0.2), e.density(x, 0.2)
@@ -245,10 +275,10 @@ def test_highorder_independent_of_query_blocking(monkeypatch):
 
 def test_highorder_noise_keyed_by_seed_and_data():
     X, _ = _data(50, 1, 2, "noise")
-    a = KernelScore(X, kind="highorder", noise_seed=0).Z
-    np.testing.assert_array_equal(a, KernelScore(X, kind="highorder", noise_seed=0).Z)
-    assert not np.array_equal(a, KernelScore(X, kind="highorder", noise_seed=1).Z)
-    assert not np.array_equal(a, KernelScore(X + 1.0, kind="highorder", noise_seed=0).Z)
+    a = _est(X, kind="highorder", noise_seed=0).Z
+    np.testing.assert_array_equal(a, _est(X, kind="highorder", noise_seed=0).Z)
+    assert not np.array_equal(a, _est(X, kind="highorder", noise_seed=1).Z)
+    assert not np.array_equal(a, _est(X + 1.0, kind="highorder", noise_seed=0).Z)
 
 
 def test_highorder_unbiased_up_to_kernel_bias():
@@ -262,8 +292,8 @@ def test_highorder_unbiased_up_to_kernel_bias():
     vals = np.empty((R, len(x)))
     for r in range(R):
         X = rng("test_estimators", "unbiased", r).standard_normal((n, 1))
-        vals[r] = KernelScore(X, kind="highorder", noise_seed=r).density(x, t)
-    e = KernelScore(X, kind="highorder")
+        vals[r] = _est(X, kind="highorder", noise_seed=r).density(x, t)
+    e = _est(X, kind="highorder")
     h = e.bandwidth(t)
     nodes, weights = np.polynomial.legendre.leggauss(60)
     K = legendre_kernel(e.order)(nodes)
@@ -280,7 +310,7 @@ def test_highorder_unbiased_up_to_kernel_bias():
 def test_pickles_for_dask():
     X, x = _data(100, 10, 2, "pickle")
     for kind in KINDS:
-        e = KernelScore(X, kind=kind)
+        e = _est(X, kind=kind)
         s = e.score(x, 0.3)
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(e)).score(x, 0.3), s)
 
@@ -288,7 +318,7 @@ def test_pickles_for_dask():
 def test_highorder_keeps_one_tree_per_t_and_pickles_without_them():
     X = rng("test_estimators-trees").standard_normal((400, 2))
     x = X[:50] + 0.01
-    est = KernelScore(X, kind="highorder")
+    est = _est(X, kind="highorder")
     first = [est.score(x, t) for t in (0.1, 0.2)]
     assert len(est._trees) == 2
     again = [est.score(x, t) for t in (0.1, 0.2)]

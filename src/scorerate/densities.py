@@ -6,7 +6,11 @@ p_t = p0 * N(0, t I_d) (a scaled shape sigma S smoothed by t is sigma times S sm
 t / sigma^2), the score s_t = grad log p_t (responsibility-weighted component scores),
 exact box probabilities (products of cdf / sf differences) and int p0^2.
 
-Registry (`density(name, beta=, d=)`); beta is the Sobolev smoothness of the rate study:
+Registry: `DENSITIES` (the only list of names) maps a name to a factory(beta, d) ->
+density; `register`, `resolve` (a registered name, an import path "pkg.module:Attr" or an
+entry point of group "scorerate.densities") and `density(name, beta=, d=)`, which checks
+beta and d before calling the factory. Any object keeping the `Density` Protocol below can
+be plugged in (docs/extending.md). beta is the Sobolev smoothness of the rate study:
 
 - "sym_beta": prod_j SymBeta(gamma = beta - 1/2) on [-1, 1]^d, in H^s for s < beta; beta > 0
   (beta = 0.5 is the uniform density on the cube). No density lower bound.
@@ -23,21 +27,56 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from scipy import integrate, special
 
 from . import seeding
+from .checks import check_beta, check_int, check_time
+from .registry import Registry
 from .shapes import Gauss, Laplace, Shape, SymBeta
 
-__all__ = ["DENSITIES", "ProductMixture", "density"]
+__all__ = ["DENSITIES", "Density", "ProductMixture", "density", "register", "resolve"]
 
 
-def _check_t(t: float) -> float:
-    t = float(t)
-    if not (t > 0.0 and math.isfinite(t)):
-        raise ValueError(f"time t must be a finite number > 0, got {t!r}")
-    return t
+@runtime_checkable
+class Density(Protocol):
+    """What a study needs of a ground-truth density p0 in R^d (a factory(beta, d) makes one).
+
+    Required (every job uses them):
+
+    - `d`: the dimension;
+    - `sample(n, *, rng)`: n draws, an (n, d) float64 array, every random number taken from
+      the numpy Generator `rng` (the job passes one keyed by its identity: reproducibility);
+    - `logpdf(x)`: log p0 at x (m, d), shape (m,) (TV of the ideal output p̂_t0);
+    - `score_t(x, t)`: the true score grad log p_t, p_t = p0 * N(0, t I), shape (m, d),
+      finite for every finite x and t > 0 (score MSE, the main metric);
+    - `pdf_t(x, t)`: p_t(x), shape (m,) (the L2 distance of the ideal output).
+
+    Optional (a metric that needs an omitted one is NaN, the rest of the job runs):
+
+    - `box_prob(lo, hi)`: P0 of boxes (k, d) -> (k,), exact: TV of the samples on bins;
+    - `l2_norm_sq()`: int p0^2: the L2 distance of the ideal output (with `pdf_t`);
+    - `pdf(x)`: p0(x) (the report's plots; exp(logpdf) otherwise);
+    - `support_box()`, `logpdf_t`, `grad_pdf_t`, `smoothness`, product structure: used by
+      tests and helpers only, never required.
+
+    Objects must pickle (Dask ships them) and may be called from several threads.
+    """
+
+    d: int
+
+    def sample(self, n: int, *, rng: np.random.Generator) -> np.ndarray: ...
+
+    def logpdf(self, x: np.ndarray) -> np.ndarray: ...
+
+    def score_t(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+    def pdf_t(self, x: np.ndarray, t: float) -> np.ndarray: ...
+
+
+_check_t = check_time
 
 
 class ProductMixture:
@@ -97,14 +136,16 @@ class ProductMixture:
     def sample(self, n: int, seed: int | None = None, *,
                rng: np.random.Generator | None = None) -> np.ndarray:
         """n draws, (n, d) float64, from `rng` or the stream ("density-sample", name, beta,
-        d, seed); exactly one of seed / rng must be given."""
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-            raise ValueError(f"n must be an integer >= 0, got {n!r}")
+        d, n, seed); exactly one of seed / rng must be given.
+
+        n is part of the `seed=` stream, so draws of different sizes are independent (not
+        nested prefixes of one sequence); with `rng=` the caller keys the stream.
+        """
+        n = check_int("n", n, lo=0)
         if (seed is None) == (rng is None):
             raise ValueError("give exactly one of seed= or rng=")
         if rng is None:
-            rng = seeding.rng("density-sample", self.name, self.beta, self.d, seed)
-        n = int(n)
+            rng = seeding.rng("density-sample", self.name, self.beta, self.d, n, seed)
         K = len(self.weights)
         labels = rng.choice(K, size=n, p=self.weights) if K > 1 else np.zeros(n, np.intp)
         out = np.empty((n, self.d), dtype=np.float64)
@@ -247,22 +288,15 @@ def _overlap(sa: Shape, ma: float, ca: float, sb: Shape, mb: float, cb: float) -
     return float(val)
 
 
-def _beta(beta: object) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, int | float | np.integer | np.floating):
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta > 0.0):
-        raise ValueError(f"beta must be a finite number > 0, got {beta!r}")
-    return beta
-
-
-def _sym_beta(beta: float, d: int) -> ProductMixture:
+def sym_beta(beta: float, d: int) -> ProductMixture:
+    """prod_j c (1 - x_j^2)_+^(beta - 1/2) on [-1, 1]^d; H^s for s < beta."""
     s = SymBeta(beta - 0.5)
     return ProductMixture("sym_beta", beta, [1.0], [[s] * d], np.zeros((1, d)), np.ones((1, d)),
                           smoothness=beta)
 
 
-def _gauss_mix(beta: float, d: int) -> ProductMixture:
+def gauss_mix(beta: float, d: int) -> ProductMixture:
+    """1/2 N(-2 e1, 1/4 I) + 1/2 N(2 e1, 1/4 I); C-infinity (beta is nominal)."""
     g = Gauss()
     loc = np.zeros((2, d))
     loc[:, 0] = [-2.0, 2.0]
@@ -270,7 +304,8 @@ def _gauss_mix(beta: float, d: int) -> ProductMixture:
                           np.full((2, d), 0.5), smoothness=math.inf)
 
 
-def _laplace(beta: float, d: int) -> ProductMixture:
+def laplace(beta: float, d: int) -> ProductMixture:
+    """prod_j exp(-|x_j|)/2; H^s for s < 3/2, not sub-Gaussian; beta < 1.5."""
     if beta >= 1.5:
         raise ValueError(f"laplace is in H^s only for s < 3/2; beta must be < 1.5, got {beta!r}")
     s = Laplace()
@@ -278,7 +313,8 @@ def _laplace(beta: float, d: int) -> ProductMixture:
                           smoothness=1.5)
 
 
-def _sym_beta_mix(beta: float, d: int) -> ProductMixture:
+def sym_beta_mix(beta: float, d: int) -> ProductMixture:
+    """0.6 sym_beta(-1.5 e1, scale 0.8) + 0.4 sym_beta(1.2 e1, scale 0.5)."""
     s = SymBeta(beta - 0.5)
     loc = np.zeros((2, d))
     loc[:, 0] = [-1.5, 1.2]
@@ -287,23 +323,31 @@ def _sym_beta_mix(beta: float, d: int) -> ProductMixture:
                           smoothness=beta)
 
 
-#: name -> (one-line description, factory(beta, d)).
-DENSITIES: dict[str, tuple[str, Callable[[float, int], ProductMixture]]] = {
-    "sym_beta": ("prod_j c (1 - x_j^2)_+^(beta - 1/2) on [-1, 1]^d; H^s for s < beta",
-                 _sym_beta),
-    "gauss_mix": ("1/2 N(-2 e1, 1/4 I) + 1/2 N(2 e1, 1/4 I); C-infinity (beta is nominal)",
-                  _gauss_mix),
-    "laplace": ("prod_j exp(-|x_j|)/2; H^s for s < 3/2, not sub-Gaussian; beta < 1.5",
-                _laplace),
-    "sym_beta_mix": ("0.6 sym_beta(-1.5 e1, scale 0.8) + 0.4 sym_beta(1.2 e1, scale 0.5)",
-                     _sym_beta_mix),
-}
+#: the only list of density names: name -> factory(beta, d) (its docstring describes it)
+DENSITIES = Registry("density", "scorerate.densities", {
+    "sym_beta": sym_beta,
+    "gauss_mix": gauss_mix,
+    "laplace": laplace,
+    "sym_beta_mix": sym_beta_mix,
+})
 
 
-def density(name: str, beta: float, d: int) -> ProductMixture:
-    """The registered density `name` with smoothness parameter beta in dimension d."""
-    if name not in DENSITIES:
-        raise ValueError(f"unknown density {name!r}; choose from {list(DENSITIES)}")
-    if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-        raise ValueError(f"d must be an integer >= 1, got {d!r}")
-    return DENSITIES[name][1](_beta(beta), int(d))
+def register(name: str, factory: Callable[[float, int], Any], *, replace: bool = False) -> Any:
+    """Add a density factory(beta, d) under `name`; returns it."""
+    return DENSITIES.register(name, factory, replace=replace)
+
+
+def resolve(name: str) -> Callable[[float, int], Any]:
+    """The density factory named by a registered name, "pkg.mod:Attr" or an entry point."""
+    return DENSITIES.resolve(name)
+
+
+def density(name: str, beta: float, d: int) -> Density:
+    """The density `name` (see `resolve`) with smoothness parameter beta in dimension d.
+
+    ValueError for an unknown name, beta not a finite number > 0, d not an integer >= 1,
+    or a beta the density refuses.
+    """
+    factory = resolve(name)
+    d = check_int("d", d, lo=1)
+    return factory(check_beta(beta), d)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import legendre as L
 
+from .checks import check_int
+
 __all__ = ["LegendreKernel", "legendre_kernel"]
 
 
@@ -54,9 +56,7 @@ def legendre_kernel(order: int) -> LegendreKernel:
     -------
     LegendreKernel, callable as K(u), with K'(u) as `.deriv(u)`.
     """
-    if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 1:
-        raise ValueError(f"kernel order must be an integer >= 1, got {order!r}")
-    order = int(order)
+    order = check_int("kernel order", order, lo=1)
     dcoef = np.zeros(order + 2)
     for j in range(1, order + 2, 2):
         pj = np.zeros(j + 1)

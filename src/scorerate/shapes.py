@@ -22,6 +22,8 @@ import numpy as np
 from numba import njit, prange
 from scipy import special
 
+from .checks import check_time
+
 __all__ = ["SHAPES", "Gauss", "Laplace", "Shape", "SymBeta", "log1mexp"]
 
 _LOG2 = math.log(2.0)
@@ -36,11 +38,7 @@ def log1mexp(u: np.ndarray) -> np.ndarray:
                         np.log1p(-np.exp(np.minimum(u, -_LOG2))))
 
 
-def _check_t(t: float) -> float:
-    t = float(t)
-    if not (t > 0.0 and math.isfinite(t)):
-        raise ValueError(f"time t must be a finite number > 0, got {t!r}")
-    return t
+_check_t = check_time
 
 
 class Shape:

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import binned, cutoff, numpy_dense  # noqa: F401  (register "binned", "cutoff", "numpy")
+from ..checks import check_int
+from . import binned, cutoff, dense, dense32, numpy_dense  # noqa: F401  (register backends)
 from .base import BACKENDS, as_points
 from .dispatch import choose_backend
-
-try:  # the compiled exact backend; the engine still works (slower) without it
-    from . import dense, dense32  # noqa: F401  (register "dense", "dense32")
-except ImportError:  # pragma: no cover - only while dense.py is missing or broken
-    pass
 
 __all__ = ["BACKENDS", "GaussianEngine", "as_points", "choose_backend"]
 
@@ -42,8 +38,8 @@ class GaussianEngine:
                              f"{sorted(BACKENDS)}")
         if not (0 < rtol < 1):
             raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
-        if plan_m is not None and not (isinstance(plan_m, int | np.integer) and plan_m >= 1):
-            raise ValueError(f"plan_m must be an integer >= 1 or None, got {plan_m!r}")
+        if plan_m is not None:
+            check_int("plan_m", plan_m, lo=1)
         self.backend = backend
         self.rtol = rtol
         self.plan_m = None if plan_m is None else int(plan_m)

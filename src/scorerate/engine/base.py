@@ -8,6 +8,11 @@ For training points X_1..X_n in R^d, queries x and a time t > 0, a backend retur
 finite for every finite query (log space, running max), so that the Gaussian
 smoothing of the empirical measure is p̂_t = exp(logp), its score (mean - x)/t and
 its gradient p̂_t (mean - x)/t. Backends differ only in speed and accuracy.
+
+Each backend owns its cost model: `cost(n, m, d, t, rtol, span)` predicts the seconds of
+one call, or returns None where the backend cannot meet `rtol` (or cannot run at all);
+`dispatch.choose_backend` takes the cheapest. The constants were fitted by
+benchmarks/kernels.py on a 2-core machine; they rank candidates, nothing more.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["BACKENDS", "Backend", "as_points", "register_backend"]
+__all__ = ["BACKENDS", "Backend", "as_points", "dim_factor", "register_backend"]
 
 
 class Backend(Protocol):
@@ -25,6 +30,11 @@ class Backend(Protocol):
     name: str
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-6) -> None: ...
+
+    @staticmethod
+    def cost(n: int, m: int, d: int, t: float, rtol: float, span: np.ndarray) -> float | None:
+        """Predicted seconds of one call (m queries, n points), None if rtol is out of reach."""
+        ...
 
     def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Return logp (m,) and mean (m, d) for queries (m, d) at time t."""
@@ -39,6 +49,11 @@ def register_backend(cls: type) -> type:
     """Class decorator adding a backend to BACKENDS under its `name`."""
     BACKENDS[cls.name] = cls
     return cls
+
+
+def dim_factor(d: int) -> float:
+    """Relative cost of one kernel evaluation in d dimensions (1 in d = 1)."""
+    return 0.6 + 0.4 * d
 
 
 def as_points(x: np.ndarray, d: int | None = None, name: str = "x") -> np.ndarray:

@@ -28,13 +28,12 @@ with G the grid size; memory O(G) (the grid is refused above MAX_GRID nodes).
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 
 import numpy as np
 import scipy.fft as sfft
 from numba import njit, prange
 
+from ..cache import ByteLRU
 from .base import as_points, register_backend
 from .cutoff import Cutoff
 
@@ -193,6 +192,9 @@ class Binned:
     """Grid-binned FFT evaluation for d <= 2; falls back to `cutoff` where it cannot vouch."""
 
     name = "binned"
+    #: seconds per training point and stencil node, per grid node and log2(size) and
+    #: transform, per query and stencil node and output
+    COST_BIN, COST_FFT, COST_QUERY = 3e-9, 4e-9, 3e-9
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-6) -> None:
         self.train = as_points(train, name="train")
@@ -205,21 +207,18 @@ class Binned:
         self.hi = self.train.max(axis=0)
         self.span = self.hi - self.lo
         self._fallback: Cutoff | None = None
-        self.last_fallback = 0  # queries sent to the fallback by the last call
-        # grids by t, most recent last: a reverse trajectory visits the same times for
-        # every chunk of particles, so each (binning + FFT) is done once per t, not per call
-        self._grids: OrderedDict[float, tuple] = OrderedDict()
-        self._lock = threading.Lock()
+        # grids by t: a reverse trajectory visits the same times for every chunk of
+        # particles, so each (binning + FFT) is done once per t, not per call
+        self._grids = ByteLRU(CACHE_BYTES)
 
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_grids"] = OrderedDict()  # caches and locks do not travel (Dask pickles)
-        state["_lock"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
+    @staticmethod
+    def cost(n: int, m: int, d: int, t: float, rtol: float, span: np.ndarray) -> float | None:
+        """O(n Q^d + G log G + m Q^d) for a grid of G nodes; None where `binned_ok` fails."""
+        if not binned_ok(n, d, t, rtol, span):
+            return None
+        G = math.prod(binned_grid_shape(n, d, t, rtol, span))
+        return (Binned.COST_BIN * n * Q ** d + Binned.COST_FFT * G * math.log2(G) * (d + 2)
+                + Binned.COST_QUERY * m * Q ** d * (d + 1))
 
     def fallback(self) -> Cutoff:
         if self._fallback is None:
@@ -228,18 +227,7 @@ class Binned:
 
     def _grid(self, t: float) -> tuple:
         """(h, origin, nodes, G) at time t, from the cache when this t was seen before."""
-        with self._lock:
-            hit = self._grids.get(t)
-            if hit is not None:
-                self._grids.move_to_end(t)
-                return hit
-        out = self._build_grid(t)
-        with self._lock:
-            self._grids[t] = out
-            while (len(self._grids) > 1
-                   and sum(g[3].nbytes for g in self._grids.values()) > CACHE_BYTES):
-                self._grids.popitem(last=False)
-        return out
+        return self._grids.get_or_build(t, lambda: self._build_grid(t), lambda g: g[3].nbytes)
 
     def _build_grid(self, t: float) -> tuple:
         """Bin the training points and convolve: grid values G (d + 1, *nodes) at time t."""
@@ -299,8 +287,7 @@ class Binned:
         logp[good] = np.log(S / n) - 0.5 * d * math.log(2.0 * math.pi * t)
         mean[good] = x[good] + vals[good, 1:] / S[:, None]
         bad = ~good
-        self.last_fallback = int(bad.sum())
-        if self.last_fallback:
+        if bad.any():
             lp, mu = self.fallback().sums(x[bad], t)
             logp[bad] = lp
             mean[bad] = mu

@@ -25,9 +25,9 @@ import numpy as np
 from numba import njit, prange
 from scipy.spatial import cKDTree
 
-from .base import as_points, register_backend
+from .base import as_points, dim_factor, register_backend
 
-__all__ = ["Cutoff", "cutoff_log_ratio"]
+__all__ = ["Cutoff", "cutoff_log_ratio", "expected_neighbours"]
 
 #: most neighbour indices materialised at once for d >= 2 (8 bytes each).
 MAX_PAIRS = 4_000_000
@@ -44,6 +44,16 @@ def cutoff_log_ratio(n: int, rtol: float, dmin2_over_t: np.ndarray | float) -> n
     for _ in range(4):
         L = base + np.log(2.0 + np.sqrt(q + 2.0 * L))
     return L + 1e-9 * np.abs(L)
+
+
+def expected_neighbours(n: int, d: int, t: float, rtol: float, span) -> float:
+    """Neighbours per query kept for data spread uniformly over its box of extent `span`."""
+    L = float(cutoff_log_ratio(n, rtol, 0.0))
+    R = math.sqrt(2.0 * t * L)
+    frac = 1.0
+    for s in np.broadcast_to(np.asarray(span, dtype=np.float64), (d,)):
+        frac *= min(1.0, 2.0 * R / s) if s > 0 else 1.0
+    return max(1.0, n * frac)
 
 
 @njit(parallel=True, cache=True)
@@ -108,6 +118,16 @@ class Cutoff:
     """
 
     name = "cutoff"
+    #: seconds per (query, neighbour) pair in d = 1 (times dim_factor(d)), extra per pair
+    #: in d >= 2 (cKDTree neighbour lists), and per query (nearest neighbour, radius)
+    COST_PAIR, COST_LIST, COST_QUERY = 4e-9, 6e-8, 2e-6
+
+    @staticmethod
+    def cost(n: int, m: int, d: int, t: float, rtol: float, span: np.ndarray) -> float:
+        """Within rtol for every query: O(m (log n + k)), k from `expected_neighbours`."""
+        k = expected_neighbours(n, d, t, rtol, span)
+        per = Cutoff.COST_PAIR * dim_factor(d) + (Cutoff.COST_LIST if d > 1 else 0.0)
+        return m * (k * per + Cutoff.COST_QUERY * (1 + math.log2(n) / 20))
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-6) -> None:
         self.train = as_points(train, name="train")

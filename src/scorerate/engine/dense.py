@@ -23,11 +23,11 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-from .base import as_points, register_backend
+from .base import as_points, dim_factor, register_backend
 
-__all__ = ["Dense", "dense_sums"]
+__all__ = ["Dense", "block_sums", "dense_sums"]
 
 #: queries per block: the block's accumulators (about 8 B (d + 4) bytes) stay in L1/L2.
 Q_BLOCK = 256
@@ -89,9 +89,42 @@ def _exp_nonpos(e):
     return p * scale
 
 
+def exp_nonpos(e):  # pragma: no cover - replaced by the overload in compiled code
+    """exp(e) for e <= 0 in the precision of e (compiled: `_exp_nonpos` or dense32's)."""
+    return math.exp(e)
+
+
+def lead_term(mn, t, inv2t):  # pragma: no cover - replaced by the overload in compiled code
+    """-mn / (2t) as float64, rounded as the backend of mn's precision always rounded it."""
+    return -mn * inv2t
+
+
+#: the exp used for float32 lanes, set by engine.dense32 (its module owns the float32 code)
+_EXP32 = []
+
+
+@overload(exp_nonpos, inline="always")
+def _exp_nonpos_overload(e):
+    if isinstance(e, types.Float) and e.bitwidth == 32:
+        exp32 = _EXP32[0]
+        return lambda e: exp32(e)
+    return lambda e: _exp_nonpos(e)
+
+
+@overload(lead_term, inline="always")
+def _lead_term_overload(mn, t, inv2t):
+    if isinstance(mn, types.Float) and mn.bitwidth == 32:
+        return lambda mn, t, inv2t: -np.float64(mn) / (2.0 * t)
+    return lambda mn, t, inv2t: -mn * np.float64(inv2t)
+
+
 @njit(nogil=True, cache=True)
 def _block(X, xq, inv2t, mn, d2, w, S, V):
-    """Sums for one padded block: xq (d, B) queries; fills mn, S (B,), V (d, B)."""
+    """Sums for one padded block: xq (d, B) queries; fills mn, S (B,), V (d, B).
+
+    X, xq, mn, d2, w and inv2t share one float type (float64 for `dense`, float32 for
+    `dense32`); S and V are float64 and add each weight times the float64 value of X_j.
+    """
     n, d = X.shape
     B = xq.shape[1]
     for q in range(B):
@@ -103,7 +136,7 @@ def _block(X, xq, inv2t, mn, d2, w, S, V):
     # pass 1: smallest squared distance per query (no exp)
     for j in range(n):
         for q in range(B):
-            d2[q] = 0.0
+            d2[q] = 0
         for k in range(d):
             xjk = X[j, k]
             for q in range(B):
@@ -114,28 +147,30 @@ def _block(X, xq, inv2t, mn, d2, w, S, V):
     # pass 2: one exp per pair, relative to the minimum (every weight in (0, 1])
     for j in range(n):
         for q in range(B):
-            d2[q] = 0.0
+            d2[q] = 0
         for k in range(d):
             xjk = X[j, k]
             for q in range(B):
                 diff = xq[k, q] - xjk
                 d2[q] += diff * diff
         for q in range(B):
-            wq = _exp_nonpos((mn[q] - d2[q]) * inv2t)
+            wq = exp_nonpos((mn[q] - d2[q]) * inv2t)
             w[q] = wq
             S[q] += wq
         for k in range(d):
-            xjk = X[j, k]
+            xjk = np.float64(X[j, k])
             for q in range(B):
                 V[k, q] += w[q] * xjk
 
 
 @njit(parallel=True, nogil=True, cache=True)
-def dense_sums(X, x, t, log_norm):
-    """logp (m,) and mean (m, d) for queries x (m, d), training X (n, d), time t > 0.
+def block_sums(X, x, t, log_norm, inv2t):
+    """logp (m,) and mean (m, d), float64, for X (n, d), x (m, d) and inv2t = 1/(2t) of one
+    float type; log_norm = -log n - d/2 log(2 pi t).
 
-    log_norm = -log n - d/2 log(2 pi t). Parallel over query blocks of Q_BLOCK; the
-    last block is padded with copies of its last query so every block has the same size.
+    The one kernel of `dense` (float64) and `dense32` (float32): parallel over query blocks
+    of Q_BLOCK, the last block padded with copies of its last query so every block has the
+    same size.
     """
     n, d = X.shape
     m = x.shape[0]
@@ -143,26 +178,34 @@ def dense_sums(X, x, t, log_norm):
     nb = (m + B - 1) // B
     logp = np.empty(m)
     mean = np.empty((m, d))
-    inv2t = 1.0 / (2.0 * t)
     for b in prange(nb):
         q0 = b * B
         cnt = min(B, m - q0)
-        xq = np.empty((d, B))
+        xq = np.empty((d, B), dtype=X.dtype)
         for q in range(B):
             src = q0 + min(q, cnt - 1)
             for k in range(d):
                 xq[k, q] = x[src, k]
-        mn = np.empty(B)
-        d2 = np.empty(B)
-        w = np.empty(B)
+        mn = np.empty(B, dtype=X.dtype)
+        d2 = np.empty(B, dtype=X.dtype)
+        w = np.empty(B, dtype=X.dtype)
         S = np.empty(B)
         V = np.empty((d, B))
         _block(X, xq, inv2t, mn, d2, w, S, V)
         for q in range(cnt):
-            logp[q0 + q] = -mn[q] * inv2t + math.log(S[q]) + log_norm
+            logp[q0 + q] = lead_term(mn[q], t, inv2t) + math.log(S[q]) + log_norm
             for k in range(d):
                 mean[q0 + q, k] = V[k, q] / S[q]
     return logp, mean
+
+
+def dense_sums(X: np.ndarray, x: np.ndarray, t: float,
+               log_norm: float) -> tuple[np.ndarray, np.ndarray]:
+    """logp (m,) and mean (m, d) for float64 queries x (m, d), training X (n, d), time t > 0.
+
+    log_norm = -log n - d/2 log(2 pi t).
+    """
+    return block_sums(X, x, float(t), float(log_norm), 1.0 / (2.0 * t))
 
 
 @register_backend
@@ -174,6 +217,13 @@ class Dense:
     """
 
     name = "dense"
+    #: seconds per kernel evaluation (m n), times dim_factor(d)
+    COST = 2.5e-9
+
+    @staticmethod
+    def cost(n: int, m: int, d: int, t: float, rtol: float, span: np.ndarray) -> float:
+        """Exact for every rtol: O(m n d)."""
+        return Dense.COST * m * n * dim_factor(d)
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-6) -> None:
         self.train = as_points(train, name="train")

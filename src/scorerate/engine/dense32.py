@@ -1,8 +1,9 @@
 """Single-precision variant of `dense`: float32 distances and exp, float64 accumulation.
 
-Same two-pass log-sum-exp as `engine.dense`, with the data and queries centred (in
-float64) and then rounded to float32, so a SIMD register holds twice as many lanes. The
-sums S and V are accumulated in float64, so n up to 1e7 adds no error of its own.
+The same compiled two-pass log-sum-exp as `engine.dense` (its `block_sums`, generic over
+the float type), with the data and queries centred (in float64) and then rounded to
+float32, so a SIMD register holds twice as many lanes. The sums S and V are accumulated
+in float64, so n up to 1e7 adds no error of its own.
 
 Accuracy (tests/test_dense32.py measures it): rounding x and X_j to float32 moves each
 difference by about eps32 R (R the extent of the centred data, eps32 = 6e-8), so a
@@ -22,13 +23,16 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
-from .base import as_points, register_backend
-from .dense import Q_BLOCK
+from .base import as_points, dim_factor, register_backend
+from .dense import _EXP32, block_sums
 
-__all__ = ["Dense32", "dense32_sums", "expected_error"]
+__all__ = ["MIN_RTOL", "Dense32", "dense32_sums", "expected_error"]
+
+#: float32 evaluation is about 1e-5 accurate, so it is offered only for looser rtol
+MIN_RTOL = 1e-4
 
 #: unit roundoff of float32
 EPS32 = float(np.finfo(np.float32).eps) / 2
@@ -90,72 +94,13 @@ def _exp32(e):
     return p * scale
 
 
-@njit(nogil=True, cache=True)
-def _block32(X, xq, inv2t, mn, d2, S, V):
-    """One padded block: X (n, d) and xq (d, B) float32; fills mn (f32), S and V (f64)."""
-    n, d = X.shape
-    B = xq.shape[1]
-    for q in range(B):
-        mn[q] = np.inf
-        S[q] = 0.0
-    for k in range(d):
-        for q in range(B):
-            V[k, q] = 0.0
-    for j in range(n):
-        for q in range(B):
-            d2[q] = 0
-        for k in range(d):
-            xjk = X[j, k]
-            for q in range(B):
-                diff = xq[k, q] - xjk
-                d2[q] += diff * diff
-        for q in range(B):
-            mn[q] = min(mn[q], d2[q])
-    for j in range(n):
-        for q in range(B):
-            d2[q] = 0
-        for k in range(d):
-            xjk = X[j, k]
-            for q in range(B):
-                diff = xq[k, q] - xjk
-                d2[q] += diff * diff
-        for q in range(B):
-            d2[q] = _exp32((mn[q] - d2[q]) * inv2t)  # d2 now holds the weight
-            S[q] += d2[q]
-        for k in range(d):
-            xjk = np.float64(X[j, k])
-            for q in range(B):
-                V[k, q] += d2[q] * xjk
+_EXP32.append(_exp32)  # the shared kernel's exp for float32 lanes
 
 
-@njit(parallel=True, nogil=True, cache=True)
-def dense32_sums(X, x, t, log_norm):
+def dense32_sums(X: np.ndarray, x: np.ndarray, t: float,
+                 log_norm: float) -> tuple[np.ndarray, np.ndarray]:
     """logp (m,) and mean (m, d), float64 out; X (n, d) and x (m, d) float32, centred."""
-    n, d = X.shape
-    m = x.shape[0]
-    B = Q_BLOCK
-    nb = (m + B - 1) // B
-    logp = np.empty(m)
-    mean = np.empty((m, d))
-    inv2t = np.float32(1.0 / (2.0 * t))
-    for b in prange(nb):
-        q0 = b * B
-        cnt = min(B, m - q0)
-        xq = np.empty((d, B), dtype=np.float32)
-        for q in range(B):
-            src = q0 + min(q, cnt - 1)
-            for k in range(d):
-                xq[k, q] = x[src, k]
-        mn = np.empty(B, dtype=np.float32)
-        d2 = np.empty(B, dtype=np.float32)
-        S = np.empty(B)
-        V = np.empty((d, B))
-        _block32(X, xq, inv2t, mn, d2, S, V)
-        for q in range(cnt):
-            logp[q0 + q] = -np.float64(mn[q]) / (2.0 * t) + math.log(S[q]) + log_norm
-            for k in range(d):
-                mean[q0 + q, k] = V[k, q] / S[q]
-    return logp, mean
+    return block_sums(X, x, float(t), float(log_norm), np.float32(1.0 / (2.0 * t)))
 
 
 @register_backend
@@ -163,6 +108,15 @@ class Dense32:
     """Dense evaluation in single precision (about 1e-5 relative above rho_n; see module)."""
 
     name = "dense32"
+    #: seconds per kernel evaluation (m n), times dim_factor(d)
+    COST = 1.5e-9
+
+    @staticmethod
+    def cost(n: int, m: int, d: int, t: float, rtol: float, span: np.ndarray) -> float | None:
+        """As `dense`, but only where rtol >= MIN_RTOL and ten times `expected_error`."""
+        if rtol < MIN_RTOL or rtol < 10 * expected_error(t, float(np.max(span))):
+            return None
+        return Dense32.COST * m * n * dim_factor(d)
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-4) -> None:
         train = as_points(train, name="train")

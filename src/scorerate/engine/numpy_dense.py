@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .base import as_points, register_backend
+from .base import as_points, dim_factor, register_backend
 
 __all__ = ["NumpyDense"]
 
@@ -21,6 +21,13 @@ class NumpyDense:
     """Exact dense evaluation with NumPy (reference; O(m n d) time)."""
 
     name = "numpy"
+    #: seconds per kernel evaluation (m n), times dim_factor(d)
+    COST = 1.5e-8
+
+    @staticmethod
+    def cost(n: int, m: int, d: int, t: float, rtol: float, span: np.ndarray) -> float:
+        """Exact for every rtol: O(m n d)."""
+        return NumpyDense.COST * m * n * dim_factor(d)
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-6, *, q_block: int = 512,
                  n_block: int = 4096) -> None:
