@@ -19,10 +19,10 @@ ALPHA = 0.01  # level of each KS test (per coordinate, per integrator) in the or
 
 
 def empirical_score(X: np.ndarray):
-    """The `empirical` kernel score of X (KernelScore)."""
-    from scorerate import KernelScore
+    """The `empirical` kernel score of X (scorerate.estimators.build)."""
+    from scorerate.estimators import build
 
-    return KernelScore(X, kind="empirical").score
+    return build("empirical", X).score
 
 
 def kde_cdf(X: np.ndarray, t0: float, j: int):
@@ -105,10 +105,10 @@ def test_bit_identical_with_a_realistic_estimator_on_a_pinned_backend():
     # n = 1000 in 1D, where the engine's "auto" dispatch picks its backend from the number
     # of queries (dense for 7 rows, binned for 64): bit-identity over chunk sizes needs a
     # score whose rows do not depend on the batch, so the backend is pinned here.
-    from scorerate import KernelScore
+    from scorerate.estimators import build
 
     X = seeding.rng("test-sampler-train", 1000).standard_normal((1000, 1))
-    score = KernelScore(X, kind="truncated", backend="dense").score
+    score = build("truncated", X, {"backend": "dense"}).score
     outs = [sampler.sample(score, m=130, d=1, t0=0.01, T=10.0, steps=10, key=("real",),
                            chunk=chunk).compute(scheduler=sch)
             for chunk, sch in [(7, "threads"), (64, "sync"), (130, "threads")]]
@@ -142,7 +142,7 @@ def test_probability_flow_is_second_order_on_a_gaussian():
 def test_ancestral_is_exact_for_one_training_point_with_any_steps():
     # With one distinct point the denoiser is the point itself, so each ancestral step is
     # the exact Brownian-bridge posterior: the output is N(x1, t0 I) for any number of
-    # steps. (Two copies of the point: KernelScore needs n >= 2; the KDE is the same.)
+    # steps. (Two copies of the point: an estimator needs n >= 2; the KDE is the same.)
     x1 = np.array([[0.7, -1.2]])
     t0, T, m = 0.05, 30.0, 3000
     score = empirical_score(np.repeat(x1, 2, axis=0))

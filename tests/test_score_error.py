@@ -17,7 +17,7 @@ from scipy import optimize
 
 from scorerate import metrics, score_error, seeding, theory
 from scorerate.densities import density
-from scorerate.estimators import KernelScore
+from scorerate.estimators import build
 
 TS_1D = (0.1, 1.0, 4.3, 30.0, 208.0)
 
@@ -25,10 +25,10 @@ TS_1D = (0.1, 1.0, 4.3, 30.0, 208.0)
 @pytest.fixture(scope="module")
 def trunc_1d():
     p0 = density("sym_beta", beta=1.0, d=1)
-    return KernelScore(p0.sample(3000, seed=11), kind="truncated"), p0
+    return build("truncated", p0.sample(3000, seed=11)), p0
 
 
-def quad_mse_1d(est: KernelScore, p0, t: float, panels: int) -> float:
+def quad_mse_1d(est, p0, t: float, panels: int) -> float:
     """int |ŝ_t - s_t|^2 p_t over [-1 - 14 sqrt t, 1 + 14 sqrt t] (the rest < 1e-40 of it),
     24-node Gauss-Legendre on `panels` equal panels between consecutive breakpoints."""
     a, b = -1.0 - 14.0 * math.sqrt(t), 1.0 + 14.0 * math.sqrt(t)
@@ -98,7 +98,7 @@ def test_plain_monte_carlo_fails_the_same_comparison(trunc_1d, quad_1d):
 @pytest.mark.slow
 def test_truncated_2d_agrees_with_a_100x_larger_run():
     p0 = density("sym_beta", beta=1.0, d=2)
-    est = KernelScore(p0.sample(1000, seed=5), kind="truncated")
+    est = build("truncated", p0.sample(1000, seed=5))
     ts = (0.1, 3.0, 100.0)
     mse, se = score_error.score_mse(est, p0, ts, n_mc=1000, key=("2d", "small"))
     ref, ref_se = score_error.score_mse(est, p0, ts, n_mc=100_000, key=("2d", "reference"))
@@ -112,7 +112,7 @@ def test_replicate_spread_matches_the_reported_se(trunc_1d, kind, t):
     # truncated at t = 30: ~all of the MSE from the rare truncation region; regularized at
     # t = 0.1: a bulk-dominated case. sd over 20 keys vs the mean reported se.
     est0, p0 = trunc_1d
-    est = est0 if kind == "truncated" else KernelScore(est0.X, kind=kind)
+    est = est0 if kind == "truncated" else build(kind, est0.X)
     runs = [score_error.score_mse(est, p0, [t], n_mc=1000, key=("rep", kind, i))
             for i in range(20)]
     vals = np.array([m[0] for m, _ in runs])
@@ -124,7 +124,7 @@ def test_replicate_spread_matches_the_reported_se(trunc_1d, kind, t):
 @pytest.mark.parametrize("kind", ["truncated", "regularized", "empirical", "highorder"])
 def test_every_estimator_gives_finite_values_at_extreme_times(kind):
     p0 = density("sym_beta", beta=1.0, d=2)
-    est = KernelScore(p0.sample(200, seed=2), kind=kind)
+    est = build(kind, p0.sample(200, seed=2))
     mse, se = score_error.score_mse(est, p0, [1e-4, 1.0, 1e4], n_mc=64, key=("finite", kind))
     assert np.all(np.isfinite(mse) & np.isfinite(se) & (mse > 0) & (se >= 0)), (mse, se)
 

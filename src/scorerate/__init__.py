@@ -3,7 +3,7 @@
     import scorerate as sr
     p0 = sr.density("sym_beta", beta=1.0, d=2)
     X = p0.sample(1000, seed=0)
-    est = sr.KernelScore(X, kind="truncated", c_rho=1.0)
+    est = sr.estimators.build("truncated", X, {"c_rho": 1.0})
     est.density(x, t); est.score(x, t)
 """
 
@@ -16,7 +16,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0+unknown"
 
-__all__ = ["KernelScore", "__version__", "density"]
+__all__ = ["__version__", "density", "estimators"]
 
 
 def __getattr__(name: str):
@@ -25,8 +25,8 @@ def __getattr__(name: str):
         from .densities import density
 
         return density
-    if name == "KernelScore":
-        from .estimators import KernelScore
+    if name == "estimators":
+        from . import estimators
 
-        return KernelScore
+        return estimators
     raise AttributeError(f"module 'scorerate' has no attribute {name!r}")

@@ -56,25 +56,20 @@ def _draw_train(spec: JobSpec) -> np.ndarray:
                                 dtype=np.float64).reshape(spec.n, spec.d)
 
 
-def _build_estimator(spec: JobSpec, kind: str):
-    """The `kind` estimator on the job's training set, redrawn here from the job's key.
+def _build_estimator(spec: JobSpec, name: str):
+    """The estimator `name` on the job's training set, redrawn here from the job's key.
 
     Its only inputs are small and picklable, so when the worker holding it is lost the
     scheduler rebuilds it from the graph (a scattered training set would be gone for good).
+    Each estimator receives only the options it declares (scorerate.estimators.build).
     """
-    from .estimators import KernelScore
-
-    train = _draw_train(spec)
+    from .estimators import build
 
     # plan_m: the engine's backend choice may not depend on the chunk size (bit-identity)
-    kw: dict = {"kind": kind, "c_rho": spec.c_rho, "backend": spec.backend, "rtol": spec.rtol,
-                "plan_m": spec.m}
-    if kind == "regularized":
-        kw["eps"] = spec.eps
-    if kind == "highorder":
-        kw.update(order=spec.highorder_order, C=spec.highorder_C,
-                  noise_seed=_noise_seed(spec))
-    return KernelScore(train, **kw)
+    params = {"c_rho": spec.c_rho, "eps": spec.eps, "backend": spec.backend,
+              "rtol": spec.rtol, "plan_m": spec.m, "order": spec.highorder_order,
+              "C": spec.highorder_C, "noise_seed": _noise_seed(spec)}
+    return build(name, _draw_train(spec), params)
 
 
 def _noise_seed(spec: JobSpec) -> int:

@@ -5,7 +5,7 @@ forward time T, from N(0, T I) (the paper) or from the exact p̂_T (the oracle t
 runs the reverse dynamics down to t0 on a geometric grid of forward times. Particle i
 draws its start and all its noise from `seeding.rng(*key, "particle", i)` alone, so the
 output is bit-identical for any chunk size, worker count or thread count, given a score
-whose rows depend bitwise only on their own query. (KernelScore with a pinned backend is
+whose rows depend bitwise only on their own query. (A Gaussian estimator with a pinned backend is
 such a score; the engine's backend="auto" picks its backend from the number of queries,
 so with it the bits, not the accuracy, can depend on the chunk size.)
 """
@@ -151,7 +151,7 @@ def sample(score: ScoreFn, *, m: int, d: int, t0: float, T: float, steps: int,
 
     Parameters
     ----------
-    score : callable score(x (k, d), t) -> (k, d), e.g. KernelScore(...).score; called on
+    score : callable score(x (k, d), t) -> (k, d), e.g. estimators.build(...).score; called on
         whole chunks. It is put in the graph once (one task), shared by all chunks.
     m, d : number of particles and dimension.
     t0, T : early-stopping time and horizon, 0 < t0 < T (theory.t0_early_stop, T_horizon).

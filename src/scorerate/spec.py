@@ -28,9 +28,9 @@ __all__ = ["PARAMS", "JobSpec", "Param", "add_options", "job_args", "options_fro
 
 
 def _estimator_names() -> list[str]:
-    from .estimators import KINDS
+    from .estimators import ESTIMATORS
 
-    return list(KINDS)
+    return list(ESTIMATORS)
 
 
 def _integrator_names() -> list[str]:
@@ -142,6 +142,12 @@ def _number(p: Param, value: object, *, integer: bool) -> int | float:
 
 def _in_choices(p: Param, names: Sequence[str]) -> None:
     if p.choices is None:
+        return
+    if p.name == "estimators":  # registered names, import paths and entry points
+        from .estimators import resolve
+
+        for name in names:
+            resolve(name)  # ValueError naming the valid ones
         return
     valid = p.choices()
     bad = [v for v in names if v not in valid]

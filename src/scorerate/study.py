@@ -115,22 +115,17 @@ def _check_density_names(cfg: Mapping) -> None:
     """Unknown density names, with a suggestion and the valid names (plug-ins resolve)."""
     import difflib
 
-    from .densities import DENSITIES
+    from .densities import DENSITIES, resolve
 
     for entry in _density_entries(cfg):
         name = entry["name"]
         if name in DENSITIES or ":" in name:
-            continue
+            continue  # a registered name, or an import path resolved by check_study
         try:  # an entry point of a plug-in
-            from .densities import resolve
-        except ImportError:
-            resolve = None
-        if resolve is not None:
-            try:
-                resolve(name)
-                continue
-            except ValueError:
-                pass
+            resolve(name)
+            continue
+        except ValueError:
+            pass
         hint = difflib.get_close_matches(name, list(DENSITIES), n=1)
         raise ValueError(f"config: unknown density {name!r}"
                          + (f" (did you mean {hint[0]!r}?)" if hint else "")

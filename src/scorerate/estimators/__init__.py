@@ -28,7 +28,7 @@ from .gaussian import Empirical, GaussianScore, Regularized, Truncated
 from .highorder import HighOrder
 
 __all__ = ["ESTIMATORS", "Empirical", "Estimator", "GaussianScore", "HighOrder",
-           "KernelScore", "Regularized", "ScoreEstimator", "Truncated", "build", "options_of",
+           "Regularized", "ScoreEstimator", "Truncated", "build", "options_of",
            "register", "resolve"]
 
 
@@ -89,11 +89,3 @@ def build(name: str, X: np.ndarray, params: Mapping[str, Any] | None = None) -> 
         raise ValueError(f"estimator {name!r} built {type(est).__name__}, which has no "
                          f"score(x, t) method")
     return est
-
-
-def KernelScore(X: np.ndarray, kind: str = "truncated", **params: Any) -> ScoreEstimator:  # noqa: N802
-    """Deprecated: `build(kind, X, params)`, kept while job.py and test_sampler.py move over.
-
-    Like `build`, it passes the estimator only the options it declares.
-    """
-    return build(kind, X, params)
