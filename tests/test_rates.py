@@ -1,4 +1,4 @@
-"""Rates: slopes recovered from synthetic power laws, bootstrap CIs, degenerate cases."""
+"""Rates: slopes from synthetic power laws, interval coverage, verdicts, degenerate cases."""
 
 from __future__ import annotations
 
@@ -13,11 +13,15 @@ from scorerate import seeding
 from scorerate.aggregate import combine_runs
 from scorerate.rates import (
     COLUMNS,
+    VERDICTS,
     bootstrap_means,
     fit_slope,
     rate_table,
+    slope_ci_arrays,
     slope_with_ci,
     verdict,
+    verdict_counts,
+    verdicts,
 )
 from scorerate.variables import exponent as theory_exponent
 
@@ -56,25 +60,62 @@ def test_ci_covers_true_slope_under_noise(slope):
     assert fit["num_points"] == len(NS) and fit["num_seeds"] == 8
 
 
-def test_ci_coverage_rate_is_near_nominal():
-    # Over 60 independent synthetic studies the 95% percentile CI should cover the truth in
-    # most of them; with 8 seeds the percentile bootstrap under-covers somewhat, so we ask
-    # for >= 80% (a bug such as fitting the wrong axis or a zero-width CI gives ~0%).
-    hits = 0
-    for rep in range(60):
-        fit = slope_with_ci(NS, _power_law(-0.5, key=("cov", rep)), key=("cov", rep),
-                            n_boot=300)
-        hits += fit["ci_low"] <= -0.5 <= fit["ci_high"]
-    assert hits >= 48
+def _study_noise(g, cv_lo, cv_hi, shape, dist):
+    """Mean-one multiplicative noise, coefficient of variation geometric in n from cv_lo to
+    cv_hi (a study's errors: relative spread grows towards a floor or shrinks as the error
+    concentrates; 5-60% covers what the audit measured)."""
+    cv = np.geomspace(cv_lo, cv_hi, shape[-2])[:, None]
+    if dist == "lognormal":
+        sig = np.sqrt(np.log1p(cv ** 2))
+        return np.exp(sig * g.standard_normal(shape) - sig ** 2 / 2)
+    k = 1 / cv ** 2
+    return g.gamma(k, 1 / k, size=shape)
 
 
-def test_ci_is_reproducible_and_keyed():
+@pytest.mark.parametrize("seeds", [5, 10])
+@pytest.mark.parametrize("k", [5, 7])
+@pytest.mark.parametrize(("cv_lo", "cv_hi", "dist"), [(0.05, 0.6, "lognormal"),
+                                                     (0.6, 0.05, "lognormal"),
+                                                     (0.05, 0.6, "gamma"),
+                                                     (0.6, 0.05, "gamma"),
+                                                     (0.3, 0.3, "gamma")])
+def test_interval_covers_95_percent_at_study_sizes(seeds, k, cv_lo, cv_hi, dist):
+    # 2000 synthetic studies (n = 1e2..1e5, slope -0.4), vectorised: the 95% interval must
+    # cover the true slope in 93-97% of them (binomial sd 0.5%) when the spread varies
+    # with n. With a constant spread the df compromise (see rates) is conservative: 93-98%
+    # is asked there (measured 97.5% at 5 seeds, where Welch alone gives ~95%).
+    ns = np.geomspace(100, 1e5, k)
+    g = seeding.rng("test-rates-coverage", seeds, k, cv_lo, cv_hi, dist)
+    v = 2.0 * ns[:, None] ** -0.4 * _study_noise(g, cv_lo, cv_hi, (2000, k, seeds), dist)
+    r = slope_ci_arrays(ns, v)
+    cover = np.mean((r["ci_low"] <= -0.4) & (-0.4 <= r["ci_high"]))
+    print(f"coverage S={seeds} K={k} cv {cv_lo}->{cv_hi} {dist}: {cover:.4f}")
+    assert 0.93 <= cover <= (0.98 if cv_lo == cv_hi else 0.97), cover
+    # the interval is not needlessly wide: its half-width is near 1.96 true standard errors
+    assert np.median(r["ci_high"] - r["slope"]) < 2.6 * np.std(r["slope"])
+
+
+@pytest.mark.xfail(strict=True, reason="measured 92.45%: the per-seed delta-method t "
+                   "interval under-covers when per-seed levels are log-normal (skewed); "
+                   "a skew correction is still to do")
+def test_paired_interval_covers_95_percent():
+    # one job's curve over t: a per-seed level shared by all t (paired) plus 10-40% noise;
+    # the paired interval must cover ~95% (2000 replications, 5 seeds, 6 values of t)
+    ts = np.geomspace(0.01, 1, 6)
+    g = seeding.rng("test-rates-paired")
+    level = np.exp(0.5 * g.standard_normal((2000, 1, 5)))
+    v = ts[:, None] ** -1.5 * level * _study_noise(g, 0.1, 0.4, (2000, 6, 5), "gamma")
+    r = slope_ci_arrays(ts, v, paired=True)
+    cover = np.mean((r["ci_low"] <= -1.5) & (-1.5 <= r["ci_high"]))
+    assert 0.93 <= cover <= 0.97, cover
+    # the unpaired interval ignores the shared level and is far too wide here
+    u = slope_ci_arrays(ts, v)
+    assert np.median(u["ci_high"] - u["ci_low"]) > 2 * np.median(r["ci_high"] - r["ci_low"])
+
+
+def test_ci_is_deterministic():
     v = _power_law(-0.5)
-    a = slope_with_ci(NS, v, key=("k", 1))
-    b = slope_with_ci(NS, v, key=("k", 1))
-    c = slope_with_ci(NS, v, key=("k", 2))
-    assert a == b
-    assert a["ci_low"] != c["ci_low"]
+    assert slope_with_ci(NS, v, key=("k", 1)) == slope_with_ci(NS, v, key=("k", 2))
 
 
 def test_bootstrap_means_unpaired_and_paired():
@@ -95,9 +136,9 @@ def test_bootstrap_means_unpaired_and_paired():
 def test_degenerate_one_n_and_all_nan():
     one = slope_with_ci(NS[:1], _power_law(-0.5)[:1], key=("one",))
     assert math.isnan(one["slope"]) and math.isnan(one["ci_low"])
-    assert verdict(one, -0.5) == "not enough data"
+    assert verdicts(one, -0.5)[0] == "no verdict"
     nan = slope_with_ci(NS, np.full((len(NS), 3), np.nan), key=("nan",))
-    assert nan["num_points"] == 0 and verdict(nan, -0.5) == "not enough data"
+    assert nan["num_points"] == 0 and verdict(nan, -0.5) == "no verdict"
 
 
 def test_nan_cells_are_left_out_not_zeroed():
@@ -112,15 +153,25 @@ def test_nan_cells_are_left_out_not_zeroed():
 
 
 def test_verdict_rules():
-    fit = {"slope": -0.5, "ci_low": -0.6, "ci_high": -0.4, "num_points": 4, "num_seeds": 3}
-    assert verdict(fit, -0.5) == "inside CI"
-    assert verdict(fit, -1.0) == "outside CI"
-    assert verdict(fit, math.nan) == "no theory"
-    assert verdict({**fit, "num_points": 2}, -0.5) == "not enough data"
-    assert verdict({**fit, "num_seeds": 1}, -0.5) == "not enough data"
+    fit = {"slope": -0.5, "ci_low": -0.6, "ci_high": -0.4, "num_points": 4, "num_seeds": 5}
+    assert verdicts(fit, -0.5) == ("consistent", "no prediction", "")
+    assert verdicts(fit, -0.3)[0] == "faster than the bound"  # interval below the exponent
+    assert verdicts(fit, -1.0)[0] == "slower than the bound"  # interval above it
+    assert verdicts(fit, -1.0, prediction_slope=-0.45)[1] == "matches"
+    assert verdicts(fit, -1.0, prediction_slope=-0.3)[1] == "does not match"
+    for kw, why in (({"theory": math.nan}, "no theorem"),
+                    ({"fit": {**fit, "num_seeds": 4}}, "fewer than 5 seeds (4)"),
+                    ({"fit": {**fit, "num_points": 2}}, "fewer than 3 values"),
+                    ({"at_floor": True}, "within twice its floor")):
+        args = {"fit": fit, "theory": -0.5, **kw}
+        vt, vp, reason = verdicts(args.pop("fit"), args.pop("theory"), **args)
+        assert (vt, vp) == ("no verdict", "no verdict") and why in reason
+    assert set(VERDICTS) >= {"consistent", "faster than the bound", "slower than the bound",
+                             "matches", "does not match", "no verdict"}
+    assert verdict(fit, -0.5) == "consistent"
 
 
-def _study(ns=(100, 300, 1000, 3000), seeds=(0, 1, 2, 3), d=1):
+def _study(ns=(100, 300, 1000, 3000), seeds=(0, 1, 2, 3, 4), d=1):
     """A synthetic study: metrics n^-0.5, score MSE n^-1 t^-(d+2)/2 | t^-1, 5% noise."""
     runs = [make_run(d=d, n=n, seed=s, slope_n=-0.5, noise=0.05) for n in ns for s in seeds]
     return combine_runs(runs)
@@ -128,7 +179,7 @@ def _study(ns=(100, 300, 1000, 3000), seeds=(0, 1, 2, 3), d=1):
 
 def test_rate_table_recovers_synthetic_exponents():
     study = _study(d=2)
-    table = rate_table(study, n_boot=300)
+    table = rate_table(study)
     assert list(table.columns) == COLUMNS
     # metrics in n were generated with slope -0.5
     tv = table[(table.metric == "tv") & (table.axis == "n")]
@@ -137,12 +188,38 @@ def test_rate_table_recovers_synthetic_exponents():
     # score MSE generated as n^-1 t^-(d+2)/2 (t < 1) / t^-1 (t > 1): theory inside the CI
     mse_n = table[(table.metric == "score_mse") & (table.axis == "n")]
     assert len(mse_n) == 2 * study.sizes["t"]
-    assert (mse_n.verdict == "inside CI").mean() > 0.8
+    assert (mse_n.verdict == "consistent").mean() > 0.8
     small = table[(table.axis == "t") & (table.regime == "t<1")]
     large = table[(table.axis == "t") & (table.regime == "t>1")]
     assert np.all(np.abs(small.slope + 2.0) < 0.05) and (small.theory == -2.0).all()
     assert np.all(np.abs(large.slope + 1.0) < 0.05) and (large.theory == -1.0).all()
     # w1/mmd have no theory
-    assert set(table[table.metric.isin(["w1", "mmd"])].verdict) == {"no theory"}
+    nt = table[table.metric.isin(["w1", "mmd"])]
+    assert set(nt.verdict) == {"no verdict"} and set(nt.reason) == {"no theorem for this metric"}
     # estimator-free metrics appear once per cell
     assert set(table[table.metric == "tv_kde"].estimator) == {"ideal_kde"}
+
+
+def test_rate_table_predictions_floors_and_seed_gate():
+    study = _study(d=1)
+    # TV/L2 generated with slope -0.5, theory -1/3 for beta = 1, d = 1: faster than the bound
+    preds = {("sym_beta", 1.0, 1, "tv_kde"): 3.0 * np.asarray(study.n, float) ** -0.5,
+             ("sym_beta", 1.0, 1, "l2_kde"): 3.0 * np.asarray(study.n, float) ** -0.2}
+    floors = {("sym_beta", 1.0, 1, "truncated", "tv"): 0.06}
+    table = rate_table(study, preds, floors)
+    row = table[table.metric == "tv_kde"].iloc[0]
+    assert row.verdict_theory == "faster than the bound" and row.verdict_prediction == "matches"
+    assert row.prediction_slope == pytest.approx(-0.5, abs=1e-12)
+    row = table[table.metric == "l2_kde"].iloc[0]
+    assert row.verdict_prediction == "does not match"
+    # the truncated tv sits at 100^-0.5 .. 3000^-0.5 = 0.1 .. 0.018 < 2 x 0.06: not judged
+    tv = table[table.metric == "tv"].set_index("estimator")
+    assert tv.loc["truncated", "verdict_theory"] == "no verdict"
+    assert "floor" in tv.loc["truncated", "reason"]
+    assert tv.loc["empirical", "verdict_theory"] == "faster than the bound"
+    counts = verdict_counts(table)
+    assert counts["rows"].sum() == len(table)
+    # four seeds: no verdict anywhere, with the reason
+    few = rate_table(_study(seeds=(0, 1, 2, 3)))
+    assert set(few.verdict_theory) == {"no verdict"}
+    assert few.reason.str.contains("fewer than 5 seeds|no theorem").all()

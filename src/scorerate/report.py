@@ -30,8 +30,8 @@ from .variables import VARIABLES  # noqa: E402
 
 __all__ = ["VERDICT_COLOURS", "find_run_store", "make_report"]
 
-VERDICT_COLOURS = {"inside CI": "#cdeccd", "outside CI": "#f6c6c6",
-                   "not enough data": "#e4e4e4", "no theory": "#ffffff"}
+VERDICT_COLOURS = {"consistent": "#cdeccd", "faster than the bound": "#cde0f6",
+                   "slower than the bound": "#f6c6c6", "no verdict": "#e4e4e4"}
 METRIC_LABELS = {v.name: v.label for v in VARIABLES if v.label}
 
 
@@ -257,7 +257,8 @@ def fig_verdicts(rates: pd.DataFrame) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.22 * len(r) + 1)))
     y = np.arange(len(r))
     for i, row in r.iterrows():
-        colour = {"inside CI": "tab:green", "outside CI": "tab:red"}.get(row["verdict"], "0.6")
+        colour = {"consistent": "tab:green", "faster than the bound": "tab:blue",
+                  "slower than the bound": "tab:red"}.get(row["verdict"], "0.6")
         err = [[row["slope"] - row["ci_low"]], [row["ci_high"] - row["slope"]]] \
             if np.isfinite(row["ci_low"]) else None
         ax.errorbar(row["slope"], i, xerr=err, fmt="o", color=colour, ms=4, capsize=2)
