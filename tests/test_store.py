@@ -12,26 +12,19 @@ import xarray as xr
 
 from scorerate import store
 from scorerate.store import StoreError
+from scorerate.variables import VARIABLES
 
 
 def fake_run(seed: int = 0, m: int = 40, d: int = 2, n: int = 30, K: int = 5) -> xr.Dataset:
     """A Dataset with the run schema filled with seeded noise (no science needed here)."""
     rng = np.random.default_rng(seed)
     E = ["truncated", "empirical"]
-    e, et = ("estimator",), ("estimator", "t")
+    sizes = {"train": n, "dim": d, "estimator": 2, "sample": m, "t": K}
+    data = {v.name: (v.dims, rng.random(tuple(sizes[k] for k in v.dims))) for v in VARIABLES}
+    data["train"] = (("train", "dim"), rng.normal(size=(n, d)))
+    data["tv"] = (("estimator",), [rng.random(), np.nan])  # NaN metrics (d > 3) must survive
     return xr.Dataset(
-        {
-            "train": (("train", "dim"), rng.normal(size=(n, d))),
-            "samples": (("estimator", "sample", "dim"), rng.normal(size=(2, m, d))),
-            "score_mse": (et, rng.random((2, K))),
-            "score_mse_se": (et, rng.random((2, K))),
-            "score_mse_int": (e, rng.random(2)),
-            "tv": (e, [rng.random(), np.nan]),  # NaN metrics (tv for d > 3) must survive
-            "w1": (e, rng.random(2)),
-            "mmd": (e, rng.random(2)),
-            "tv_kde": ((), rng.random()),
-            "l2_kde": ((), rng.random()),
-        },
+        data,
         coords={"estimator": E, "t": np.geomspace(0.1, 10, K), "dim": np.arange(d)},
         attrs=dict(density="sym_beta", beta=1.0, d=d, n=n, seed=seed, t0=0.1, T=10.0,
                    steps=5, integrator="euler_maruyama", c_rho=1.0, m=m,
