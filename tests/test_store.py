@@ -28,7 +28,7 @@ def fake_run(seed: int = 0, m: int = 40, d: int = 2, n: int = 30, K: int = 5) ->
             "score_mse_int": (e, rng.random(2)),
             "tv": (e, [rng.random(), np.nan]),  # NaN metrics (tv for d > 3) must survive
             "w1": (e, rng.random(2)),
-            "mmd": (e, rng.random(2)),
+            "mmd2": (e, rng.random(2)),
             "tv_kde": ((), rng.random()),
             "l2_kde": ((), rng.random()),
         },
@@ -67,8 +67,8 @@ def test_roundtrip_is_exact_and_opens_with_plain_xarray(tmp_path):
 
 
 def test_schema_violations_are_refused_before_writing(tmp_path):
-    ds = fake_run().drop_vars("mmd")
-    with pytest.raises(StoreError, match="mmd"):
+    ds = fake_run().drop_vars("mmd2")
+    with pytest.raises(StoreError, match="mmd2"):
         store.write_run(ds, tmp_path / "bad.zarr")
     bad_dims = fake_run()
     bad_dims["tv"] = (("t",), np.zeros(bad_dims.sizes["t"]))

@@ -80,7 +80,7 @@ def _sample_metric(name: str, samples: np.ndarray, p0, key: tuple, n_ref: int) -
 
     if name == "tv":
         return float(_pin(metrics.tv_binned, samples, p0))
-    fn = {"w1": metrics.w1, "mmd": metrics.mmd}[name]
+    fn = {"w1": metrics.w1, "mmd2": metrics.mmd}[name]
     return float(_pin(fn, samples, p0, key=(*key, name), n_ref=n_ref))
 
 
@@ -210,7 +210,7 @@ def _graph(spec: JobSpec, train_f) -> dict[tuple[str, str | None], object]:
                                                                  for t in spec.ts])
         tasks["score_mse_int", name] = delayed(_integrate, pure=True)(
             spec.ts_int, [mse_at(est, t) for t in spec.ts_int])
-        for metric in ("tv", "w1", "mmd"):
+        for metric in ("tv", "w1", "mmd2"):
             tasks[metric, name] = delayed(_sample_metric, pure=True)(
                 metric, samples_d, p0, (*spec.key, "sample_metrics"), spec.n_ref)
     tasks["kde", None] = delayed(_kde_metrics, pure=True)(train_f, p0, spec.t0, spec.n_mc_kde,
