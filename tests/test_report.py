@@ -37,7 +37,7 @@ def study(tmp_path_factory):
               "seeds": list(SEEDS)}
     path = write_study(aggregate(runs, config=config), root / "study.zarr")
     out = root / "report"
-    index = make_report(path, root / "runs", out, n_boot=N_BOOT)
+    index = make_report(path, out, n_boot=N_BOOT)
     return {"root": root, "path": path, "out": out, "index": index}
 
 
@@ -61,7 +61,9 @@ def test_html_is_self_contained_and_embeds_every_png(study):
     text = study["index"].read_text()
     srcs = re.findall(r"""src=['"]([^'"]+)['"]""", text)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
-    assert not re.search(r"""href=['"](?!#)""", text)  # no links to files beside it
+    # the only links to files beside it are the two tables the page offers as downloads
+    hrefs = re.findall(r"""href=['"]([^'"]+)['"]""", text)
+    assert sorted(h for h in hrefs if not h.startswith("#")) == ["rates.csv", "summary.md"]
     embedded = {base64.b64decode(s.split(",", 1)[1]) for s in srcs}
     on_disk = {p.read_bytes() for p in (study["out"] / "figures").iterdir()}
     assert embedded == on_disk
@@ -82,7 +84,7 @@ def test_tables_are_filled_and_match_the_rates(study):
     html_text = study["index"].read_text()
     assert "(no rows)" not in summary and "(no rows)" not in html_text
     for title in ("Rates in n", "Score MSE in n at each fixed t", "Score MSE in t at each n"):
-        assert f"## {title}" in summary and f"<h2>{title}</h2>" in html_text
+        assert f"## {title}" in summary and f"<summary><h2>{title}</h2>" in html_text
     # one markdown row per rate row, plus the verdict counts that add up to them
     body = [ln for ln in summary.splitlines() if ln.startswith("| sym_beta")]
     assert len(body) == len(rates)
@@ -95,9 +97,8 @@ def test_tables_are_filled_and_match_the_rates(study):
 
 def test_cli(study, tmp_path, capsys):
     out = tmp_path / "rep"
-    assert main(["report", "--study", str(study["path"]), "--runs-dir",
-                 str(study["root"] / "runs"), "--out", str(out), "--n-boot", "20"]) == 0
+    assert main(["report", "--study", str(study["path"]), "--out", str(out),
+                 "--n-boot", "20"]) == 0
     assert (out / "index.html").is_file() and "wrote" in capsys.readouterr().out
-    assert main(["report", "--study", str(tmp_path / "none.zarr"), "--runs-dir", ".",
-                 "--out", str(out)]) == 2
+    assert main(["report", "--study", str(tmp_path / "none.zarr"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
