@@ -102,3 +102,103 @@ def test_cli(study, tmp_path, capsys):
     assert (out / "index.html").is_file() and "wrote" in capsys.readouterr().out
     assert main(["report", "--study", str(tmp_path / "none.zarr"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _text(html_text: str) -> str:
+    """The page without its embedded images."""
+    return re.sub(r"base64,[A-Za-z0-9+/=]+", "", html_text)
+
+
+def test_answer_first_warning_provenance_and_no_bare_nan(study):
+    page = _text(study["index"].read_text())
+    # the question and the overview come before any table; full tables are collapsible
+    assert page.index("minimax") < page.index('id="overview-figure"') < page.index("<table")
+    assert page.count("<details>") == 3 + 1  # three rate tables, the config
+    # 3 seeds < 5: the banner says the verdicts rest on few seeds
+    assert 'class="warning"' in page and re.search(r"has 3\s+seeds per cell", page)
+    # provenance from the study's attrs: versions of the runs, the config, summed wall time
+    assert "version: numpy</th><td>synthetic" in page
+    assert "&#34;seeds&#34;: [" in page or '"seeds": [' in page
+    n_runs = len(NS) * len(SEEDS) * 2 - 1
+    assert f"{0.1 * n_runs:.1f} s over {n_runs} jobs" in page
+    assert "cores (os.cpu_count)" in page and "git commit" not in page  # library adds none
+    # no number shows as nan; every empty cell of a row without a verdict has a tooltip
+    # (the glossary may say where a metric is NaN: that is its reason)
+    assert not re.search(r"\bnan\b", page[:page.index('id="glossary"')], flags=re.I)
+    rates = pd.read_csv(study["out"] / "rates.csv")
+    unjudged = int((~rates["verdict"].isin(["inside CI", "outside CI"])).sum())
+    assert unjudged > 0 and page.count(' title="') >= unjudged  # w1/mmd2 have no theory
+    # the glossary lists every verdict word of rates.VERDICTS
+    for word in VERDICTS:
+        assert f"<dt>{word}</dt>" in page
+
+
+def test_verdict_adapter_reads_today_and_the_coming_columns():
+    from scorerate.report import verdict_view
+
+    base = {"density": "p", "beta": 1.0, "d": 1, "estimator": "e", "metric": "tv", "axis": "n",
+            "t": np.nan, "n": np.nan, "regime": "", "num_points": 5, "num_seeds": 5}
+    today = pd.DataFrame([
+        {**base, "slope": -0.30, "ci_low": -0.4, "ci_high": -0.2, "theory": -1 / 3,
+         "verdict": "inside CI"},
+        {**base, "slope": -0.60, "ci_low": -0.7, "ci_high": -0.5, "theory": -1 / 3,
+         "verdict": "outside CI"},
+        {**base, "slope": -0.10, "ci_low": -0.15, "ci_high": -0.05, "theory": -1 / 3,
+         "verdict": "outside CI"},
+        {**base, "num_points": 2, "slope": -0.5, "ci_low": np.nan, "ci_high": np.nan,
+         "theory": -1 / 3, "verdict": "not enough data"},
+        {**base, "slope": np.nan, "ci_low": np.nan, "ci_high": np.nan, "theory": np.nan,
+         "verdict": "no theory"},
+    ])
+    v = verdict_view(today)
+    assert list(v["kind"]) == ["agrees", "faster", "slower", "not judged", "not judged"]
+    assert list(v["verdict_theory"]) == ["inside CI", "outside CI", "outside CI", "", ""]
+    assert v["reason"][0] == "" and "too few n" in v["reason"][3]
+    assert "positive mean" in v["reason"][4]
+    coming = today.drop(columns="verdict").assign(
+        verdict_theory=["consistent", "faster than the bound", "slower than the bound", "", ""],
+        verdict_prediction=["matches", "does not match", "", "", ""],
+        prediction_slope=[-0.3, -0.3, np.nan, np.nan, np.nan],
+        reason=["", "", "", "too few seeds", "no theorem"])
+    w = verdict_view(coming)
+    assert list(w["kind"]) == ["agrees", "faster", "slower", "not judged", "not judged"]
+    assert list(w["reason"][3:]) == ["too few seeds", "no theorem"]  # the table's own reason
+    assert list(w["verdict_prediction"][:2]) == ["matches", "does not match"]
+
+
+def test_run_store_comes_only_from_the_study(study, tmp_path):
+    from scorerate.report import run_store
+
+    ds = xr.open_zarr(study["path"]).load()
+    got = run_store(ds, ("sym_beta", 1.0, 2))
+    assert got is not None and "n=1000/seed=0.zarr" in got  # largest n, smallest seed
+    # relative paths are taken relative to the base; a wrong base finds nothing
+    root = study["root"]
+    ds["store"] = ds["store"].copy(data=np.vectorize(
+        lambda p: str(Path(p).relative_to(root)) if p else "")(ds["store"].values))
+    assert run_store(ds, ("sym_beta", 1.0, 2), root) == got
+    assert run_store(ds, ("sym_beta", 1.0, 2), tmp_path) is None
+
+
+def test_figures_have_labelled_axes_and_readable_text(study):
+    import matplotlib.pyplot as plt
+
+    from scorerate import figures
+
+    ds = xr.open_zarr(study["path"]).load()
+    rates = rate_table(ds, n_boot=20)
+    cell = ds.sel(density="sym_beta", beta=1.0, d=1)
+    figs = [figures.error_vs_n(cell, rates[(rates.d == 1) & (rates.axis == "n")], "c"),
+            figures.score_mse_vs_t(cell["score_mse"], 1, "c")]
+    for fig in figs:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if not ax.get_visible():
+                continue
+            assert ax.get_xlabel() and ax.get_ylabel()
+            texts = [ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels()]
+            if ax.get_legend():
+                texts += ax.get_legend().get_texts()
+            assert min(t.get_fontsize() for t in texts) >= 8
+            assert not any("nan" in t.get_text() for t in texts)
+        plt.close(fig)

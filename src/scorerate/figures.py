@@ -65,7 +65,7 @@ def _fit_label(est: str, row: pd.Series | None) -> str:
     s, lo, hi = row["slope"], row["ci_low"], row["ci_high"]
     reason = str(row.get("reason", "") or "")
     if not math.isfinite(s):
-        return f"{est}: no slope ({reason or 'fewer than 2 n with a positive mean'})"
+        return f"{est}: no slope ({reason or 'fewer than 2 n with a positive mean error'})"
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return f"{est}: slope {s:.2f}, no interval ({reason or 'too little data'})"
     return f"{est}: slope {s:.2f} [{lo:.2f}, {hi:.2f}]"
@@ -106,6 +106,9 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
         xs = np.array([ns.min(), ns.max()], dtype=float)
         ax.plot(xs, anchor[1] * (xs / anchor[0]) ** theory, "k:", lw=1.5,
                 label=f"theory n^{theory:.2f}")
+    hidden = sum(int((np.isfinite(v) & (v <= 0)).sum()) for v in series.values())
+    if hidden:  # e.g. MMD² estimates below 0: say so rather than drop them silently
+        ax.set_title(f"{ax.get_title()} ({hidden} values ≤ 0 not drawn)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("n (training points)")

@@ -73,15 +73,15 @@ def _meaning(word: str) -> str:
 
 def _reason(row: pd.Series) -> str:
     """Why a row has no verdict (or no slope), from the fit's counts."""
+    if row["num_points"] < rates_mod.MIN_POINTS:
+        return f"too few n with a positive mean ({row['num_points']} < {rates_mod.MIN_POINTS})"
+    if not math.isfinite(row["slope"]):
+        return "fewer than 2 n with a positive mean error"
     if not math.isfinite(row["theory"]):
         return "no theorem for this metric"
-    if row["num_points"] < rates_mod.MIN_POINTS:
-        return f"too few n ({row['num_points']} < {rates_mod.MIN_POINTS})"
     min_seeds = getattr(rates_mod, "MIN_SEEDS", 2)
     if row["num_seeds"] < min_seeds:
         return f"too few seeds ({row['num_seeds']} < {min_seeds})"
-    if not math.isfinite(row["slope"]):
-        return "fewer than 2 n with a positive mean error"
     if not (math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"])):
         return "no bootstrap interval"
     return ""
