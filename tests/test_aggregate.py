@@ -165,3 +165,32 @@ def test_cli_writes_study_and_reports_bad_input(runs, tmp_path, capsys):
     assert main(["aggregate", "--out", str(out), str(tmp_path / "missing.zarr")]) == 2
     assert "missing.zarr" in capsys.readouterr().err
     assert xr.open_zarr(out).attrs["n_runs"] == 11  # the old study survives a failed run
+
+
+def test_every_variable_and_coordinate_is_described_and_versions_travel(runs, tmp_path):
+    from scorerate.variables import COORDINATES, VARIABLES
+
+    back = xr.open_zarr(write_study(aggregate(runs, config=CONFIG), tmp_path / "s.zarr"))
+    for name in [*back.data_vars, *back.coords]:
+        attrs = back[name].attrs
+        assert attrs.get("long_name") and attrs.get("units") and attrs.get("description"), name
+    by_name = {v.name: v for v in VARIABLES}
+    assert back["tv"].attrs == by_name["tv"].attrs
+    assert back["mmd2"].attrs["long_name"] == "squared maximum mean discrepancy"
+    assert "mmd" not in back
+    assert back["t"].attrs["long_name"] == COORDINATES["t"][0]
+    # the runs' library versions (synthetic stores: all equal) become one JSON object
+    assert json.loads(back.attrs["versions"]) == {"python": "3.11.0", "numpy": "synthetic"}
+
+
+def test_disagreeing_versions_are_listed():
+    a, b = make_run(n=100), make_run(n=300)
+    b.attrs["versions"] = {"python": "3.12.1"}
+    assert len(json.loads(combine_runs([a, b]).attrs["versions"])) == 2
+
+
+def test_cells_skip_cells_without_data(runs):
+    from scorerate.aggregate import cells
+
+    ds = aggregate(runs, config=CONFIG)  # gauss_mix and beta = 2 are in the grid, all NaN
+    assert cells(ds) == [("sym_beta", 1.0, 1), ("sym_beta", 1.0, 2)]

@@ -58,7 +58,7 @@ def test_store_schema_attrs_and_values(reference, tmp_path):
     assert list(ds.estimator.values) == list(SMALL["estimators"])
     assert ds.samples.shape == (3, 48, 2) and ds.train.shape == (200, 2)
     assert np.all(np.isfinite(ds.samples)) and np.all(np.abs(ds.train) <= 1.0)
-    for name in ("score_mse", "score_mse_se", "score_mse_int", "tv", "w1", "mmd"):
+    for name in ("score_mse", "score_mse_se", "score_mse_int", "tv", "w1", "mmd2"):
         assert np.all(np.isfinite(ds[name])), name
     assert np.all(ds.score_mse > 0) and np.all(ds.score_mse_se > 0)
     assert 0 < float(ds.tv_kde) < 1 and float(ds.l2_kde) > 0

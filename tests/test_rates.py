@@ -193,8 +193,8 @@ def test_rate_table_recovers_synthetic_exponents():
     large = table[(table.axis == "t") & (table.regime == "t>1")]
     assert np.all(np.abs(small.slope + 2.0) < 0.05) and (small.theory == -2.0).all()
     assert np.all(np.abs(large.slope + 1.0) < 0.05) and (large.theory == -1.0).all()
-    # w1/mmd have no theory
-    nt = table[table.metric.isin(["w1", "mmd"])]
+    # w1/mmd2 have no theory
+    nt = table[table.metric.isin(["w1", "mmd2"])]
     assert set(nt.verdict) == {"no verdict"} and set(nt.reason) == {"no theorem for this metric"}
     # estimator-free metrics appear once per cell
     assert set(table[table.metric == "tv_kde"].estimator) == {"ideal_kde"}

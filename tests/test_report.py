@@ -37,7 +37,7 @@ def study(tmp_path_factory):
               "seeds": list(SEEDS)}
     path = write_study(aggregate(runs, config=config), root / "study.zarr")
     out = root / "report"
-    index = make_report(path, root / "runs", out, n_boot=N_BOOT)
+    index = make_report(path, out, n_boot=N_BOOT)
     return {"root": root, "path": path, "out": out, "index": index}
 
 
@@ -61,7 +61,9 @@ def test_html_is_self_contained_and_embeds_every_png(study):
     text = study["index"].read_text()
     srcs = re.findall(r"""src=['"]([^'"]+)['"]""", text)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
-    assert not re.search(r"""href=['"](?!#)""", text)  # no links to files beside it
+    # the only links to files beside it are the two tables the page offers as downloads
+    hrefs = re.findall(r"""href=['"]([^'"]+)['"]""", text)
+    assert sorted(h for h in hrefs if not h.startswith("#")) == ["rates.csv", "summary.md"]
     embedded = {base64.b64decode(s.split(",", 1)[1]) for s in srcs}
     on_disk = {p.read_bytes() for p in (study["out"] / "figures").iterdir()}
     assert embedded == on_disk
@@ -82,7 +84,7 @@ def test_tables_are_filled_and_match_the_rates(study):
     html_text = study["index"].read_text()
     assert "(no rows)" not in summary and "(no rows)" not in html_text
     for title in ("Rates in n", "Score MSE in n at each fixed t", "Score MSE in t at each n"):
-        assert f"## {title}" in summary and f"<h2>{title}</h2>" in html_text
+        assert f"## {title}" in summary and f"<summary><h2>{title}</h2>" in html_text
     # one markdown row per rate row, plus the verdict counts that add up to them
     body = [ln for ln in summary.splitlines() if ln.startswith("| sym_beta")]
     assert len(body) == len(rates)
@@ -95,9 +97,100 @@ def test_tables_are_filled_and_match_the_rates(study):
 
 def test_cli(study, tmp_path, capsys):
     out = tmp_path / "rep"
-    assert main(["report", "--study", str(study["path"]), "--runs-dir",
-                 str(study["root"] / "runs"), "--out", str(out), "--n-boot", "20"]) == 0
+    assert main(["report", "--study", str(study["path"]), "--out", str(out),
+                 "--n-boot", "20"]) == 0
     assert (out / "index.html").is_file() and "wrote" in capsys.readouterr().out
-    assert main(["report", "--study", str(tmp_path / "none.zarr"), "--runs-dir", ".",
-                 "--out", str(out)]) == 2
+    assert main(["report", "--study", str(tmp_path / "none.zarr"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def _text(html_text: str) -> str:
+    """The page without its embedded images."""
+    return re.sub(r"base64,[A-Za-z0-9+/=]+", "", html_text)
+
+
+def test_answer_first_warning_provenance_and_no_bare_nan(study):
+    page = _text(study["index"].read_text())
+    # the question and the overview come before any table; full tables are collapsible
+    assert page.index("minimax") < page.index('id="overview-figure"') < page.index("<table")
+    assert page.count("<details>") == 3 + 1  # three rate tables, the config
+    # 3 seeds < 5: the banner says the verdicts rest on few seeds
+    assert 'class="warning"' in page and re.search(r"has 3\s+seeds per cell", page)
+    # provenance from the study's attrs: versions of the runs, the config, summed wall time
+    assert "version: numpy</th><td>synthetic" in page
+    assert "&#34;seeds&#34;: [" in page or '"seeds": [' in page
+    n_runs = len(NS) * len(SEEDS) * 2 - 1
+    assert f"{0.1 * n_runs:.1f} s over {n_runs} jobs" in page
+    assert "cores (os.cpu_count)" in page and "git commit" not in page  # library adds none
+    # no number shows as nan; every empty cell of a row without a verdict has a tooltip
+    # (the glossary may say where a metric is NaN: that is its reason)
+    assert not re.search(r"\bnan\b", page[:page.index('id="glossary"')], flags=re.I)
+    rates = pd.read_csv(study["out"] / "rates.csv")
+    unjudged = int((~rates["verdict"].isin(["inside CI", "outside CI"])).sum())
+    assert unjudged > 0 and page.count(' title="') >= unjudged  # w1/mmd2 have no theory
+    # the glossary lists every verdict word of rates.VERDICTS
+    for word in VERDICTS:
+        assert f"<dt>{word}</dt>" in page
+
+
+def test_verdict_view_gives_each_row_a_kind_and_keeps_the_reason():
+    from scorerate.report import verdict_view
+
+    base = {"density": "p", "beta": 1.0, "d": 1, "estimator": "e", "metric": "tv", "axis": "n",
+            "t": np.nan, "n": np.nan, "regime": "", "num_points": 5, "num_seeds": 5,
+            "theory": -1 / 3}
+    table = pd.DataFrame([
+        {**base, "slope": -0.30, "verdict_theory": "consistent", "verdict_prediction": "matches",
+         "prediction_slope": -0.3, "reason": ""},
+        {**base, "slope": -0.60, "verdict_theory": "faster than the bound",
+         "verdict_prediction": "does not match", "prediction_slope": -0.3, "reason": ""},
+        {**base, "slope": -0.10, "verdict_theory": "slower than the bound",
+         "verdict_prediction": "no prediction", "prediction_slope": np.nan, "reason": ""},
+        {**base, "slope": -0.5, "verdict_theory": "no verdict", "verdict_prediction": "",
+         "prediction_slope": np.nan, "reason": "too few seeds"},
+        {**base, "slope": np.nan, "verdict_theory": "no verdict", "verdict_prediction": "",
+         "prediction_slope": np.nan, "reason": "no theorem"},
+    ])
+    w = verdict_view(table)
+    assert list(w["kind"]) == ["agrees", "faster", "slower", "not judged", "not judged"]
+    assert list(w["verdict_theory"][3:]) == ["", ""]
+    assert list(w["reason"][3:]) == ["too few seeds", "no theorem"]  # the table's own reason
+    assert list(w["verdict_prediction"][:3]) == ["matches", "does not match", ""]
+
+
+def test_run_store_comes_only_from_the_study(study, tmp_path):
+    from scorerate.report import run_store
+
+    ds = xr.open_zarr(study["path"]).load()
+    got = run_store(ds, ("sym_beta", 1.0, 2))
+    assert got is not None and "n=1000/seed=0.zarr" in got  # largest n, smallest seed
+    # relative paths are taken relative to the base; a wrong base finds nothing
+    root = study["root"]
+    ds["store"] = ds["store"].copy(data=np.vectorize(
+        lambda p: str(Path(p).relative_to(root)) if p else "")(ds["store"].values))
+    assert run_store(ds, ("sym_beta", 1.0, 2), root) == got
+    assert run_store(ds, ("sym_beta", 1.0, 2), tmp_path) is None
+
+
+def test_figures_have_labelled_axes_and_readable_text(study):
+    import matplotlib.pyplot as plt
+
+    from scorerate import figures
+
+    ds = xr.open_zarr(study["path"]).load()
+    rates = rate_table(ds, n_boot=20)
+    cell = ds.sel(density="sym_beta", beta=1.0, d=1)
+    figs = [figures.error_vs_n(cell, rates[(rates.d == 1) & (rates.axis == "n")], "c"),
+            figures.score_mse_vs_t(cell["score_mse"], 1, "c")]
+    for fig in figs:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if not ax.get_visible():
+                continue
+            assert ax.get_xlabel() and ax.get_ylabel()
+            texts = [ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels()]
+            if ax.get_legend():
+                texts += ax.get_legend().get_texts()
+            assert min(t.get_fontsize() for t in texts) >= 8
+            assert not any("nan" in t.get_text() for t in texts)
+        plt.close(fig)

@@ -60,8 +60,8 @@ def test_roundtrip_is_exact_and_opens_with_plain_xarray(tmp_path):
 
 
 def test_schema_violations_are_refused_before_writing(tmp_path):
-    ds = fake_run().drop_vars("mmd")
-    with pytest.raises(StoreError, match="mmd"):
+    ds = fake_run().drop_vars("mmd2")
+    with pytest.raises(StoreError, match="mmd2"):
         store.write_run(ds, tmp_path / "bad.zarr")
     bad_dims = fake_run()
     bad_dims["tv"] = (("t",), np.zeros(bad_dims.sizes["t"]))

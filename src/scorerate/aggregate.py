@@ -21,6 +21,7 @@ import xarray as xr
 
 from .store import StoreError, open_run, swap_into_place
 from .study import JOB_DIMS, expected_grid
+from .variables import COORDINATES
 from .variables import METRICS as VARIABLE_METRICS
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "StoreError",
     "SHARED_ATTRS",
     "aggregate",
+    "cells",
     "combine_runs",
     "read_run",
     "write_study",
@@ -100,7 +102,9 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     Each run carries its job identity in attrs (density, beta, d, n, seed). Per-job
     scalars that differ across jobs (t0, T, wall_time_s) become variables over the job
     dims instead of attrs, so nothing is merged attr by attr; attrs shared by the whole
-    study (SHARED_ATTRS) and the config (JSON, key "config") go into the study's attrs.
+    study (SHARED_ATTRS), the library versions of the runs (JSON, key "versions") and the
+    config (JSON, key "config") go into the study's attrs; every variable and coordinate
+    carries long_name, units and description (scorerate.variables).
     The job coords are the union of those in the runs and, when given, those the config
     asks for; cells without a run are NaN, never dropped. `store` holds the path each
     cell came from ("" where missing). Memory: one float64 array of the grid per metric.
@@ -162,10 +166,10 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     for k in ("density", "estimator"):
         coords[k] = np.array(coords[k], dtype=object)
     out = xr.Dataset(data, coords=coords)
-    out["t0"].attrs["description"] = "early-stopping time of each job"
-    out["T"].attrs["description"] = "forward horizon of each job"
-    out["wall_time_s"].attrs["description"] = "wall-clock seconds of each job"
-    out["store"].attrs["description"] = "run store of each cell ('' where missing)"
+    for v in VARIABLE_METRICS:  # the run stores' descriptions travel with the numbers
+        out[v.name].attrs.update(v.attrs)
+    for name, (long_name, units, description) in COORDINATES.items():
+        out[name].attrs.update(long_name=long_name, units=units, description=description)
     out.attrs.update({
         "description": "scorerate study: metrics of every (density, beta, d, n, seed) job",
         "n_runs": len(keyed),
@@ -177,9 +181,35 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
             continue
         out.attrs[key] = json.loads(vals[0]) if len(vals) == 1 else json.dumps(
             [json.loads(v) for v in vals])
+    versions = sorted({json.dumps(ds.attrs.get("versions"), sort_keys=True, default=str)
+                       for _, ds in keyed.values()} - {"null"})
+    if versions:  # one JSON object when every run agrees, else the list of distinct ones
+        out.attrs["versions"] = versions[0] if len(versions) == 1 else json.dumps(
+            [json.loads(v) for v in versions], sort_keys=True)
     if config is not None:
         out.attrs["config"] = json.dumps(config, sort_keys=True, default=str)
     return out
+
+
+def cells(study: xr.Dataset) -> list[tuple[str, float, int]]:
+    """The (density, beta, d) cells of a study holding any metric, in coordinate order.
+
+    The one cell filter of the rate table and the report (a config may ask for cells no
+    run has filled yet; those hold only NaN and are skipped).
+    """
+    names = [m for m in METRICS if m in study]
+    have = None
+    for m in names:
+        extra = [dim for dim in study[m].dims if dim not in ("density", "beta", "d")]
+        cur = study[m].notnull().any(extra) if extra else study[m].notnull()
+        have = cur if have is None else have | cur
+    if have is None:
+        return []
+    have = have.transpose("density", "beta", "d").values
+    return [(str(a), float(b), int(c))
+            for i, a in enumerate(study["density"].values)
+            for j, b in enumerate(study["beta"].values)
+            for k, c in enumerate(study["d"].values) if have[i, j, k]]
 
 
 def _chunks(ds: xr.Dataset) -> dict[str, int]:

@@ -95,7 +95,7 @@ def _sample_metric(name: str, samples: np.ndarray, p0, spec: JobSpec) -> float:
         return metrics.escape_fraction(samples, p0)
     if name == "memorisation":
         return _pin(metrics.nearest_distance_ratio, samples, _draw_train(spec), p0, key=key)
-    fn = {"w1": metrics.w1, "mmd": metrics.mmd}[name]
+    fn = {"w1": metrics.w1, "mmd2": metrics.mmd}[name]
     return float(_pin(fn, samples, p0, key=key, n_ref=spec.n_ref))
 
 
@@ -288,7 +288,7 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
                                                                  for t in spec.ts])
         tasks["score_mse_int", name] = delayed(_integrate, pure=True)(
             spec.ts_int, [mse_at(est, t) for t in spec.ts_int])
-        for metric in ("tv", "w1", "mmd", "memorisation", "escapes"):
+        for metric in ("tv", "w1", "mmd2", "memorisation", "escapes"):
             tasks[metric, name] = delayed(_sample_metric, pure=True)(metric, samples_d, p0, spec)
     tasks["tv_floor", None] = delayed(_pin, pure=True)(metrics.tv_binned_floor, p0, spec.m,
                                                        key=(*spec.key, "tv_floor"))

@@ -30,6 +30,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from .aggregate import cells
 from .theory import score_mse_t_exponent
 from .variables import RATE_METRICS as N_METRICS
 from .variables import exponent as theory_exponent
@@ -311,16 +312,11 @@ def rate_table(study: xr.Dataset, predictions: Mapping | None = None,
     rows: list[dict] = []
     ns = study["n"].values.astype(float)
     ts = study["t"].values.astype(float)
-    for dens in study["density"].values:
-        for beta in study["beta"].values:
-            for d in study["d"].values:
-                cell_ds = study.sel(density=dens, beta=beta, d=d)
-                if not bool(np.isfinite(cell_ds["tv_kde"]).any()) and not bool(
-                        np.isfinite(cell_ds["score_mse"]).any()):
-                    continue
-                cell = {"density": str(dens), "beta": float(beta), "d": int(d)}
-                rows += _cell_rows(cell_ds, cell, ns, ts, predictions, floors, level=level,
-                                   min_seeds=min_seeds)
+    for dens, beta, d in cells(study):
+        cell_ds = study.sel(density=dens, beta=beta, d=d)
+        cell = {"density": dens, "beta": beta, "d": d}
+        rows += _cell_rows(cell_ds, cell, ns, ts, predictions, floors, level=level,
+                           min_seeds=min_seeds)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -1,398 +1,327 @@
-"""The rate report: rates.csv, summary.md, PNG figures and a self-contained index.html.
+"""The rate report: rates.csv, summary.md, figures/*.png and a self-contained index.html.
 
-Reads the study store (metrics) and, for the sample figures, a few run stores (one per
-(density, beta, d) with d in 1, 2: the largest n, the smallest seed). Every PNG is also
-embedded in index.html as base64, so the page opens from disk with nothing beside it.
+Orchestration only: the rate table comes from scorerate.rates, the figures from
+scorerate.figures, the page from the jinja2 template templates/report.html.j2 (every PNG
+embedded as base64, so the page opens from disk). The sample figures read the run store
+whose path the study records in its `store` variable; the library knows no workflow layout.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
-import math
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import xarray as xr
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import xarray as xr  # noqa: E402
+from . import figures
+from . import rates as rates_mod
+from .aggregate import cells
+from .rates import rate_table
+from .variables import VARIABLES
 
-from .rates import KDE_ESTIMATOR, N_METRICS, bootstrap_means, rate_table  # noqa: E402
-from .seeding import rng  # noqa: E402
-from .theory import score_mse_t_exponent  # noqa: E402
-from .variables import VARIABLES  # noqa: E402
+__all__ = ["MIN_SEEDS_WARN", "VERDICT_COLOURS", "make_report", "run_store", "verdict_view"]
 
-__all__ = ["VERDICT_COLOURS", "find_run_store", "make_report"]
-
-VERDICT_COLOURS = {"consistent": "#cdeccd", "faster than the bound": "#cde0f6",
-                   "slower than the bound": "#f6c6c6", "no verdict": "#e4e4e4"}
-METRIC_LABELS = {v.name: v.label for v in VARIABLES if v.label}
-
-
-def _cells(study: xr.Dataset) -> list[tuple[str, float, int]]:
-    """(density, beta, d) cells holding any data, in coordinate order."""
-    have = study["tv_kde"].notnull().any(("n", "seed")) | study["score_mse"].notnull().any(
-        ("n", "seed", "estimator", "t"))
-    return [(str(a), float(b), int(c)) for a in study["density"].values
-            for b in study["beta"].values for c in study["d"].values
-            if bool(have.sel(density=a, beta=b, d=c))]
+#: fewer seeds than this and the page warns that its intervals are unreliable
+MIN_SEEDS_WARN = 5
+#: verdict kind -> row colour of the tables
+VERDICT_COLOURS = {"agrees": "#cdeccd", "faster": "#cfe0f5", "slower": "#f6c6c6",
+                   "not judged": "#eeeeee"}
+#: verdict against the bound (rates.VERDICTS) -> kind, for colours and overview markers
+_KIND = {"consistent": "agrees", "faster than the bound": "faster",
+         "slower than the bound": "slower"}
+_SECTIONS = ("Rates in n", "Score MSE in n at each fixed t", "Score MSE in t at each n")
 
 
-def _slug(dens: str, beta: float, d: int) -> str:
-    return f"{dens}_beta{beta:g}_d{d}"
+def _verdict_words() -> list[str]:
+    """The verdict words, in the order rates.VERDICTS lists them."""
+    return list(rates_mod.VERDICTS)
 
 
-def _series(var: xr.DataArray) -> np.ndarray:
-    return var.transpose("n", "seed").values
+def _meaning(word: str) -> str:
+    return rates_mod.VERDICTS.get(word, "")
 
 
-def _band(values: np.ndarray, key: tuple, level: float = 0.95) -> tuple[np.ndarray, ...]:
-    """Mean over seeds per n and its bootstrap percentile band."""
-    boots = bootstrap_means(values, n_boot=400, rng=rng("report-band", *key))
-    with np.errstate(all="ignore"):
-        mean = np.nanmean(np.where(np.isfinite(values), values, np.nan), axis=1) \
-            if np.isfinite(values).any() else np.full(values.shape[0], np.nan)
-    a = (1 - level) / 2
-    ok = np.isfinite(boots).any(0)
-    lo = np.full(values.shape[0], np.nan)
-    hi = lo.copy()
-    if ok.any():
-        lo[ok] = np.nanquantile(boots[:, ok], a, axis=0)
-        hi[ok] = np.nanquantile(boots[:, ok], 1 - a, axis=0)
-    return mean, lo, hi
+def verdict_view(rates: pd.DataFrame) -> pd.DataFrame:
+    """The rate table with the columns the report shows: verdict_theory emptied where no
+    verdict is given (the reason column says why) and kind (agrees / faster / slower /
+    not judged) for colours and the overview markers."""
+    v = rates.copy()
+    v["verdict_theory"] = v["verdict_theory"].fillna("").astype(str)
+    v["verdict_prediction"] = v["verdict_prediction"].fillna("").astype(str)
+    v["reason"] = v["reason"].fillna("").astype(str)
+    judged = v["verdict_theory"].isin(list(_KIND))
+    v.loc[~judged, "verdict_theory"] = ""
+    v.loc[v["verdict_prediction"] == "no prediction", "verdict_prediction"] = ""
+    v["kind"] = v["verdict_theory"].map(_KIND).fillna("not judged")
+    return v
 
 
-def _panel_n(ax, ns, series: dict[str, np.ndarray], rates: pd.DataFrame, title: str,
-             key: tuple) -> None:
-    """Error vs n on log-log axes: mean, CI band, fitted line per estimator, theory line."""
-    theory = math.nan
-    anchor = None
-    for i, (est, vals) in enumerate(series.items()):
-        mean, lo, hi = _band(vals, (*key, est))
-        ok = np.isfinite(mean) & (mean > 0)
-        if not ok.any():
-            continue
-        colour = f"C{i}"
-        row = rates[rates["estimator"] == est]
-        label = est
-        if len(row):
-            r = row.iloc[0]
-            theory = r["theory"]
-            label = f"{est}: {r['slope']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
-        ax.plot(ns[ok], mean[ok], "o-", color=colour, label=label, ms=4)
-        band = ok & np.isfinite(lo) & (lo > 0)
-        ax.fill_between(ns[band], lo[band], hi[band], color=colour, alpha=0.2, lw=0)
-        if anchor is None:
-            anchor = (np.exp(np.mean(np.log(ns[ok]))), np.exp(np.mean(np.log(mean[ok]))))
-    if anchor is not None and math.isfinite(theory):
-        xs = np.array([ns.min(), ns.max()], dtype=float)
-        ax.plot(xs, anchor[1] * (xs / anchor[0]) ** theory, "k:", lw=1.5,
-                label=f"theory n^{theory:.2f}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("n")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6)
+def run_store(study: xr.Dataset, cell: tuple, base: str | os.PathLike | None = None
+              ) -> str | None:
+    """The run store of `cell` with the largest n and smallest seed that exists on disk.
 
-
-def fig_rates_n(study: xr.Dataset, rates: pd.DataFrame, cell: tuple) -> plt.Figure:
-    """One panel per metric (and the score MSE at the middle t) of error vs n for one cell."""
-    dens, beta, d = cell
-    c = study.sel(density=dens, beta=beta, d=d)
-    r = rates[(rates["density"] == dens) & (rates["beta"] == beta) & (rates["d"] == d)
-              & (rates["axis"] == "n")]
-    ns = study["n"].values.astype(float)
-    ts = study["t"].values.astype(float)
-    t_mid = float(ts[len(ts) // 2]) if len(ts) else math.nan
-    panels = [m for m in N_METRICS if m in c and bool(c[m].notnull().any())]
-    if len(ts):
-        panels.append("score_mse")
-    ncol = min(4, len(panels))
-    nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.2 * nrow), squeeze=False)
-    for ax, metric in zip(axes.flat, panels, strict=False):
-        if metric == "score_mse":
-            var = c["score_mse"].sel(t=t_mid)
-            rr = r[(r["metric"] == metric) & np.isclose(r["t"], t_mid)]
-            title = f"{METRIC_LABELS[metric]} at t = {t_mid:.3g}"
-        else:
-            var = c[metric]
-            rr = r[r["metric"] == metric]
-            title = METRIC_LABELS[metric]
-        if "estimator" in var.dims:
-            series = {str(e): _series(var.sel(estimator=e)) for e in var["estimator"].values}
-        else:
-            series = {KDE_ESTIMATOR: _series(var)}
-        _panel_n(ax, ns, series, rr, title, (dens, beta, d, metric))
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
-    fig.suptitle(f"{dens}, beta = {beta:g}, d = {d}: error vs n (mean over seeds, 95% "
-                 "bootstrap band; dotted: theory slope)", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def fig_score_t(study: xr.Dataset, cell: tuple) -> plt.Figure:
-    """Score MSE vs t, one line per n, one panel per estimator, with the theory slopes."""
-    dens, beta, d = cell
-    mse = study["score_mse"].sel(density=dens, beta=beta, d=d)
-    ts = study["t"].values.astype(float)
-    ests = [str(e) for e in mse["estimator"].values]
-    fig, axes = plt.subplots(1, len(ests), figsize=(4 * len(ests), 3.4), squeeze=False)
-    cmap = plt.get_cmap("viridis")
-    ns = study["n"].values
-    for ax, est in zip(axes.flat, ests, strict=True):
-        m = mse.sel(estimator=est).mean("seed", skipna=True).transpose("n", "t").values
-        for i, n in enumerate(ns):
-            ok = np.isfinite(m[i]) & (m[i] > 0)
-            if ok.any():
-                ax.plot(ts[ok], m[i][ok], "o-", ms=3, color=cmap(i / max(1, len(ns) - 1)),
-                        label=f"n = {int(n)}")
-        finite = m[np.isfinite(m) & (m > 0)]
-        if finite.size:
-            y1 = float(np.exp(np.mean(np.log(finite))))
-            for sel, slope, style in ((ts <= 1, score_mse_t_exponent(d, "small"), "k:"),
-                                      (ts >= 1, score_mse_t_exponent(d, "large"), "k--")):
-                if sel.sum() >= 2:
-                    xs = ts[sel][[0, -1]]
-                    ax.plot(xs, y1 * xs ** slope, style, lw=1,
-                            label=f"t^{slope:g} ({'t<1' if slope != -1 else 't>1'})")
-        ax.axvline(1.0, color="0.7", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("t")
-        ax.set_ylabel("score MSE")
-        ax.set_title(est, fontsize=9)
-        ax.legend(fontsize=6)
-    fig.suptitle(f"{dens}, beta = {beta:g}, d = {d}: score MSE vs t (mean over seeds)",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def find_run_store(study: xr.Dataset, cell: tuple, runs_dir: str | os.PathLike) -> str | None:
-    """Path of the run store with the largest n and smallest seed of `cell`, if any exists.
-
-    Uses the path the aggregation recorded; falls back to the layout under `runs_dir`.
+    Paths come only from the study's `store` variable; relative ones are taken relative
+    to `base` (default: the current directory). None when no store of the cell is found.
     """
     dens, beta, d = cell
     stores = study["store"].sel(density=dens, beta=beta, d=d).transpose("n", "seed").values
-    ns = study["n"].values
-    seeds = study["seed"].values
-    for i in range(len(ns) - 1, -1, -1):
-        for j in range(len(seeds)):
-            p = str(stores[i, j])
-            if p and Path(p).is_dir():
-                return p
-            alt = (Path(runs_dir) / dens / f"beta={beta!r}" / f"d={d}" / f"n={int(ns[i])}"
-                   / f"seed={int(seeds[j])}.zarr")
-            if p and alt.is_dir():
-                return str(alt)
+    for i in range(stores.shape[0] - 1, -1, -1):
+        for p in stores[i]:
+            p = str(p)
+            if not p:
+                continue
+            path = Path(p) if Path(p).is_absolute() or base is None else Path(base) / p
+            if path.is_dir():
+                return str(path)
     return None
 
 
-def fig_samples(run_path: str, density_factory: Callable | None) -> plt.Figure:
-    """Generated samples per estimator against the true density (1D: histogram + pdf;
-    2D: scatter over pdf contours)."""
-    run = xr.open_zarr(run_path)
-    dens, beta, d, n = run.attrs["density"], float(run.attrs["beta"]), int(run.attrs["d"]), \
-        int(run.attrs["n"])
-    samples = run["samples"].load()
-    ests = [str(e) for e in samples["estimator"].values]
-    p0 = None
-    if density_factory is not None:
-        try:
-            p0 = density_factory(dens, beta=beta, d=d)
-        except Exception:  # the figure still shows the samples; the title says why
-            p0 = None
-    fig, axes = plt.subplots(1, len(ests), figsize=(3.6 * len(ests), 3.4), squeeze=False)
-    for ax, est in zip(axes.flat, ests, strict=True):
-        x = samples.sel(estimator=est).values
-        x = x[np.isfinite(x).all(1)]
-        lo, hi = np.quantile(x, [0.005, 0.995], axis=0) if len(x) else (-3, 3)
-        pad = 0.15 * (np.asarray(hi) - np.asarray(lo)) + 1e-3
-        lo, hi = np.asarray(lo) - pad, np.asarray(hi) + pad
-        if d == 1:
-            ax.hist(x[:, 0], bins=40, range=(lo[0], hi[0]), density=True, color="C0",
-                    alpha=0.5, label="samples")
-            if p0 is not None:
-                g = np.linspace(lo[0], hi[0], 400)[:, None]
-                ax.plot(g[:, 0], p0.pdf(g), "k-", lw=1.2, label="true p0")
-            ax.set_xlabel("x")
-        else:
-            if p0 is not None:
-                gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
-                pdf = p0.pdf(np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
-                ax.contour(gx, gy, pdf, levels=8, cmap="Greys", linewidths=0.8)
-            ax.scatter(x[:, 0], x[:, 1], s=2, color="C0", alpha=0.5, label="samples")
-            ax.set_xlim(lo[0], hi[0])
-            ax.set_ylim(lo[1], hi[1])
-            ax.set_xlabel("x1")
-            ax.set_ylabel("x2")
-        ax.set_title(est, fontsize=9)
-        ax.legend(fontsize=6, loc="upper right")
-    note = "" if p0 is not None else " (true density unavailable)"
-    fig.suptitle(f"{dens}, beta = {beta:g}, d = {d}, n = {n}, seed = {run.attrs['seed']}: "
-                 f"generated samples vs p0{note}", fontsize=10)
-    fig.tight_layout()
-    run.close()
-    return fig
+def _png(fig, path: Path) -> str:
+    """Save `fig` as PNG at `path`; returns the base64 text for the page."""
+    import matplotlib.pyplot as plt
 
-
-def fig_verdicts(rates: pd.DataFrame) -> plt.Figure:
-    """Measured slope (with CI) against the theory for every judged rate in n, by verdict."""
-    r = rates[(rates["axis"] == "n") & rates["theory"].notna()
-              & ~((rates["metric"] == "score_mse") & rates["t"].notna())].reset_index(drop=True)
-    per_t = rates[(rates["axis"] == "n") & (rates["metric"] == "score_mse")]
-    if len(per_t):
-        # one representative t per (cell, estimator): the middle of the grid
-        ts = np.sort(per_t["t"].unique())
-        r = pd.concat([r, per_t[np.isclose(per_t["t"], ts[len(ts) // 2])]], ignore_index=True)
-    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.22 * len(r) + 1)))
-    y = np.arange(len(r))
-    for i, row in r.iterrows():
-        colour = {"consistent": "tab:green", "faster than the bound": "tab:blue",
-                  "slower than the bound": "tab:red"}.get(row["verdict"], "0.6")
-        err = [[row["slope"] - row["ci_low"]], [row["ci_high"] - row["slope"]]] \
-            if np.isfinite(row["ci_low"]) else None
-        ax.errorbar(row["slope"], i, xerr=err, fmt="o", color=colour, ms=4, capsize=2)
-        ax.plot(row["theory"], i, "k|", ms=10)
-    labels = [f"{a} b={b:g} d={c} {e} {m}" for a, b, c, e, m in
-              zip(r["density"], r["beta"], r["d"], r["estimator"], r["metric"], strict=True)]
-    ax.set_yticks(y, labels, fontsize=6)
-    ax.invert_yaxis()
-    ax.set_xlabel("slope in n (dot: measured with 95% CI; bar: theory)")
-    ax.set_title("Agreement with theory: green inside CI, red outside, grey not judged",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def _png(fig: plt.Figure, path: Path) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")  # no clipped labels
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    data = buf.getvalue()
-    path.write_bytes(data)
-    return data
+    path.write_bytes(buf.getvalue())
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _fmt(v) -> str:
     if isinstance(v, float | np.floating):
         return "" if not np.isfinite(v) else f"{v:.3g}"
-    return str(v)
+    return "" if v is None else str(v)
 
 
-def _html_table(df: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in df.columns)
-    body = []
-    for _, row in df.iterrows():
-        bg = VERDICT_COLOURS.get(row.get("verdict", ""), "#ffffff")
-        cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row.values)
-        body.append(f'<tr style="background:{bg}">{cells}</tr>')
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def _table_columns(v: pd.DataFrame) -> list[str]:
+    cols = ["density", "beta", "d", "estimator", "metric", "num_points", "num_seeds", "slope",
+            "ci_low", "ci_high", "theory", "verdict_theory"]
+    if (v["verdict_prediction"] != "").any() or v["prediction_slope"].notna().any():
+        cols += ["prediction_slope", "verdict_prediction"]
+    return cols + ["reason"]
+
+
+def _sections(v: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    show = _table_columns(v)
+    in_n = v[(v["axis"] == "n") & (v["metric"] != "score_mse")]
+    mse_n = v[(v["axis"] == "n") & (v["metric"] == "score_mse")]
+    mse_t = v[v["axis"] == "t"]
+    return dict(zip(_SECTIONS, (in_n[show + ["kind"]],
+                                mse_n[show[:5] + ["t"] + show[5:] + ["kind"]],
+                                mse_t[show[:5] + ["n", "regime"] + show[5:] + ["kind"]]),
+                    strict=True))
+
+
+def _html_rows(df: pd.DataFrame) -> list[dict]:
+    """Rows of a table for the template: cells (text, tooltip) and the row colour."""
+    out = []
+    for _, r in df.iterrows():
+        reason = r.get("reason", "")
+        cells_ = [(_fmt(r[c]), reason if _fmt(r[c]) == "" and reason else "")
+                  for c in df.columns if c != "kind"]
+        out.append({"colour": VERDICT_COLOURS.get(r["kind"], "#ffffff"), "cells": cells_})
+    return out
 
 
 def _md_table(df: pd.DataFrame) -> str:
+    df = df.drop(columns="kind")
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(_fmt(v) for v in row.values) + " |" for _, row in df.iterrows()]
     return "\n".join(lines)
 
 
-_CSS = ("body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;"
-        "font-size:12px}td,th{border:1px solid #bbb;padding:2px 6px}th{background:#eee}"
-        "img{max-width:100%;border:1px solid #ddd;margin:6px 0}")
+def _verdict_label(v: pd.DataFrame) -> pd.Series:
+    """One word per row for the counts: its verdict, or the rate table's own word."""
+    if "verdict" in v:
+        return v["verdict"]
+    return v["verdict_theory"].where(v["verdict_theory"] != "", "not judged")
 
 
-def _sections(rates: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    show = ["density", "beta", "d", "estimator", "metric", "num_points", "num_seeds", "slope",
-            "ci_low", "ci_high", "theory", "verdict"]
-    in_n = rates[(rates["axis"] == "n") & (rates["metric"] != "score_mse")]
-    mse_n = rates[(rates["axis"] == "n") & (rates["metric"] == "score_mse")]
-    mse_t = rates[rates["axis"] == "t"]
-    return {
-        "Rates in n": in_n[show],
-        "Score MSE in n at each fixed t": mse_n[show[:5] + ["t"] + show[5:]],
-        "Score MSE in t at each n": mse_t[show[:5] + ["n", "regime"] + show[5:]],
+def _overview_rows(v: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the overview: every slope in n with an exponent, score MSE at mid t."""
+    r = v[(v["axis"] == "n") & np.isfinite(v["theory"]) & (v["metric"] != "score_mse")]
+    per_t = v[(v["axis"] == "n") & (v["metric"] == "score_mse")]
+    if len(per_t):
+        ts = np.sort(per_t["t"].unique())
+        r = pd.concat([r, per_t[np.isclose(per_t["t"], ts[len(ts) // 2])]])
+    return r.reset_index(drop=True)
+
+
+def _cell_table(study: xr.Dataset, v: pd.DataFrame, cell_list: list[tuple]) -> dict:
+    """The short table of cells: (density, beta, d), n and seeds with data, verdict counts."""
+    kinds = list(figures.KIND_STYLE)
+    rows = []
+    for dens, beta, d in cell_list:
+        sel = v[(v["density"] == dens) & (v["beta"] == beta) & (v["d"] == d)]
+        have = study["tv_kde"].sel(density=dens, beta=beta, d=d).notnull()
+        ns = study["n"].values[have.any("seed").values]
+        seeds = int(have.sum("seed").max())
+        counts = sel["kind"].value_counts()
+        rows.append([dens, f"{beta:g}", str(d),
+                     f"{int(ns.min())}–{int(ns.max())} ({len(ns)})" if len(ns) else "",
+                     str(seeds), *[str(int(counts.get(k, 0))) for k in kinds]])
+    head = ["density", "beta", "d", "n (values)", "seeds"] + [
+        figures.KIND_STYLE[k][2] for k in kinds]
+    return {"head": head, "rows": rows}
+
+
+def _provenance(study: xr.Dataset, extra: Mapping[str, str] | None) -> dict:
+    """Config, versions, wall time from the study; date and cores here; `extra` (the
+    command's git commit) on top."""
+    def parse(text):
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError):
+            return text
+
+    config = parse(study.attrs.get("config", ""))
+    versions = parse(study.attrs.get("versions", ""))
+    wall = study["wall_time_s"].values if "wall_time_s" in study else np.array([])
+    wall = wall[np.isfinite(wall)]
+    items = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cores (os.cpu_count)": str(os.cpu_count()),
+        "study wall time (sum over jobs)": f"{wall.sum():.1f} s over {wall.size} jobs"
+        if wall.size else "unknown",
+        "scorerate": str(study.attrs.get("scorerate_version", "unknown")),
     }
+    items.update(extra or {})
+    if isinstance(versions, Mapping):
+        items.update({f"version: {k}": str(x) for k, x in versions.items()})
+    elif versions:
+        items["versions"] = json.dumps(versions)
+    else:
+        items["versions"] = "unknown (the run stores recorded none)"
+    cfg_text = json.dumps(config, indent=2, sort_keys=True) if config else "(not recorded)"
+    return {"items": items, "config": cfg_text}
 
 
-def make_report(study_path: str | os.PathLike, runs_dir: str | os.PathLike,
-                out: str | os.PathLike, *, n_boot: int = 1000,
+def _grid_text(study: xr.Dataset) -> str:
+    est = ", ".join(str(e) for e in study["estimator"].values)
+    return (f"{study.attrs.get('n_runs', '?')} runs; n = "
+            f"{', '.join(str(int(n)) for n in study['n'].values)}; "
+            f"{study.sizes['seed']} seeds; estimators {est}")
+
+
+def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *, n_boot: int = 1000,
+                runs_base: str | os.PathLike | None = None,
+                provenance: Mapping[str, str] | None = None,
                 density_factory: Callable | None = None) -> Path:
     """Write rates.csv, summary.md, figures/*.png and index.html under `out`.
 
+    runs_base: base directory of relative run-store paths (default: current directory).
+    provenance: extra provenance items (e.g. the git commit) shown on the page.
     density_factory(name, beta=, d=) gives the true density for the sample figures
-    (default scorerate.density). Returns the path of index.html.
+    (default scorerate.density). Returns the path of index.html. Cost: the rate table's
+    bootstrap (n_boot per fit) plus a few figures per cell.
     """
+    import jinja2
+
     out = Path(out)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     study = xr.open_zarr(study_path).load()
     rates = rate_table(study, n_boot=n_boot)
     rates.to_csv(out / "rates.csv", index=False)
+    v = verdict_view(rates)
     if density_factory is None:
         try:
             from . import density as density_factory
         except ImportError:
             density_factory = None
 
-    figs: list[tuple[str, str, bytes]] = []  # (section, caption, png)
-    figs.append(("Overview", "Measured slopes in n against the theory",
-                 _png(fig_verdicts(rates), figdir / "verdicts.png")))
-    for cell in _cells(study):
-        slug = _slug(*cell)
-        figs.append(("Error vs n", f"{slug}: error vs n",
-                     _png(fig_rates_n(study, rates, cell), figdir / f"rates_n_{slug}.png")))
-        if study.sizes["t"]:
-            figs.append(("Score MSE vs t", f"{slug}: score MSE vs t",
-                         _png(fig_score_t(study, cell), figdir / f"score_t_{slug}.png")))
-        if cell[2] in (1, 2):
-            path = find_run_store(study, cell, runs_dir)
-            if path is not None:
-                figs.append(("Samples", f"{slug}: samples vs true density",
-                             _png(fig_samples(path, density_factory),
-                                  figdir / f"samples_{slug}.png")))
+    cell_list = cells(study)
+    ov = _overview_rows(v)
+    overview = _png(figures.overview(ov, ov["kind"]), figdir / "verdicts.png")
+    groups: dict[tuple, list[dict]] = {}
+    for cell in cell_list:
+        dens, beta, d = cell
+        slug = f"{dens}_beta{beta:g}_d{d}"
+        title = f"{dens}, beta = {beta:g}, d = {d}"
+        c = study.sel(density=dens, beta=beta, d=d)
+        rows = v[(v["density"] == dens) & (v["beta"] == beta) & (v["d"] == d)
+                 & (v["axis"] == "n")]
+        figs = [(f"{title}: error vs n",
+                 _png(figures.error_vs_n(c, rows, title), figdir / f"rates_n_{slug}.png"))]
+        if study.sizes["t"] and bool(c["score_mse"].notnull().any()):
+            figs.append((f"{title}: score MSE vs t", _png(
+                figures.score_mse_vs_t(c["score_mse"], d, title),
+                figdir / f"score_t_{slug}.png")))
+        if d in (1, 2) and (path := run_store(study, cell, runs_base)) is not None:
+            p0 = None
+            with xr.open_zarr(path) as run:
+                if density_factory is not None:
+                    try:
+                        p0 = density_factory(dens, beta=beta, d=d)
+                    except Exception:  # the figure says the true density is unavailable
+                        p0 = None
+                figs.append((f"{title}: generated samples vs true density", _png(
+                    figures.samples_vs_density(run, p0), figdir / f"samples_{slug}.png")))
+        groups.setdefault((dens, beta), []).append({"d": d, "figures": figs})
 
-    counts = rates["verdict"].value_counts().reindex(list(VERDICT_COLOURS), fill_value=0)
-    sections = _sections(rates)
+    sections = _sections(v)
+    words = _verdict_label(v)
+    count_words = list(dict.fromkeys([*_verdict_words(), *words]))
+    counts = words.value_counts().reindex(count_words, fill_value=0)
     md = ["# scorerate study report", "",
-          f"Study: `{study_path}` ({study.attrs.get('n_runs', '?')} runs). Slopes are "
-          "least-squares fits of log(mean error over seeds) against log n, with 95% bootstrap "
-          "CIs over seeds; the verdict says whether the theoretical exponent lies in the CI.",
-          "", "| verdict | rows |", "|---|---|"]
-    md += [f"| {k} | {v} |" for k, v in counts.items()]
+          f"Study: `{study_path}` ({_grid_text(study)}). Slopes are least-squares fits of "
+          "log(mean error over seeds) against log n, with 95% bootstrap intervals over "
+          "seeds; the verdict compares them with the theory's exponent.", "",
+          "| verdict | rows |", "|---|---|"]
+    md += [f"| {k} | {n} |" for k, n in counts.items()]
     for title, df in sections.items():
         md += ["", f"## {title}", "", _md_table(df) if len(df) else "(no rows)"]
     (out / "summary.md").write_text("\n".join(md) + "\n")
 
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>scorerate report"
-             f"</title><style>{_CSS}</style></head><body>",
-             "<h1>scorerate: convergence rates against theory</h1>",
-             f"<p>Study <code>{html.escape(str(study_path))}</code>, "
-             f"{study.attrs.get('n_runs', '?')} runs. Rows are coloured by verdict: "
-             + ", ".join(f"<span style='background:{c};padding:0 4px'>{k}</span> ({counts[k]})"
-                         for k, c in VERDICT_COLOURS.items()) + ".</p>"]
-    for title, df in sections.items():
-        parts.append(f"<h2>{html.escape(title)}</h2>")
-        parts.append(_html_table(df) if len(df) else "<p>(no rows)</p>")
-    current = None
-    for section, caption, png in figs:
-        if section != current:
-            parts.append(f"<h2>{html.escape(section)}</h2>")
-            current = section
-        b64 = base64.b64encode(png).decode()
-        parts.append(f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,"
-                     f"{b64}'><figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts.append("</body></html>")
+    n_seeds = int(study.sizes["seed"])
+    glossary = [(w, _meaning(w)) for w in _verdict_words()]
+    columns = [(c, _COLUMN_MEANING.get(c, "")) for c in
+               _table_columns(v) + ["t", "n", "regime"]]
+    metrics = [(x.name, x.long_name, x.units, x.description) for x in VARIABLES
+               if x.role == "metric"]
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    template = env.from_string(
+        resources.files("scorerate").joinpath("templates/report.html.j2").read_text())
+    page = template.render(
+        study_path=str(study_path), grid=_grid_text(study), overview=overview,
+        warn_seeds=n_seeds < MIN_SEEDS_WARN, n_seeds=n_seeds, min_seeds=MIN_SEEDS_WARN,
+        cell_table=_cell_table(study, v, cell_list), groups=groups,
+        sections={k: {"head": [c for c in df.columns if c != "kind"], "rows": _html_rows(df)}
+                  for k, df in sections.items()},
+        counts=counts.to_dict(), glossary=glossary, columns=columns, metrics=metrics,
+        kinds=[(figures.KIND_STYLE[k][2], VERDICT_COLOURS[k]) for k in figures.KIND_STYLE],
+        provenance=_provenance(study, provenance))
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
-    tmp.write_text("\n".join(parts))
+    tmp.write_text(page)
     tmp.replace(index)
     return index
+
+
+_COLUMN_MEANING = {
+    "density": "true density p0", "beta": "its Sobolev smoothness", "d": "dimension",
+    "estimator": f"score estimator ({rates_mod.KDE_ESTIMATOR}: the ideal output, the "
+    "Gaussian KDE at t0, which no estimator drives)",
+    "metric": "the error fitted (see the metrics below)",
+    "num_points": "values of n (or t) with data in the fit",
+    "num_seeds": "fewest seeds at any of those values",
+    "slope": "least-squares slope of log(mean error over seeds) against log n (or log t)",
+    "ci_low": "lower end of the 95% bootstrap interval (seeds resampled)",
+    "ci_high": "upper end of the 95% bootstrap interval",
+    "theory": "the theory's exponent (empty: no theorem)",
+    "verdict_theory": "slope against the theory's exponent (see the verdicts)",
+    "prediction_slope": "slope of the finite-n prediction over the same n",
+    "verdict_prediction": "slope against the finite-n prediction",
+    "reason": "why a row has no verdict or an empty number",
+    "t": "the fixed t of a score-MSE fit in n", "n": "the fixed n of a score-MSE fit in t",
+    "regime": "t < 1 (slope -(d+2)/2) or t > 1 (slope -1)",
+}

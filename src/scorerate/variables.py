@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from . import theory
 
-__all__ = ["METRICS", "RATE_METRICS", "VARIABLES", "Variable", "exponent", "variable"]
+__all__ = ["COORDINATES", "METRICS", "RATE_METRICS", "VARIABLES", "Variable", "exponent",
+           "variable"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,10 @@ VARIABLES: tuple[Variable, ...] = (
              "(which holds all but 1e-12 of p0)", role="diagnostic"),
     Variable("w1", _EST, "1-Wasserstein distance", "W1(p0, samples); sliced for d > 1",
              units="length", label="W1(p0, output)", fit_n=True),
-    Variable("mmd", _EST, "squared MMD", "unbiased MMD estimate (Gaussian kernel) between "
-             "samples and p0", label="MMD(p0, output)", fit_n=True),
+    Variable("mmd2", _EST, "squared maximum mean discrepancy",
+             "unbiased estimate of MMD^2 (Gaussian kernel) between the samples and p0; "
+             "can be slightly negative when the two laws are close",
+             label="MMD²(p0, output)", fit_n=True),
     Variable("tv_kde", (), "TV of the ideal output", "TV(p0, Gaussian KDE p_hat_{t0}) "
              "(Monte Carlo)", label="TV(p0, p̂_t0)", exponent=theory.tv_exponent, fit_n=True),
     Variable("l2_kde", (), "L2 distance of the ideal output",
@@ -92,6 +95,23 @@ VARIABLES: tuple[Variable, ...] = (
              label="L2(p0, p̂_t0)", exponent=theory.l2_exponent, fit_n=True),
 )
 _BY_NAME = {v.name: v for v in VARIABLES}
+
+#: The coordinates of the study store (and the per-job scalars it adds), described like
+#: the variables: name -> (long_name, units, description).
+COORDINATES: dict[str, tuple[str, str, str]] = {
+    "density": ("test density", "1", "name of the true density p0 (scorerate.densities)"),
+    "beta": ("Sobolev smoothness", "1", "smoothness beta of p0 (the theory's class)"),
+    "d": ("dimension", "1", "dimension of the data"),
+    "n": ("training points", "1", "number n of training points drawn from p0"),
+    "seed": ("seed", "1", "replicate index; every random draw of a job is keyed by it"),
+    "estimator": ("score estimator", "1", "kernel score estimator (scorerate.estimators)"),
+    "t": ("diffusion time", "time", "forward time t of the score MSE grid (X_t = X_0 + "
+          "sqrt(t) Z)"),
+    "t0": ("early-stopping time", "time", "early-stopping time t0 of each job"),
+    "T": ("forward horizon", "time", "forward horizon T of each job"),
+    "wall_time_s": ("wall time", "s", "wall-clock seconds of each job"),
+    "store": ("run store", "1", "path of the run store of each cell ('' where missing)"),
+}
 #: the variables the study collects (everything but the bulky data)
 METRICS: tuple[Variable, ...] = tuple(v for v in VARIABLES if v.role != "data")
 #: the metrics whose slope in n the report fits (score_mse is fitted per t besides)

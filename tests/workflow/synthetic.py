@@ -39,7 +39,7 @@ def make_run(density: str = "sym_beta", beta: float = 1.0, d: int = 1, n: int = 
             "score_mse_int": (("estimator",), noisy(float(n) ** slope_n, k)),
             "tv": (("estimator",), noisy(float(n) ** slope_n, k)),
             "w1": (("estimator",), noisy(float(n) ** slope_n, k)),
-            "mmd": (("estimator",), noisy(float(n) ** slope_n, k)),
+            "mmd2": (("estimator",), noisy(float(n) ** slope_n, k)),
             "tv_kde": ((), float(noisy(float(n) ** slope_n))),
             "l2_kde": ((), float(noisy(float(n) ** slope_n))),
         },
@@ -47,7 +47,8 @@ def make_run(density: str = "sym_beta", beta: float = 1.0, d: int = 1, n: int = 
         attrs={"density": density, "beta": float(beta), "d": int(d), "n": int(n),
                "seed": int(seed), "t0": float(n) ** -0.5, "T": float(n) ** 0.5, "steps": 20,
                "integrator": "euler_maruyama", "c_rho": 1.0, "m": m,
-               "scorerate_version": "synthetic", "wall_time_s": 0.1, "params_hash": "x"},
+               "scorerate_version": "synthetic", "wall_time_s": 0.1, "params_hash": "x",
+               "versions": {"python": "3.11.0", "numpy": "synthetic"}},
     )
     # every other variable of the table: fitted metrics follow the power law, diagnostics
     # are neutral (a floor far below the values, new points, no escapes)

@@ -74,11 +74,6 @@ def dask_options(wildcards, threads):
     return f"--threads {threads} " + opt("--scheduler", config["dask"]["scheduler_address"])
 
 
-def runs_dir(wildcards, input):
-    """Root of the run stores, from the first input store ({density}/beta/d/n/seed.zarr)."""
-    return str(Path(input.runs[0]).parents[4])
-
-
 def report_dir(wildcards, output):
     """The report directory, from the index.html output."""
     return str(Path(output.html).parent)

@@ -1,4 +1,6 @@
 # Rates with bootstrap CIs beside the theory, figures, and the self-contained HTML report.
+# The run stores are inputs so the report follows them; it finds each through the path
+# the study records (relative to the working directory), not through this layout.
 
 
 rule report:
@@ -28,7 +30,6 @@ rule report:
             category="3. Figures",
         ),
     params:
-        runs_dir=runs_dir,
         out=report_dir,
     log:
         "logs/report.log",
@@ -41,5 +42,4 @@ rule report:
     conda:
         "../../envs/scorerate.yaml"
     shell:
-        "scorerate report --study {input.study} --runs-dir {params.runs_dir}"
-        " --out {params.out} > {log} 2>&1"
+        "scorerate report --study {input.study} --out {params.out} > {log} 2>&1"

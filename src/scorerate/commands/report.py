@@ -1,24 +1,48 @@
-"""`scorerate report --study study.zarr --runs-dir runs --out report/`: rates, figures, HTML."""
+"""`scorerate report --study study.zarr --out report/`: rates, figures, HTML.
+
+The git commit of the current directory (and whether its tree was dirty) is looked up
+here, not in the library, and handed to the report as provenance.
+"""
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "git_provenance", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the command's arguments."""
     parser.add_argument("--study", required=True,
                         help="study store written by `scorerate aggregate`")
-    parser.add_argument("--runs-dir", required=True,
-                        help="directory of the run stores (for the sample figures)")
+    parser.add_argument("--runs-base", "--runs-dir", dest="runs_base", default=None,
+                        help="base directory of the run-store paths the study records, when "
+                        "they are relative (default: the current directory)")
     parser.add_argument("--out", required=True, help="report directory (index.html, rates.csv, "
                         "summary.md, figures/)")
     parser.add_argument("--n-boot", type=int, default=1000,
                         help="bootstrap replicates for the slope CIs (default 1000)")
+
+
+def git_provenance(cwd: str | Path = ".") -> dict[str, str]:
+    """{'git commit': sha or 'unknown', 'git tree': 'clean'/'dirty'/'unknown'} of `cwd`."""
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                                 timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return res.stdout if res.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if head is None:
+        return {"git commit": "unknown", "git tree": "unknown"}
+    status = git("status", "--porcelain")
+    tree = "unknown" if status is None else ("dirty" if status.strip() else "clean")
+    return {"git commit": head.strip(), "git tree": tree}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ..report import make_report
 
-    index = make_report(args.study, args.runs_dir, args.out, n_boot=args.n_boot)
+    index = make_report(args.study, args.out, n_boot=args.n_boot, runs_base=args.runs_base,
+                        provenance=git_provenance())
     print(f"scorerate report: wrote {index}")
     return 0

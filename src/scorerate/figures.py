@@ -1,0 +1,278 @@
+"""The report's figures: each a function of data (study cell, rate rows, run store) -> Figure.
+
+No file or HTML handling here (that is scorerate.report). Every axis is labelled from
+scorerate.variables, and text is at least 8 pt so a figure reads at 100% zoom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from .rates import KDE_ESTIMATOR, N_METRICS, bootstrap_means  # noqa: E402
+from .seeding import rng  # noqa: E402
+from .theory import score_mse_t_exponent  # noqa: E402
+from .variables import variable  # noqa: E402
+
+__all__ = ["KIND_STYLE", "STYLE", "error_vs_n", "overview", "samples_vs_density",
+           "score_mse_vs_t"]
+
+#: matplotlib settings of every figure: nothing below 8 pt
+STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
+         "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 11}
+#: verdict kind (see report.verdict_view) -> (marker, colour, legend text)
+KIND_STYLE = {
+    "agrees": ("o", "tab:green", "consistent with the exponent"),
+    "faster": ("^", "tab:blue", "faster than the bound"),
+    "slower": ("v", "tab:red", "slower than the bound"),
+    "not judged": ("o", "0.6", "not judged (see reason)"),
+}
+
+
+def _ylabel(metric: str) -> str:
+    v = variable(metric)
+    return v.label if v.units == "1" else f"{v.label} [{v.units}]"
+
+
+def _band(values: np.ndarray, key: tuple, level: float = 0.95) -> tuple[np.ndarray, ...]:
+    """Mean over seeds per n and its bootstrap percentile band (400 replicates)."""
+    boots = bootstrap_means(values, n_boot=400, rng=rng("report-band", *key))
+    finite = np.where(np.isfinite(values), values, np.nan)
+    cnt = np.isfinite(finite).sum(1)
+    mean = np.where(cnt > 0, np.nansum(finite, 1) / np.maximum(cnt, 1), np.nan)
+    lo = np.full(values.shape[0], np.nan)
+    hi = lo.copy()
+    ok = np.isfinite(boots).any(0)
+    if ok.any():
+        a = (1 - level) / 2
+        lo[ok] = np.nanquantile(boots[:, ok], a, axis=0)
+        hi[ok] = np.nanquantile(boots[:, ok], 1 - a, axis=0)
+    return mean, lo, hi
+
+
+def _fit_label(est: str, row: pd.Series | None) -> str:
+    """Legend text of one estimator: the fitted slope and CI, or why there is none."""
+    if row is None:
+        return f"{est}: not fitted"
+    s, lo, hi = row["slope"], row["ci_low"], row["ci_high"]
+    reason = str(row.get("reason", "") or "")
+    if not math.isfinite(s):
+        return f"{est}: no slope ({reason or 'fewer than 2 n with a positive mean error'})"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return f"{est}: slope {s:.2f}, no interval ({reason or 'too little data'})"
+    return f"{est}: slope {s:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.DataFrame,
+             metric: str, key: tuple) -> None:
+    """Error vs n: seeds as dots, mean line, 95% band, theory / prediction / floor lines."""
+    theory = math.nan
+    anchor = None
+    for i, (est, vals) in enumerate(series.items()):
+        colour = f"C{i}"
+        sel = rows[rows["estimator"] == est]
+        row = sel.iloc[0] if len(sel) else None
+        mean, lo, hi = _band(vals, (*key, est))
+        pos = np.where(vals > 0, vals, np.nan)
+        seed_x = np.repeat(ns[:, None], vals.shape[1], 1)
+        ax.plot(seed_x.ravel(), pos.ravel(), ".", color=colour, ms=4, alpha=0.5)
+        ok = np.isfinite(mean) & (mean > 0)
+        ax.plot(ns[ok], mean[ok], "-", color=colour, lw=1.5, label=_fit_label(est, row))
+        band = ok & np.isfinite(lo) & (lo > 0)
+        ax.fill_between(ns[band], lo[band], hi[band], color=colour, alpha=0.2, lw=0)
+        if not ok.any():
+            continue
+        here = (np.exp(np.mean(np.log(ns[ok]))), np.exp(np.mean(np.log(mean[ok]))))
+        anchor = anchor or here
+        if row is not None:
+            theory = row["theory"]
+            pred = row.get("prediction_slope", math.nan)
+            if pred is not None and math.isfinite(pred):
+                xs = ns[ok][[0, -1]]
+                ax.plot(xs, here[1] * (xs / here[0]) ** pred, "--", color=colour, lw=1,
+                        label=f"{est}: finite-n prediction n^{pred:.2f}")
+            floor = row.get("floor", math.nan)
+            if floor is not None and math.isfinite(floor) and floor > 0:
+                ax.axhline(floor, color=colour, ls="-.", lw=0.8, label=f"{est}: floor")
+    if anchor is not None and math.isfinite(theory):
+        xs = np.array([ns.min(), ns.max()], dtype=float)
+        ax.plot(xs, anchor[1] * (xs / anchor[0]) ** theory, "k:", lw=1.5,
+                label=f"theory n^{theory:.2f}")
+    hidden = sum(int((np.isfinite(v) & (v <= 0)).sum()) for v in series.values())
+    if hidden:  # e.g. MMD² estimates below 0: say so rather than drop them silently
+        ax.set_title(f"{ax.get_title()} ({hidden} values ≤ 0 not drawn)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("n (training points)")
+    ax.set_ylabel(_ylabel(metric))
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", framealpha=0.8)
+
+
+def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
+    """One log-log panel per metric of `cell` (a study sliced at one density, beta, d).
+
+    rows: the rate-table rows (axis "n") of the cell; the score MSE is shown at the middle
+    t of the grid. Cost: 400 bootstrap means per (metric, estimator).
+    """
+    ns = cell["n"].values.astype(float)
+    ts = cell["t"].values.astype(float)
+    t_mid = float(ts[len(ts) // 2]) if len(ts) else math.nan
+    panels = [m for m in N_METRICS if m in cell and bool(cell[m].notnull().any())]
+    if len(ts) and bool(cell["score_mse"].notnull().any()):
+        panels.append("score_mse")
+    ncol = max(1, min(3, len(panels)))
+    nrow = max(1, math.ceil(len(panels) / ncol))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.0 * nrow), squeeze=False)
+        for ax, metric in zip(axes.flat, panels, strict=False):
+            if metric == "score_mse":
+                var = cell["score_mse"].sel(t=t_mid)
+                rr = rows[(rows["metric"] == metric) & np.isclose(rows["t"], t_mid)]
+                ax.set_title(f"{variable(metric).label} at t = {t_mid:.3g}")
+            else:
+                var = cell[metric]
+                rr = rows[rows["metric"] == metric]
+                ax.set_title(variable(metric).label)
+            if "estimator" in var.dims:
+                series = {str(e): var.sel(estimator=e).transpose("n", "seed").values
+                          for e in var["estimator"].values}
+            else:
+                series = {KDE_ESTIMATOR: var.transpose("n", "seed").values}
+            _panel_n(ax, ns, series, rr, metric, (title, metric))
+        for ax in list(axes.flat)[len(panels):]:
+            ax.set_visible(False)
+        fig.suptitle(f"{title}: error vs n (dots: seeds; line: mean; band: 95% bootstrap "
+                     "interval; dotted: theory slope)")
+        fig.tight_layout()
+    return fig
+
+
+def score_mse_vs_t(mse: xr.DataArray, d: int, title: str) -> plt.Figure:
+    """Score MSE (mean over seeds) against t, one line per n, one panel per estimator,
+    with the theory's t slopes -(d+2)/2 (t < 1) and -1 (t > 1)."""
+    ts = mse["t"].values.astype(float)
+    ns = mse["n"].values
+    ests = [str(e) for e in mse["estimator"].values]
+    ylabel = _ylabel("score_mse")
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(ests), figsize=(4.6 * len(ests), 3.8), squeeze=False)
+        cmap = plt.get_cmap("viridis")
+        for ax, est in zip(axes.flat, ests, strict=True):
+            m = mse.sel(estimator=est).mean("seed", skipna=True).transpose("n", "t").values
+            for i, n in enumerate(ns):
+                ok = np.isfinite(m[i]) & (m[i] > 0)
+                if ok.any():
+                    ax.plot(ts[ok], m[i][ok], "o-", ms=3, color=cmap(i / max(1, len(ns) - 1)),
+                            label=f"n = {int(n)}")
+            finite = m[np.isfinite(m) & (m > 0)]
+            if finite.size:
+                y1 = float(np.exp(np.mean(np.log(finite))))
+                for regime, style, text in (("small", "k:", "t<1"), ("large", "k--", "t>1")):
+                    sel = ts <= 1 if regime == "small" else ts >= 1
+                    slope = score_mse_t_exponent(d, regime)
+                    if sel.sum() >= 2:
+                        xs = ts[sel][[0, -1]]
+                        ax.plot(xs, y1 * xs ** slope, style, lw=1,
+                                label=f"theory t^{slope:g} ({text})")
+            ax.axvline(1.0, color="0.7", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("t (diffusion time)")
+            ax.set_ylabel(ylabel)
+            ax.set_title(est)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", framealpha=0.8)
+        fig.suptitle(f"{title}: score MSE vs t (mean over seeds)")
+        fig.tight_layout()
+    return fig
+
+
+def samples_vs_density(run: xr.Dataset, p0: Callable | None) -> plt.Figure:
+    """Generated samples per estimator against the true density p0 (an object with .pdf):
+    1D histogram and pdf; 2D scatter over pdf contours. p0 None: samples only."""
+    a = run.attrs
+    d = int(a["d"])
+    samples = run["samples"].load()
+    ests = [str(e) for e in samples["estimator"].values]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(ests), figsize=(4.2 * len(ests), 3.8), squeeze=False)
+        for ax, est in zip(axes.flat, ests, strict=True):
+            x = samples.sel(estimator=est).values
+            x = x[np.isfinite(x).all(1)]
+            lo, hi = np.quantile(x, [0.005, 0.995], axis=0) if len(x) else ([-3] * d, [3] * d)
+            pad = 0.15 * (np.asarray(hi) - np.asarray(lo)) + 1e-3
+            lo, hi = np.asarray(lo) - pad, np.asarray(hi) + pad
+            if d == 1:
+                ax.hist(x[:, 0], bins=40, range=(lo[0], hi[0]), density=True, color="C0",
+                        alpha=0.5, label="samples")
+                if p0 is not None:
+                    g = np.linspace(lo[0], hi[0], 400)[:, None]
+                    ax.plot(g[:, 0], p0.pdf(g), "k-", lw=1.2, label="true density p0")
+                ax.set_xlabel("x")
+                ax.set_ylabel("density")
+            else:
+                if p0 is not None:
+                    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 120),
+                                         np.linspace(lo[1], hi[1], 120))
+                    pdf = p0.pdf(np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+                    ax.contour(gx, gy, pdf, levels=8, cmap="Greys", linewidths=0.8)
+                ax.scatter(x[:, 0], x[:, 1], s=3, color="C0", alpha=0.5, label="samples")
+                ax.set_xlim(lo[0], hi[0])
+                ax.set_ylim(lo[1], hi[1])
+                ax.set_xlabel("x1")
+                ax.set_ylabel("x2")
+            ax.set_title(est)
+            ax.legend(loc="upper right", framealpha=0.8)
+        note = "" if p0 is not None else " (true density unavailable)"
+        extra = " (contours: p0)" if d == 2 and p0 is not None else ""
+        fig.suptitle(f"{a['density']}, beta = {float(a['beta']):g}, d = {d}, n = {a['n']}, "
+                     f"seed = {a['seed']}: generated samples vs p0{extra}{note}")
+        fig.tight_layout()
+    return fig
+
+
+def overview(rows: pd.DataFrame, kinds: pd.Series) -> plt.Figure:
+    """Every judged slope in n (with its 95% CI) against the theory's exponent, marked by
+    verdict kind; the diagonal is slope = exponent, points below it decay faster."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(7.5, 5.2))
+        th = rows["theory"].to_numpy(float)
+        # spread the points of one exponent a little so their intervals stay apart
+        offset = np.zeros(len(rows))
+        for v in np.unique(th[np.isfinite(th)]):
+            idx = np.flatnonzero(th == v)
+            offset[idx] = (np.arange(len(idx)) - (len(idx) - 1) / 2) * 0.012
+        for kind, (marker, colour, text) in KIND_STYLE.items():
+            sel = (kinds.to_numpy() == kind) & np.isfinite(rows["slope"].to_numpy(float))
+            if not sel.any():
+                continue
+            r = rows[sel]
+            lo = (r["slope"] - r["ci_low"]).to_numpy(float)
+            hi = (r["ci_high"] - r["slope"]).to_numpy(float)
+            err = np.vstack([np.nan_to_num(lo), np.nan_to_num(hi)])
+            ax.errorbar(th[sel] + offset[sel], r["slope"], yerr=err, fmt=marker, color=colour,
+                        ms=5, capsize=2, lw=0.8, mfc=colour if kind != "not judged" else "none",
+                        label=f"{text} ({int(sel.sum())})")
+        finite = np.concatenate([th[np.isfinite(th)], rows["slope"].to_numpy(float)])
+        finite = finite[np.isfinite(finite)]
+        if finite.size:
+            lim = np.array([finite.min() - 0.1, finite.max() + 0.1])
+            ax.plot(lim, lim, "k-", lw=0.8, label="slope = theory exponent")
+        ax.set_xlabel("theory exponent in n")
+        ax.set_ylabel("measured slope in n (95% CI)")
+        ax.set_title("Measured slope vs minimax exponent, one point per (cell, estimator, "
+                     "metric)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", framealpha=0.8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+    return fig
