@@ -15,8 +15,8 @@ from scorerate.prediction import (
     expected_l2_sq,
     expected_tv,
     predict,
+    prediction_dataset,
     smoothed_overlap,
-    study_predictions,
 )
 from scorerate.shapes import Gauss, SymBeta
 
@@ -188,6 +188,9 @@ def test_predict_slopes_and_study_keys():
 
     study = xr.Dataset(coords={"density": ["sym_beta"], "beta": [1.0], "d": [1],
                                "n": ns.astype(int)})
-    out = study_predictions(study)
-    assert set(out) == {("sym_beta", 1.0, 1, "tv_kde"), ("sym_beta", 1.0, 1, "l2_kde")}
-    np.testing.assert_allclose(out[("sym_beta", 1.0, 1, "l2_kde")], r["l2"], rtol=1e-12)
+    out = prediction_dataset(study)
+    assert {"tv_pred", "l2_pred", "tv_bias_pred", "l2_bias_share"} <= set(out.data_vars)
+    assert out["l2_pred"].dims == ("density", "beta", "d", "n")
+    assert out["l2_pred"].attrs["long_name"]
+    np.testing.assert_allclose(out["l2_pred"].values.ravel(), r["l2"], rtol=1e-12)
+    np.testing.assert_allclose(out["tv_pred"].values.ravel(), r["tv"], rtol=1e-12)

@@ -223,3 +223,20 @@ def test_rate_table_predictions_floors_and_seed_gate():
     few = rate_table(_study(seeds=(0, 1, 2, 3)))
     assert set(few.verdict_theory) == {"no verdict"}
     assert few.reason.str.contains("fewer than 5 seeds|no theorem").all()
+
+
+def test_rate_table_reads_predictions_and_floors_from_the_study():
+    study = _study()
+    # the aggregation stored the finite-n predictions of the ideal output for every n
+    assert bool(study["tv_pred"].notnull().all()) and bool(study["l2_pred"].notnull().all())
+    table = rate_table(study)
+    kde = table[(table.axis == "n") & table.metric.isin(["tv_kde", "l2_kde"])]
+    assert kde["prediction_slope"].notna().all()
+    assert set(kde["verdict_prediction"]) <= {"matches", "does not match"}
+    # a floor as high as the sample TV itself: no verdict, the reason says so
+    high = study.copy()
+    high["tv_floor"] = high["tv"].max("estimator")
+    tv = rate_table(high)
+    tv = tv[(tv.metric == "tv") & (tv.axis == "n")]
+    assert set(tv["verdict_theory"]) == {"no verdict"}
+    assert tv["reason"].str.contains("floor").all()

@@ -96,7 +96,7 @@ SHARED_ATTRS = ("scorerate_version", "steps", "integrator", "m", "c_rho")
 
 
 def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
-                 paths: Sequence[str] | None = None) -> xr.Dataset:
+                 paths: Sequence[str] | None = None, predictions: bool = True) -> xr.Dataset:
     """Combine run Datasets into one with dims (density, beta, d, n, seed, estimator, t).
 
     Each run carries its job identity in attrs (density, beta, d, n, seed). Per-job
@@ -188,6 +188,10 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
             [json.loads(v) for v in versions], sort_keys=True)
     if config is not None:
         out.attrs["config"] = json.dumps(config, sort_keys=True, default=str)
+    if predictions:
+        from .prediction import prediction_dataset
+
+        out = out.merge(prediction_dataset(out), combine_attrs="override")
     return out
 
 

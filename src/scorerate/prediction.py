@@ -33,7 +33,8 @@ from .densities import ProductMixture, _overlap
 from .shapes import Gauss, Laplace, Shape, SymBeta
 from .theory import t0_early_stop
 
-__all__ = ["expected_l2_sq", "expected_tv", "predict", "smoothed_overlap", "study_predictions"]
+__all__ = ["expected_l2_sq", "expected_tv", "predict", "prediction_dataset",
+           "smoothed_overlap"]
 
 _NODES = 10  # Gauss-Legendre nodes per piece of the TV rule
 _GL = np.polynomial.legendre.leggauss(_NODES)
@@ -271,34 +272,42 @@ def predict(p0: ProductMixture, ns: Sequence[float], t0s: Sequence[float] | None
             "slope_l2": _local_slopes(ns, l2)}
 
 
-def study_predictions(study, density_factory=None) -> dict:
-    """Predictions for rates.rate_table: {(density, beta, d, metric): values over study n}.
+def prediction_dataset(study, density_factory=None):
+    """The study variables of scorerate.variables.STUDY_VARIABLES over (density, beta, d, n).
 
-    metric "tv_kde" (E TV) and "l2_kde" (sqrt(E L2^2)), at each job's t0 (the study's t0
-    variable, mean over seeds; the theory's t0 where absent). Cells whose density the
-    factory does not know are skipped. Cost: one `predict` per cell.
+    Predictions at each job's t0 (the study's t0 variable, mean over seeds; the theory's
+    t0 where absent). Cells whose density the factory refuses, or that lack the product
+    structure the integrals need, stay NaN. Cost: one `predict` per cell.
     """
+    import xarray as xr
+
+    from .variables import STUDY_VARIABLES
+
     if density_factory is None:
         from .densities import density as density_factory
-    out = {}
     ns = study["n"].values.astype(float)
-    for dens in study["density"].values:
-        for beta in study["beta"].values:
-            for d in study["d"].values:
+    coords = {k: study[k].values for k in ("density", "beta", "d", "n")}
+    shape = tuple(len(v) for v in coords.values())
+    data = {v.name: np.full(shape, np.nan) for v in STUDY_VARIABLES}
+    for i, dens in enumerate(coords["density"]):
+        for j, beta in enumerate(coords["beta"]):
+            for k, d in enumerate(coords["d"]):
                 try:
                     p0 = density_factory(str(dens), beta=float(beta), d=int(d))
                 except ValueError:
                     continue
-                t0s = None
+                if not hasattr(p0, "shapes"):  # no product structure: no prediction
+                    continue
+                t0s = np.array([t0_early_stop(int(v), float(beta), int(d)) for v in ns])
                 if "t0" in study:
                     t = study["t0"].sel(density=dens, beta=beta, d=d)
-                    t = t.mean([k for k in t.dims if k != "n"]).values.astype(float)
-                    if np.all(np.isfinite(t)):
-                        t0s = t
-                if t0s is None:
-                    t0s = np.array([t0_early_stop(int(v), float(beta), int(d)) for v in ns])
+                    t = t.mean([x for x in t.dims if x != "n"]).values.astype(float)
+                    t0s = np.where(np.isfinite(t), t, t0s)
                 pr = predict(p0, ns, t0s)
-                key = (str(dens), float(beta), int(d))
-                out[(*key, "tv_kde")] = pr["tv"]
-                out[(*key, "l2_kde")] = pr["l2"]
+                for name, key in (("tv_pred", "tv"), ("tv_bias_pred", "tv_bias"),
+                                  ("l2_pred", "l2"), ("l2_bias_share", "l2_bias_share")):
+                    data[name][i, j, k] = pr[key]
+    out = xr.Dataset({v.name: (v.dims, data[v.name]) for v in STUDY_VARIABLES}, coords=coords)
+    for v in STUDY_VARIABLES:
+        out[v.name].attrs.update(v.attrs)
     return out

@@ -34,6 +34,7 @@ from .aggregate import cells
 from .theory import score_mse_t_exponent
 from .variables import RATE_METRICS as N_METRICS
 from .variables import exponent as theory_exponent
+from .variables import variable
 
 __all__ = [
     "COLUMNS",
@@ -261,6 +262,21 @@ def _nanmean(v: np.ndarray) -> np.ndarray:
         return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
 
 
+def _from_study(study: xr.Dataset, field: str) -> dict:
+    """{(density, beta, d, metric): values over n} of each metric's `field` variable
+    ("prediction" or "floor", see scorerate.variables), means over the other dims."""
+    out = {}
+    for metric in N_METRICS:
+        src = getattr(variable(metric), field)
+        if src is None or src not in study:
+            continue
+        for dens, beta, d in cells(study):
+            v = study[src].sel(density=dens, beta=beta, d=d)
+            v = v.mean([k for k in v.dims if k != "n"]) if v.ndim > 1 else v
+            out[(dens, beta, d, metric)] = v.values.astype(float)
+    return out
+
+
 def _lookup(table: Mapping | None, cell: dict, est: str, metric: str):
     """table[(density, beta, d, estimator, metric)] or table[(density, beta, d, metric)]."""
     if not table:
@@ -305,13 +321,15 @@ def rate_table(study: xr.Dataset, predictions: Mapping | None = None,
     axis "t": "score_mse" against t at each n (column n), regime "t<1" or "t>1".
     predictions, floors: mappings keyed (density, beta, d, estimator, metric) or
     (density, beta, d, metric) to values over the study's n (floors may be a scalar);
-    prediction.study_predictions(study) gives the former for tv_kde and l2_kde. Only fits
-    in n use them. `verdict` repeats verdict_theory (for the report). n_boot is ignored
-    (kept for old callers). Cells (density, beta, d) without any data are skipped.
+    by default read from the study, where each metric's `prediction` and `floor` variable
+    (scorerate.variables) is. Only fits in n use them. `verdict` repeats verdict_theory.
+    n_boot is ignored (kept for old callers). Cells (density, beta, d) without any data are skipped.
     """
     rows: list[dict] = []
     ns = study["n"].values.astype(float)
     ts = study["t"].values.astype(float)
+    predictions = _from_study(study, "prediction") if predictions is None else predictions
+    floors = _from_study(study, "floor") if floors is None else floors
     for dens, beta, d in cells(study):
         cell_ds = study.sel(density=dens, beta=beta, d=d)
         cell = {"density": dens, "beta": beta, "d": d}

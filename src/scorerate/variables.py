@@ -27,6 +27,7 @@ class Variable:
     "diagnostic" (collected, never fitted). exponent(beta, d): the theory's exponent in n,
     None where no theorem bounds it. fit_n: its log-log slope in n is fitted. floor: the
     variable holding the value it cannot go below by construction (its Monte Carlo floor).
+    prediction: the study variable (STUDY_VARIABLES) holding its finite-n prediction.
     """
 
     name: str
@@ -39,6 +40,7 @@ class Variable:
     exponent: Callable[[float, int], float] | None = None
     fit_n: bool = False
     floor: str | None = None
+    prediction: str | None = None
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -89,12 +91,32 @@ VARIABLES: tuple[Variable, ...] = (
              "can be slightly negative when the two laws are close",
              label="MMD²(p0, output)", fit_n=True),
     Variable("tv_kde", (), "TV of the ideal output", "TV(p0, Gaussian KDE p_hat_{t0}) "
-             "(Monte Carlo)", label="TV(p0, p̂_t0)", exponent=theory.tv_exponent, fit_n=True),
+             "(Monte Carlo)", label="TV(p0, p̂_t0)", exponent=theory.tv_exponent, fit_n=True,
+             prediction="tv_pred"),
     Variable("l2_kde", (), "L2 distance of the ideal output",
              "L2 distance between p0 and p_hat_{t0}", units="length^(-d/2)",
-             label="L2(p0, p̂_t0)", exponent=theory.l2_exponent, fit_n=True),
+             label="L2(p0, p̂_t0)", exponent=theory.l2_exponent, fit_n=True,
+             prediction="l2_pred"),
 )
-_BY_NAME = {v.name: v for v in VARIABLES}
+_CELL_N = ("density", "beta", "d", "n")
+#: Variables the aggregation adds to the study: the finite-n predictions for the ideal
+#: output p̂_t0 of each (density, beta, d, n) at the jobs' t0 (scorerate.prediction).
+STUDY_VARIABLES: tuple[Variable, ...] = (
+    Variable("tv_pred", _CELL_N, "predicted E TV(p0, p̂_t0)",
+             "finite-n prediction of E TV(p0, p̂_t0): pointwise normal approximation of the "
+             "KDE, integrated by quadrature (d <= 2) or importance sampling",
+             label="predicted TV", role="prediction"),
+    Variable("tv_bias_pred", _CELL_N, "TV(p0, p_t0)",
+             "the bias part of tv_pred: TV between p0 and its smoothing p_t0 = E p̂_t0",
+             role="prediction"),
+    Variable("l2_pred", _CELL_N, "predicted sqrt(E L2(p0, p̂_t0)^2)",
+             "sqrt(||p_t0 - p0||^2 + ((4 pi t0)^(-d/2) - ||p_t0||^2) / n), exact from 1-D "
+             "integrals", units="length^(-d/2)", label="predicted L2", role="prediction"),
+    Variable("l2_bias_share", _CELL_N, "bias share of the L2 prediction",
+             "||p_t0 - p0||^2 / E||p̂_t0 - p0||^2: near 1 the kernel's bias dominates, near 0 "
+             "the variance", role="prediction"),
+)
+_BY_NAME = {v.name: v for v in (*VARIABLES, *STUDY_VARIABLES)}
 
 #: The coordinates of the study store (and the per-job scalars it adds), described like
 #: the variables: name -> (long_name, units, description).
