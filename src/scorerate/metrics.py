@@ -16,9 +16,11 @@ from scipy.spatial.distance import pdist
 from scipy.special import logsumexp
 
 from . import seeding
+from .checks import check_int
 from .engine import GaussianEngine
 from .engine.base import as_points
 from .score_error import integrate_log_t, integrated_score_error, score_mse
+from .seeding import key_parts
 
 __all__ = [
     "ESCAPE_MARGIN",
@@ -41,16 +43,6 @@ __all__ = [
 ]
 
 _BLOCK = 4096  # rows per score / kernel block: bounds memory whatever n_mc, m are
-
-
-def _key(key: Sequence[object] | str) -> tuple:
-    return (key,) if isinstance(key, str) else tuple(key)
-
-
-def _check_count(name: str, v: int, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
 
 
 def _samples(samples: np.ndarray, d: int) -> np.ndarray:
@@ -117,7 +109,7 @@ def tv_binned(samples: np.ndarray, p0, bins: int | None = None) -> float:
     if d > 3:
         return float("nan")
     m = x.shape[0]
-    b = tv_binned_bins(m, d) if bins is None else _check_count("bins", bins, 1)
+    b = tv_binned_bins(m, d) if bins is None else check_int("bins", bins, 1)
     edges = tv_binned_edges(p0, b)
     k = b + 2  # cells per axis
     idx = np.indices((k,) * d).reshape(d, -1).T  # (k^d, d) cell multi-indices
@@ -142,12 +134,12 @@ def tv_binned_floor(p0, m: int, *, key: Sequence[object] | str, reps: int = 8) -
     A sample of the sampler's output cannot show a TV below about this value.
     Cost: reps tv_binned calls.
     """
-    m = _check_count("m", m, 1)
+    m = check_int("m", m, 1)
     d = int(p0.d)
     if d > 3:
         return float("nan")
-    vals = [tv_binned(p0.sample(m, rng=seeding.rng(*_key(key), "tv_floor", r)), p0)
-            for r in range(_check_count("reps", reps, 1))]
+    vals = [tv_binned(p0.sample(m, rng=seeding.rng(*key_parts(key), "tv_floor", r)), p0)
+            for r in range(check_int("reps", reps, 1))]
     return float(np.mean(vals))
 
 
@@ -169,7 +161,7 @@ def nearest_distance_ratio(samples: np.ndarray, train: np.ndarray, p0, *,
     if x.shape[0] == 0:
         return float("nan")
     tree = cKDTree(as_points(train, d=d, name="train"))
-    fresh = as_points(p0.sample(x.shape[0], rng=seeding.rng(*_key(key), "memorisation")), d=d)
+    fresh = as_points(p0.sample(x.shape[0], rng=seeding.rng(*key_parts(key), "memorisation")), d=d)
     out = float(np.median(tree.query(x)[0]))
     ref = float(np.median(tree.query(fresh)[0]))
     return out / ref if ref > 0 else float("nan")
@@ -208,10 +200,10 @@ def tv_kde(train: np.ndarray, t0: float, p0, *, n_mc: int = 100_000,
     """
     if not (t0 > 0 and math.isfinite(t0)):
         raise ValueError(f"t0 must be a finite number > 0, got {t0!r}")
-    n_mc = _check_count("n_mc", n_mc, 2)
+    n_mc = check_int("n_mc", n_mc, 2)
     d = int(p0.d)
     train = as_points(train, d=d, name="train")
-    x = as_points(p0.sample(n_mc, rng=seeding.rng(*_key(key), "tv_kde")), d=d)
+    x = as_points(p0.sample(n_mc, rng=seeding.rng(*key_parts(key), "tv_kde")), d=d)
     log_hat, _ = GaussianEngine(train).sums(x, float(t0))
     a = log_hat - np.asarray(p0.logpdf(x), dtype=np.float64)
     vals = -np.expm1(np.minimum(np.nan_to_num(a, nan=0.0), 0.0))
@@ -239,7 +231,7 @@ def l2_kde(train: np.ndarray, t0: float, p0) -> float:
 
 def projection_directions(d: int, num: int, key: Sequence[object] | str) -> np.ndarray:
     """num fixed random unit vectors in R^d (rows), from seeding.rng(*key, "w1_directions")."""
-    g = seeding.rng(*_key(key), "w1_directions").standard_normal((num, d))
+    g = seeding.rng(*key_parts(key), "w1_directions").standard_normal((num, d))
     return g / np.linalg.norm(g, axis=1, keepdims=True)
 
 
@@ -272,9 +264,9 @@ def w1(samples: np.ndarray, p0, *, key: Sequence[object] | str, n_ref: int = 100
     """
     d = int(p0.d)
     x = _samples(samples, d)
-    n_ref = _check_count("n_ref", n_ref, 1)
-    n_dirs = _check_count("n_dirs", n_dirs, 1)
-    ref = as_points(p0.sample(n_ref, rng=seeding.rng(*_key(key), "w1_ref")), d=d)
+    n_ref = check_int("n_ref", n_ref, 1)
+    n_dirs = check_int("n_dirs", n_dirs, 1)
+    ref = as_points(p0.sample(n_ref, rng=seeding.rng(*key_parts(key), "w1_ref")), d=d)
     if d == 1:
         return float(wasserstein_1d(x, ref)[0])
     dirs = projection_directions(d, n_dirs, key)
@@ -314,12 +306,12 @@ def mmd(samples: np.ndarray, p0, *, key: Sequence[object] | str, n_ref: int = 10
     """
     d = int(p0.d)
     x = _samples(samples, d)
-    n_ref = _check_count("n_ref", n_ref, 2)
+    n_ref = check_int("n_ref", n_ref, 2)
     if x.shape[0] < 2:
         raise ValueError("mmd needs at least 2 samples")
     if bandwidth is not None and not (bandwidth > 0 and math.isfinite(bandwidth)):
         raise ValueError(f"bandwidth must be a finite number > 0 or None, got {bandwidth!r}")
-    y = as_points(p0.sample(n_ref, rng=seeding.rng(*_key(key), "mmd_ref")), d=d)
+    y = as_points(p0.sample(n_ref, rng=seeding.rng(*key_parts(key), "mmd_ref")), d=d)
     sigma = median_bandwidth(y) if bandwidth is None else float(bandwidth)
     c = y.mean(axis=0)  # centre: the |a|^2 + |b|^2 - 2ab expansion loses less far out
     x, y = x - c, y - c

@@ -38,23 +38,15 @@ import numpy as np
 from scipy.special import logsumexp
 
 from . import seeding
+from .checks import check_int
 from .engine.base import as_points
+from .seeding import key_parts
 
 __all__ = ["LADDER", "integrate_log_t", "integrated_score_error", "mixture_plan", "score_mse"]
 
 _BLOCK = 4096  # rows per score block: bounds memory whatever n_mc is
 #: widening factors lambda_j of the proposals p0 * N(0, lambda_j t I)
 LADDER = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-
-
-def _key(key: Sequence[object] | str) -> tuple:
-    return (key,) if isinstance(key, str) else tuple(key)
-
-
-def _check_count(name: str, v: int, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-    return int(v)
 
 
 def mixture_plan(n_mc: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +56,7 @@ def mixture_plan(n_mc: int) -> tuple[np.ndarray, np.ndarray]:
     which is plain MC), each rung gets floor(n_mc / (2 L)) >= 2 draws and p_t the rest
     (>= n_mc / 2). Returns (lam (L + 1,), counts (L + 1,)), counts summing to n_mc.
     """
-    n_mc = _check_count("n_mc", n_mc, 2)
+    n_mc = check_int("n_mc", n_mc, 2)
     L = min(len(LADDER), n_mc // 4)
     rungs = np.asarray(LADDER)[np.round(np.linspace(0, len(LADDER) - 1, L)).astype(int)]
     lam = np.concatenate([[1.0], rungs])
@@ -117,8 +109,8 @@ def score_mse(est, p0, ts: Sequence[float] | np.ndarray, *, n_mc: int = 4096,
     ts = np.atleast_1d(np.asarray(ts, dtype=np.float64))
     if ts.ndim != 1 or ts.size < 1 or not np.all(np.isfinite(ts) & (ts > 0)):
         raise ValueError("ts must be a non-empty 1-D sequence of finite times > 0")
-    n_mc = _check_count("n_mc", n_mc, 2)
-    key = _key(key)
+    n_mc = check_int("n_mc", n_mc, 2)
+    key = key_parts(key)
     d = int(p0.d)
     lam, counts = mixture_plan(n_mc)
     log_c = np.log(counts / n_mc)
@@ -168,7 +160,7 @@ def integrated_score_error(est, p0, t0: float, T: float, *, num: int = 16, n_mc:
     """
     if not (0 < t0 < T and math.isfinite(T)):
         raise ValueError(f"need finite times 0 < t0 < T, got t0={t0!r}, T={T!r}")
-    num = _check_count("num", num, 2)
+    num = check_int("num", num, 2)
     ts = np.geomspace(t0, T, num)
     mse, se = score_mse(est, p0, ts, n_mc=n_mc, key=key)
     val, err = integrate_log_t(ts, mse, se)

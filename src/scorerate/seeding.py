@@ -11,7 +11,12 @@ import hashlib
 
 import numpy as np
 
-__all__ = ["job_key", "rng", "seed_sequence"]
+__all__ = ["job_key", "key_parts", "rng", "seed_sequence"]
+
+
+def key_parts(key: object) -> tuple:
+    """A stream key as a tuple of parts: a string is one part, a sequence its items."""
+    return (key,) if isinstance(key, str) else tuple(key)
 
 
 def job_key(density: str, beta: float, d: int, n: int, seed: int) -> str:
