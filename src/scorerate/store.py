@@ -34,6 +34,7 @@ __all__ = [
     "content_checksum",
     "is_complete",
     "is_run_store",
+    "quarantine_bad_stores",
     "json_safe",
     "open_run",
     "run_dataset",
@@ -262,3 +263,65 @@ def open_run(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
                              f"written with it")
     return ds
 
+
+
+def _signature(path: Path) -> str:
+    """Cheap fingerprint of a store's files (relative path, size, mtime_ns): O(files) stats."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            rel = os.path.relpath(os.path.join(root, name), path)
+            h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_dir: str |
+                          os.PathLike, *, cache: str | os.PathLike | None = None) -> list[str]:
+    """Verify every existing run store of `expected` (path -> its job's density, beta, d, n,
+    seed); move each one that fails `open_run` or holds another job into `corrupt_dir`.
+
+    A workflow calls this before planning, so a damaged store is missing when the plan is
+    made and gets recomputed. `cache` (a JSON file) remembers the file fingerprint of each
+    store found good, so an unchanged store costs a few stat calls instead of a full read.
+    Returns one line per store moved (path, destination, reason).
+    """
+    cache_path = Path(cache) if cache is not None else None
+    known: dict[str, str] = {}
+    if cache_path is not None and cache_path.is_file():
+        try:
+            known = json.loads(cache_path.read_text())
+        except (OSError, ValueError):
+            known = {}
+    good: dict[str, str] = {}
+    moved = []
+    for key, ident in expected.items():
+        path = Path(key)
+        if not path.is_dir():
+            continue
+        sig = _signature(path)
+        if known.get(key) == sig:
+            good[key] = sig
+            continue
+        try:
+            ds = open_run(path)
+            wrong = [f"{k}={ds.attrs.get(k)!r} (path says {v!r})" for k, v in ident.items()
+                     if str(ds.attrs.get(k)) != str(v)]
+            ds.close()
+            if wrong:
+                raise StoreError(f"{path} holds another job: " + ", ".join(wrong))
+        except StoreError as exc:
+            dest = Path(corrupt_dir) / f"{uuid.uuid4().hex[:8]}-{path.name}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            (dest.parent / f"{dest.name}.why.txt").write_text(f"{path}\n{exc}\n")
+            moved.append(f"{path} -> {dest}: {exc}")
+            continue
+        good[key] = sig
+    if cache_path is not None and good != known:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f".{cache_path.name}.{uuid.uuid4().hex}")
+        tmp.write_text(json.dumps(good, sort_keys=True))
+        os.replace(tmp, cache_path)
+    return moved
