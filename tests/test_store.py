@@ -177,3 +177,46 @@ def test_json_safe_attrs():
                            "p": Path("x"), "n": None})
     assert out == {"a": [1, 2.5], "b": [0, 1], "c": None, "p": "x", "n": None}
     json.dumps(out, allow_nan=False)
+
+
+def _edit_attrs(path: Path, **changes) -> None:
+    """Edit root attributes by hand in zarr.json (and any consolidated copy of them)."""
+    meta = json.loads((path / "zarr.json").read_text())
+    meta["attributes"].update(changes)
+    cons = meta.get("consolidated_metadata") or {}
+    for entry in (cons.get("metadata") or {}).values():
+        if entry.get("node_type") == "group" and "attributes" in entry:
+            entry["attributes"].update(changes)
+    (path / "zarr.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("change", [{"n": 3000}, {"beta": 2.0}, {"seed": 5},
+                                    {"density": "laplace"}, {"t0": 0.2}, {"T": 11.0},
+                                    {"params_hash": "cd" * 32}])
+def test_edited_identity_attribute_is_detected(tmp_path, change):
+    path = store.write_run(fake_run(), tmp_path / "run.zarr")
+    _edit_attrs(path, **change)
+    key, value = next(iter(change.items()))
+    assert xr.open_zarr(path).attrs[key] == value  # the edit is what a reader would see
+    with pytest.raises(StoreError, match="identifying attributes"):
+        store.open_run(path)
+    assert store.is_run_store(path)  # still ours (may be replaced), but not trusted
+
+
+def test_edit_of_a_non_identity_attribute_is_not_a_corruption(tmp_path):
+    path = store.write_run(fake_run(), tmp_path / "run.zarr")
+    _edit_attrs(path, wall_time_s=99.0)
+    assert store.open_run(path).attrs["wall_time_s"] == 99.0
+
+
+def test_store_without_the_marker_is_refused_and_not_ours(tmp_path):
+    path = store.write_run(fake_run(), tmp_path / "run.zarr")
+    meta = json.loads((path / "zarr.json").read_text())
+    del meta["attributes"][store.MARKER_ATTR]
+    (path / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match="marker"):
+        store.open_run(path)
+    assert not store.is_run_store(path)
+    other = tmp_path / "other"
+    other.mkdir()
+    assert not store.is_run_store(other) and not store.is_run_store(tmp_path / "nothing")

@@ -15,6 +15,7 @@ __all__ = ["main"]
 #: command name -> (module under scorerate.commands, one-line help)
 COMMANDS = {
     "run-job": ("run_job", "run one (density, beta, d, n, seed) job and write its Zarr store"),
+    "check-stores": ("check_stores", "verify run stores; move damaged ones aside to recompute"),
     "aggregate": ("aggregate", "combine per-job stores into one study store"),
     "report": ("report", "fit convergence rates and write the HTML/PNG/CSV/Markdown report"),
 }

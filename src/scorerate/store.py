@@ -4,12 +4,14 @@ A store is written through xarray to a hidden temporary sibling directory and re
 into place only once complete, so an interrupted job never leaves a store that looks
 finished. An existing store is replaced only with ``overwrite=True``, and then only
 after the new one is complete. `open_run` checks the schema and a checksum of the
-data, so a truncated or tampered store is reported instead of read as NaNs.
+data and of the attributes that identify the run (density, beta, d, n, seed, t0, T,
+params_hash), so a truncated, tampered or relabelled store is reported instead of read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -27,8 +29,12 @@ __all__ = [
     "REQUIRED_ATTRS",
     "SCHEMA",
     "StoreError",
+    "IDENTITY_ATTRS",
+    "MARKER_ATTR",
     "content_checksum",
     "is_complete",
+    "is_run_store",
+    "quarantine_bad_stores",
     "json_safe",
     "open_run",
     "run_dataset",
@@ -43,6 +49,11 @@ COORDS = ("estimator", "t", "dim")
 REQUIRED_ATTRS = ("density", "beta", "d", "n", "seed", "t0", "T", "steps", "integrator",
                   "c_rho", "m", "scorerate_version", "wall_time_s", "params_hash")
 CHECKSUM_ATTR = "content_sha256"
+#: attributes that say which job a store holds: covered by the checksum
+IDENTITY_ATTRS = ("density", "beta", "d", "n", "seed", "params_hash", "t0", "T")
+#: marker of a run store of this project (with the version of its checksum scheme)
+MARKER_ATTR = "scorerate_store"
+MARKER = "run/2"
 # zarr 3 warns that consolidated metadata is not in the v3 spec yet; we rely on it knowingly.
 _CONSOLIDATED_WARNING = "Consolidated metadata is currently not part"
 
@@ -67,8 +78,12 @@ def json_safe(value: object) -> object:
 
 
 def content_checksum(ds: xr.Dataset) -> str:
-    """sha256 over the names, dims, dtypes and bytes of every schema variable and coordinate."""
+    """sha256 over the identity attrs and the names, dims, dtypes and bytes of every schema
+    variable and coordinate: a store whose data or label (say n) was edited no longer matches.
+    """
     h = hashlib.sha256()
+    ident = {k: json_safe(ds.attrs.get(k)) for k in IDENTITY_ATTRS}
+    h.update(b"attrs|" + json.dumps(ident, sort_keys=True, separators=(",", ":")).encode())
     for name in sorted(set(SCHEMA) | set(COORDS)):
         if name not in ds.variables:
             continue
@@ -145,6 +160,17 @@ def is_complete(path: str | os.PathLike) -> bool:
     return True
 
 
+def is_run_store(path: str | os.PathLike) -> bool:
+    """True if `path` opens as a run store written by this project (schema and marker; the
+    data are not read, so a damaged store of ours still counts: it may be replaced)."""
+    try:
+        ds = open_run(path, verify=False)
+    except StoreError:
+        return False
+    ds.close()
+    return ds.attrs.get(MARKER_ATTR) == MARKER
+
+
 def write_run(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write `ds` as a Zarr (format 3, consolidated) store at `path`, atomically.
 
@@ -152,7 +178,7 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fals
     `path` when complete. With ``overwrite=False`` an existing `path` raises StoreError
     and is left untouched; with ``overwrite=True`` it is swapped out only after the new
     store is complete (and restored if the swap fails). Attributes are made JSON-safe
-    and a checksum of the data is added, which `open_run` verifies.
+    and a checksum of the data and identity attrs is added, which `open_run` verifies.
 
     Returns the final path. Memory: the dataset is written as it is (load it first if
     it is lazy); the store is a few arrays of size m x estimators x d.
@@ -166,7 +192,8 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fals
     tmp = parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
     out = ds.copy()
     out.attrs = {k: json_safe(v) for k, v in ds.attrs.items()}
-    out.attrs[CHECKSUM_ATTR] = content_checksum(ds)
+    out.attrs[MARKER_ATTR] = MARKER
+    out.attrs[CHECKSUM_ATTR] = content_checksum(out)
     for name in list(out.variables):
         out[name].encoding = {}
         if out[name].dtype.kind == "U":  # variable-length strings have a Zarr 3 spec; <U9 not
@@ -227,8 +254,74 @@ def open_run(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
         except Exception as exc:
             raise StoreError(f"{path} is corrupt: cannot read its data: "
                              f"{type(exc).__name__}: {exc}") from None
+        if ds.attrs.get(MARKER_ATTR) != MARKER:
+            raise StoreError(f"{path} has no {MARKER_ATTR}={MARKER!r} marker: written by "
+                             f"another program or an older scorerate; recompute it")
         if want is None or content_checksum(ds) != want:
-            raise StoreError(f"{path} is corrupt: its data do not match the checksum "
+            raise StoreError(f"{path} is corrupt: its data or identifying attributes "
+                             f"({', '.join(IDENTITY_ATTRS)}) do not match the checksum "
                              f"written with it")
     return ds
 
+
+
+def _signature(path: Path) -> str:
+    """Cheap fingerprint of a store's files (relative path, size, mtime_ns): O(files) stats."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            rel = os.path.relpath(os.path.join(root, name), path)
+            h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_dir: str |
+                          os.PathLike, *, cache: str | os.PathLike | None = None) -> list[str]:
+    """Verify every existing run store of `expected` (path -> its job's density, beta, d, n,
+    seed); move each one that fails `open_run` or holds another job into `corrupt_dir`.
+
+    A workflow calls this before planning, so a damaged store is missing when the plan is
+    made and gets recomputed. `cache` (a JSON file) remembers the file fingerprint of each
+    store found good, so an unchanged store costs a few stat calls instead of a full read.
+    Returns one line per store moved (path, destination, reason).
+    """
+    cache_path = Path(cache) if cache is not None else None
+    known: dict[str, str] = {}
+    if cache_path is not None and cache_path.is_file():
+        try:
+            known = json.loads(cache_path.read_text())
+        except (OSError, ValueError):
+            known = {}
+    good: dict[str, str] = {}
+    moved = []
+    for key, ident in expected.items():
+        path = Path(key)
+        if not path.is_dir():
+            continue
+        sig = _signature(path)
+        if known.get(key) == sig:
+            good[key] = sig
+            continue
+        try:
+            ds = open_run(path)
+            wrong = [f"{k}={ds.attrs.get(k)!r} (path says {v!r})" for k, v in ident.items()
+                     if str(ds.attrs.get(k)) != str(v)]
+            ds.close()
+            if wrong:
+                raise StoreError(f"{path} holds another job: " + ", ".join(wrong))
+        except StoreError as exc:
+            dest = Path(corrupt_dir) / f"{uuid.uuid4().hex[:8]}-{path.name}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            (dest.parent / f"{dest.name}.why.txt").write_text(f"{path}\n{exc}\n")
+            moved.append(f"{path} -> {dest}: {exc}")
+            continue
+        good[key] = sig
+    if cache_path is not None and good != known:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(f".{cache_path.name}.{uuid.uuid4().hex}")
+        tmp.write_text(json.dumps(good, sort_keys=True))
+        os.replace(tmp, cache_path)
+    return moved

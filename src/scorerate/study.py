@@ -75,7 +75,9 @@ def check_study(cfg: Mapping) -> None:
     """One ValueError for what the schema cannot see, before any job is planned.
 
     A density the registry does not know or a beta it rejects in a listed d, a density
-    listed twice, an estimator that does not resolve, tmin >= tmax of the t grid.
+    listed twice, an estimator that does not resolve, tmin >= tmax of the t grid, a job
+    too big for this machine's memory or a week (scorerate.sizing; $SCORERATE_FORCE_SIZE
+    skips that check).
     """
     from .densities import density
     from .spec import PARAMS
@@ -109,6 +111,9 @@ def check_study(cfg: Mapping) -> None:
                     bad.append(f"  {entry['name']} beta={beta} d={d}: {exc}")
     if bad:
         raise ValueError("config: the density registry rejects\n" + "\n".join(bad))
+    from .sizing import check_study_size
+
+    check_study_size(cfg, jobs(cfg))  # n: 1e9 or m: 1e10 fails here, not after hours
 
 
 def _check_density_names(cfg: Mapping) -> None:

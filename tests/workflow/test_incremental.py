@@ -55,7 +55,7 @@ def test_rerun_with_nothing_changed_does_nothing(done):
 def test_adding_a_seed_or_an_n_runs_only_the_new_jobs(done):
     jobs = planned(done, with_(TINY, seeds=[0, 1, 2]))
     assert run_jobs(jobs) == {("50", "2"), ("100", "2")}
-    assert other_rules(jobs) <= {"study_config", "aggregate", "report", "all"}
+    assert other_rules(jobs) <= {"study_config", "check_stores", "aggregate", "report", "all"}
     jobs = planned(done, with_(TINY, n=[50, 100, 200]))
     assert run_jobs(jobs) == {("200", "0"), ("200", "1")}
 
@@ -90,7 +90,7 @@ def test_deleting_one_store_recomputes_only_it_then_aggregate_and_report(done):
     shutil.rmtree(gone)
     jobs = planned(done, TINY)
     assert run_jobs(jobs) == {("100", "1")}
-    assert other_rules(jobs) == {"aggregate", "report", "all"}
+    assert other_rules(jobs) == {"check_stores", "aggregate", "report", "all"}
     res = smk(done, TINY, "--cores", "2")
     assert res.returncode == 0, res.stdout
     assert gone.is_dir()

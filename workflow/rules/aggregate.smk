@@ -1,4 +1,55 @@
 # Combine every run store into results/study.zarr (metrics only; samples stay in the runs).
+#
+# Damaged run stores. Snakemake decides what to rerun from mtimes, and the mtime of a
+# directory() output is that of the .snakemake_timestamp file it writes inside when the job
+# ends: a chunk deleted, a byte flipped or an attribute edited inside a store changes
+# nothing it looks at ("Nothing to be done"); its checksum and --rerun-triggers cover
+# inputs, params and code, not the contents of finished outputs. And a job whose outputs
+# exist is started only after Snakemake deletes them (Job.remove_existing_output), and a
+# failed job's outputs are deleted again (Job.cleanup; --keep-incomplete only skips the
+# latter), so an aggregation that fails on a bad store would leave no study.zarr behind.
+# Hence two checks, both `scorerate check-stores` (open_run with the checksum over data and
+# identity attrs, plus the job named by the path), each moving a bad store to
+# results/corrupt/ (kept, with a .why.txt) instead of deleting it:
+# 1. at workflow load (main process only, not in cluster jobs), before the plan is made: the
+#    store is then missing, so this very run recomputes it (rule all names every store) and
+#    the new store reruns the aggregation and the report. A cache of file sizes and mtimes
+#    keeps this to a few stat calls per unchanged store. Also on a dry run (-n): moving a
+#    bad store aside loses nothing and the plan then shows its recomputation.
+# 2. rule check_stores, upstream of aggregate: a store damaged after the load makes it fail,
+#    so the aggregate job never starts and the previous study.zarr and report stay in
+#    place; the next snakemake run recomputes the store.
+if workflow.is_main_process:
+    for _line in quarantine_bad_stores(
+        {p: expected_identity(p) for p in run_stores()},
+        CORRUPT,
+        cache=STORE_CACHE,
+    ):
+        print(f"scorerate: moved a bad run store aside, it will be recomputed: {_line}",
+              file=sys.stderr)
+
+
+rule check_stores:
+    input:
+        runs=run_stores(),
+    output:
+        ok=temp("results/checks/stores.ok"),
+    log:
+        "logs/check_stores.log",
+    benchmark:
+        "results/benchmarks/check_stores.tsv"
+    params:
+        corrupt=CORRUPT,
+        cache=STORE_CACHE,
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/scorerate.yaml"
+    shell:
+        "scorerate check-stores --corrupt-dir {params.corrupt} --cache {params.cache}"
+        " --ok {output.ok} {input.runs} > {log} 2>&1"
 
 
 rule study_config:
@@ -23,6 +74,7 @@ rule study_config:
 rule aggregate:
     input:
         runs=run_stores(),
+        checked="results/checks/stores.ok",
         config="results/study_config.yaml",
     output:
         study=directory(STUDY),

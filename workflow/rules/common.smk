@@ -2,17 +2,22 @@
 # The job grid, the study checks and the job's arguments come from the library
 # (scorerate.study, scorerate.spec). No mathematics here: the rules call the CLI.
 import json
+import sys
 from pathlib import Path
 
 import yaml
 
+from scorerate.commands.check_stores import expected_identity
 from scorerate.spec import job_args
+from scorerate.store import quarantine_bad_stores
 from scorerate.study import check_study, jobs, normalise_study
 
 RUNS = "results/runs"
 RUN = "{density}/beta={beta}/d={d}/n={n}/seed={seed}"
 STUDY = "results/study.zarr"
 REPORT = "results/report"
+CORRUPT = "results/corrupt"
+STORE_CACHE = "results/checks/stores_verified.json"
 
 
 def check_names(cfg, schema_path):

@@ -1,4 +1,6 @@
 # Fan-out: one job per (density, beta, d, n, seed), each writing its own run store.
+# --mem-mb: the job's memory resource, so run-job refuses (before any work, with its
+# estimate) a job that cannot fit it; an execution option, not a job parameter.
 
 
 rule run_job:
@@ -20,4 +22,5 @@ rule run_job:
     shell:
         "scorerate run-job --density {wildcards.density} --beta {wildcards.beta}"
         " --d {wildcards.d} --n {wildcards.n} --seed {wildcards.seed} {params.job}"
-        " {params.dask} --overwrite --out {output.store} > {log} 2>&1"
+        " {params.dask} --mem-mb {resources.mem_mb} --overwrite --out {output.store}"
+        " > {log} 2>&1"

@@ -1,14 +1,19 @@
 """`scorerate run-job`: run one (density, beta, d, n, seed) job and write its Zarr store.
 
-Everything that can be wrong with the input (parameters, output path, scheduler
-address) is checked before any cluster starts; such errors print one line on stderr
-and exit with status 2.
+Everything that can be wrong with the input (parameters, a job too big for the memory
+or a week, the output path and its free space, another run-job on the same output, the
+scheduler address) is checked before any cluster starts; such errors, and a write that
+fails at the end (a full disk), print one line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -28,7 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, type=Path, help="output store, e.g. run.zarr")
     out.add_argument("--overwrite", action="store_true",
-                     help="replace an existing store (only once the new one is complete)")
+                     help="replace an existing run store (only once the new one is complete; "
+                          "never any other directory)")
     run_ = parser.add_argument_group("execution")
     run_.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler "
                       "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
@@ -38,6 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="fail (exit 2) when the scheduler has had no worker for this long "
                            "(default 60)")
     run_.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    run_.add_argument("--mem-mb", type=float, metavar="MB", help="memory budget of the job "
+                      "(Snakemake passes resources.mem_mb); default: the memory available")
+    run_.add_argument("--force-size", action="store_true", help="run even if the job's "
+                      "estimated memory or time (scorerate.sizing) exceeds the budget")
 
 
 def _fail(message: str) -> int:
@@ -45,23 +55,40 @@ def _fail(message: str) -> int:
     return 2
 
 
-def check_output(out: Path, overwrite: bool) -> None:
-    """Raise ValueError unless a store can be written at `out` (and may be, given overwrite)."""
-    from ..store import StoreError, open_run
+def check_output(out: Path, overwrite: bool, *, need_bytes: float = 0.0) -> None:
+    """Raise ValueError unless a store can be written at `out` (and may be, given overwrite).
+
+    --overwrite replaces only a run store of this project (store.is_run_store), never
+    another directory, and never the working directory, one of its ancestors or /. The
+    nearest existing ancestor must be writable (a real probe) with at least twice
+    `need_bytes` (new store beside the old one) plus 50 MB free.
+    """
+    from ..store import StoreError, is_run_store, open_run
 
     out = Path(out)
+    absolute = Path(os.path.abspath(out))
+    cwd = Path.cwd().resolve()
+    if absolute.resolve() == cwd or absolute.resolve() in cwd.parents or absolute == Path("/"):
+        raise ValueError(f"--out {out} is the working directory or one of its ancestors; "
+                         f"name a new store, e.g. {out / 'run.zarr'}")
     if out.exists() or out.is_symlink():
+        ours = out.is_dir() and is_run_store(out)
         if not overwrite:
+            if not ours:
+                what = "a directory" if out.is_dir() else "a file"
+                raise ValueError(f"{out} exists and is {what}, not a scorerate run store; "
+                                 f"remove or rename it, or choose another --out")
             try:
-                open_run(out, verify=False).close()
+                open_run(out).close()
             except StoreError as exc:
-                raise ValueError(f"{out} exists and is not a complete run store ({exc}); "
-                                 f"remove it or pass --overwrite") from None
+                raise ValueError(f"{out} is a damaged run store ({exc}); pass --overwrite "
+                                 f"to replace it") from None
             raise ValueError(f"{out} is already a complete run store; pass --overwrite "
                              f"to replace it")
-        if not out.is_dir():
-            raise ValueError(f"{out} exists and is not a directory; refusing to replace it")
-    ancestor = out.absolute().parent
+        if not ours:
+            raise ValueError(f"{out} exists and is not a scorerate run store; --overwrite "
+                             f"replaces only run stores: refusing to touch it")
+    ancestor = absolute.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
@@ -72,18 +99,82 @@ def check_output(out: Path, overwrite: bool) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise ValueError(f"output directory {ancestor} is not writable: {exc}") from None
+    free = shutil.disk_usage(ancestor).free
+    want = 2 * need_bytes + 50e6
+    if free < want:
+        raise ValueError(f"not enough free space for {out}: {free / 1e6:.0f} MB free in "
+                         f"{ancestor}, the store needs ~{need_bytes / 1e6:.1f} MB (and "
+                         f"{want / 1e6:.0f} MB are required to write it safely)")
+
+
+def lock_path(out: Path) -> Path:
+    """The lock file of `out`: a hidden sibling .<name>.lock."""
+    out = Path(os.path.abspath(out))
+    return out.parent / f".{out.name}.lock"
+
+
+def acquire_lock(out: Path) -> tuple[Path, str]:
+    """Take `out`'s lock (created with O_EXCL, holding host and PID); returns (lock, token).
+
+    Raises ValueError naming the holder if another live process holds it; a lock left by
+    a dead process on this host is taken over. Release it with `release_lock`.
+    """
+    lock = lock_path(out)
+    if not lock.parent.exists():
+        lock.parent.mkdir(parents=True)
+    me = f"{socket.gethostname()} {os.getpid()}\n"
+    for _attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                host, pid = lock.read_text().split()
+                pid_ = int(pid)
+            except (OSError, ValueError):
+                host, pid_ = "?", -1
+            if host == socket.gethostname() and pid_ > 0 and not _alive(pid_):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise ValueError(f"{out} is being written by another run-job (process {pid_} on "
+                             f"{host}, lock {lock}); wait for it, or remove the lock if that "
+                             f"process is gone") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        return lock, me
+    raise ValueError(f"could not take the lock {lock}")
+
+
+def release_lock(lock: Path, token: str) -> None:
+    """Remove `lock` if it still holds our `token`."""
+    with contextlib.suppress(OSError):
+        if lock.read_text() == token:
+            lock.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then run the job on the chosen Dask client and write its store."""
     from .. import cluster
-    from ..job import run_job
+    from ..sizing import check_fits, estimate_spec
     from ..spec import options_from_args, spec_from_options
-    from ..store import write_run
+    from ..store import StoreError, write_run
 
     try:
         spec = spec_from_options(**options_from_args(args))
-        check_output(args.out, args.overwrite)
+        if args.mem_mb is not None and not args.mem_mb > 0:
+            raise ValueError(f"--mem-mb must be > 0, got {args.mem_mb}")
+        size = estimate_spec(spec)
+        check_fits(size, mem_mb=args.mem_mb, force=args.force_size)
+        check_output(args.out, args.overwrite, need_bytes=size.store_bytes)
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         if not args.worker_timeout > 0:
@@ -94,6 +185,26 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ConnectionError) as exc:
         return _fail(str(exc))
 
+    try:  # two run-jobs on one --out: the second stops here, before any work
+        lock, token = acquire_lock(args.out)
+    except ValueError as exc:
+        return _fail(str(exc))
+    try:
+        check_output(args.out, args.overwrite, need_bytes=size.store_bytes)  # may have changed
+    except ValueError as exc:  # another run-job finished it meanwhile
+        release_lock(lock, token)
+        return _fail(str(exc))
+    try:
+        return _run_locked(args, spec, address, write_run, StoreError)
+    finally:
+        release_lock(lock, token)
+
+
+def _run_locked(args, spec, address, write_run, StoreError) -> int:
+    """Compute the job and write its store (the output's lock is held)."""
+    from .. import cluster
+    from ..job import run_job
+
     started = time.perf_counter()
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
@@ -101,7 +212,14 @@ def run(args: argparse.Namespace) -> int:
                          worker_timeout=args.worker_timeout)
     except ConnectionError as exc:
         return _fail(str(exc))
-    write_run(ds, args.out, overwrite=args.overwrite)
+    try:
+        write_run(ds, args.out, overwrite=args.overwrite)
+    except StoreError as exc:
+        return _fail(str(exc))
+    except OSError as exc:  # a full disk or a vanished mount: one line, nothing half-written
+        why = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        return _fail(f"cannot write {args.out}: {why} (errno {exc.errno}); "
+                     f"nothing was written there")
     if not args.quiet:
         print(f"{PROG}: wrote {args.out} ({len(spec.estimators)} estimators, m={spec.m}, "
               f"{time.perf_counter() - started:.1f} s)", file=sys.stderr)

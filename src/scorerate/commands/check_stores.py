@@ -1,0 +1,58 @@
+"""`scorerate check-stores RUN.zarr... --corrupt-dir DIR`: verify run stores, move bad ones aside.
+
+Each store must open with its checksum (data and identity attrs) and, when its path has
+the workflow's layout `.../{density}/beta={beta}/d={d}/n={n}/seed={seed}.zarr`, hold that
+job. A bad store is moved into --corrupt-dir (kept, with a .why.txt), so a rerun of
+Snakemake recomputes it; the command then exits with status 2 and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["configure", "expected_identity", "run"]
+
+PROG = "scorerate check-stores"
+_LAYOUT = re.compile(r"(?:^|/)(?P<density>[^/]+)/beta=(?P<beta>[^/]+)/d=(?P<d>\d+)/"
+                     r"n=(?P<n>\d+)/seed=(?P<seed>\d+)\.zarr/?$")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the command's arguments."""
+    parser.add_argument("runs", nargs="+", metavar="RUN.zarr", help="run stores to verify")
+    parser.add_argument("--corrupt-dir", required=True, type=Path,
+                        help="where bad stores are moved (e.g. results/corrupt)")
+    parser.add_argument("--cache", type=Path, help="JSON file remembering stores found good "
+                        "(by file sizes and mtimes), so unchanged stores are not re-read")
+    parser.add_argument("--ok", type=Path, help="file written when every store is good "
+                        "(the workflow's marker)")
+
+
+def expected_identity(path: str) -> dict[str, object]:
+    """The job a store path names in the workflow's layout ({} for any other path)."""
+    m = _LAYOUT.search(Path(path).as_posix())
+    return {} if m is None else dict(m.groupdict())
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify every store; move the bad ones aside; exit 2 if any was bad."""
+    from ..store import quarantine_bad_stores
+
+    missing = [r for r in args.runs if not Path(r).is_dir()]
+    moved = quarantine_bad_stores({r: expected_identity(r) for r in args.runs},
+                                  args.corrupt_dir, cache=args.cache)
+    for line in moved:
+        print(f"{PROG}: moved a bad run store aside: {line}", file=sys.stderr)
+    for r in missing:
+        print(f"{PROG}: missing run store {r}", file=sys.stderr)
+    if moved or missing:
+        print(f"{PROG}: error: {len(moved) + len(missing)} of {len(args.runs)} run stores "
+              f"bad or missing; run snakemake again to recompute them", file=sys.stderr)
+        return 2
+    if args.ok is not None:
+        args.ok.parent.mkdir(parents=True, exist_ok=True)
+        args.ok.write_text(f"{len(args.runs)} run stores verified\n")
+    return 0

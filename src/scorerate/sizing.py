@@ -1,0 +1,163 @@
+"""What a job will cost before it runs: peak memory, wall time and store size, and a guard.
+
+The constants come from the measured cost model in benchmarks/README.md ("Job cost
+model", 2 shared AMD EPYC cores): wall ≈ a + b_d m n steps for all four estimators, with
+b_1 = 6.6e-9, b_2 = 7.5e-9, b_3 = 2.0e-8 s; peak memory ~500 MB of imported stack plus
+~100 bytes per training coordinate (+100 MB per 1e6 n at d = 1), plus the particles and
+the Monte Carlo draws, plus highorder's 256 MB budget of k-d trees. The estimates are
+deliberately rough (factor ~2); their purpose is to refuse, in one line and before any
+work, a job that cannot fit (n = 1e9, m = 1e10, steps = 1e12), not to plan a cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["MAX_WALL_S", "Estimate", "available_memory_mb", "check_fits", "estimate",
+           "estimate_spec", "store_bytes"]
+
+#: a job estimated to run longer than this is refused (unless forced): a week
+MAX_WALL_S = 7 * 24 * 3600.0
+_BASE_MB = 500.0  # numpy, numba, dask, xarray, zarr imported (measured ~400-520 MB)
+_B_PER_MNS = {1: 6.6e-9, 2: 7.5e-9, 3: 2.0e-8}  # s per m n step, all four estimators
+_S_PER_EVAL = 3.0e-9  # one Gaussian kernel evaluation (dense: ~3.6e8 evals/s)
+_HIGHORDER_MB = 256.0  # highorder keeps the noised k-d trees of recent t within this
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Rough peak memory (MB), wall time (s) and run-store size (bytes) of one job."""
+
+    mem_mb: float
+    wall_s: float
+    store_bytes: float
+
+    def text(self) -> str:
+        """'~1.2 GB memory, ~3 h, store ~5 MB' for messages."""
+        return (f"~{_fmt_bytes(self.mem_mb * 1e6)} memory, ~{_fmt_time(self.wall_s)}, "
+                f"store ~{_fmt_bytes(self.store_bytes)}")
+
+
+def store_bytes(*, n: int, m: int, d: int, estimators: int, n_t: int = 12) -> float:
+    """Uncompressed size of a run store: (estimators m d + n d) float64 plus small metrics."""
+    return 8.0 * (estimators * m * d + n * d + 3 * estimators * n_t) + 100e3
+
+
+def estimate(*, n: int, m: int, d: int, steps: int, estimators: int = 4, n_t: int = 12,
+             n_mc: int = 1000, n_int: int = 12, n_ref: int = 2000, n_mc_kde: int = 20000,
+             highorder: bool = True) -> Estimate:
+    """Estimate one job's peak memory, wall time and store size (cost O(1), floats only).
+
+    Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
+    samples in a few copies) + 64 B per Monte Carlo coordinate. Time: the benchmarked
+    b_d m n steps (scaled by estimators / 4, b_d for d > 3 grown like d) plus the score
+    MSE (estimators (n_t + n_int) n_mc n kernel evaluations) and the KDE TV (n_mc_kde n).
+    """
+    n, m, d, steps = float(n), float(m), float(d), float(steps)
+    mem = (_BASE_MB * 1e6 + 100.0 * n * d + 40.0 * estimators * m * d
+           + 64.0 * (n_mc + n_ref + n_mc_kde + m) * d) / 1e6
+    if highorder:
+        mem += _HIGHORDER_MB
+    b = _B_PER_MNS.get(int(d), _B_PER_MNS[3] * max(1.0, d / 3.0))
+    wall = (10.0 + b * m * n * steps * max(estimators, 1) / 4.0
+            + _S_PER_EVAL * n * (estimators * (n_t + n_int) * n_mc + n_mc_kde)
+            + _S_PER_EVAL * estimators * m * n_ref)
+    return Estimate(mem, wall, store_bytes(n=int(n), m=int(m), d=int(d),
+                                           estimators=estimators, n_t=n_t))
+
+
+def estimate_spec(spec) -> Estimate:
+    """`estimate` for a scorerate.spec.JobSpec."""
+    n_t = spec.t_grid[2] if spec.t_grid is not None else spec.n_t
+    return estimate(n=spec.n, m=spec.m, d=spec.d, steps=spec.steps,
+                    estimators=len(spec.estimators), n_t=n_t, n_mc=spec.n_mc,
+                    n_int=spec.n_int, n_ref=spec.n_ref, n_mc_kde=spec.n_mc_kde,
+                    highorder="highorder" in spec.estimators)
+
+
+def available_memory_mb() -> float | None:
+    """Memory this process may use (MB): MemAvailable of /proc/meminfo, capped by a cgroup
+    v2 limit; os.sysconf where /proc is absent; None if nothing tells."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) / 1024.0
+                    break
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (ValueError, OSError, AttributeError):
+            return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        if limit != "max":
+            avail = min(avail, int(limit) / 2**20)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def check_fits(est: Estimate, *, mem_mb: float | None = None, what: str = "job",
+               force: bool = False) -> None:
+    """ValueError (one line, with the estimate) unless `est` fits the memory budget
+    (`mem_mb`, else the memory available here) and MAX_WALL_S; `force` skips the check."""
+    if force:
+        return
+    budget = mem_mb if mem_mb is not None else available_memory_mb()
+    source = "--mem-mb" if mem_mb is not None else "available memory"
+    hint = "; pass --force-size to run it anyway"
+    if budget is not None and est.mem_mb > budget:
+        raise ValueError(f"{what} needs {est.text()}: more than the {source} "
+                         f"({_fmt_bytes(budget * 1e6)}){hint}")
+    if not math.isfinite(est.wall_s) or est.wall_s > MAX_WALL_S:
+        raise ValueError(f"{what} needs {est.text()}: longer than the "
+                         f"{_fmt_time(MAX_WALL_S)} limit{hint}")
+
+
+def check_study_size(cfg: Mapping, jobs: list[dict], *, mem_mb: float | None = None) -> None:
+    """Check every job of a study grid against a budget (default: this machine's memory).
+
+    Only the largest (n, d) pairs matter, so the cost is O(grid) float arithmetic.
+    Skipped when $SCORERATE_FORCE_SIZE is set (jobs meant for bigger nodes than this one).
+    """
+    if os.environ.get("SCORERATE_FORCE_SIZE"):
+        return
+    ests = cfg.get("estimators") or ("truncated", "regularized", "empirical", "highorder")
+    tg = cfg.get("t_grid")
+    n_t = int(tg["num"]) if isinstance(tg, Mapping) else 12
+    defaults = {"m": 1000, "steps": 64, "n_mc": 1000, "n_int": 12, "n_ref": 2000,
+                "n_mc_kde": 20000}
+    kw = {k: int(cfg.get(k) or v) for k, v in defaults.items()}
+    for n, d in sorted({(int(j["n"]), int(j["d"])) for j in jobs}, reverse=True):
+        est = estimate(n=n, d=d, estimators=len(ests), n_t=n_t,
+                       highorder="highorder" in ests, **kw)
+        try:
+            check_fits(est, mem_mb=mem_mb, what=f"a job with n={n}, d={d}, m={kw['m']}, "
+                                                  f"steps={kw['steps']}")
+        except ValueError as exc:
+            raise ValueError(f"config: {str(exc).replace('--force-size', 'SCORERATE_FORCE_SIZE=1')}"
+                             ) from None
+
+
+def _fmt_bytes(b: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if b >= scale:
+            return f"{b / scale:.3g} {unit}"
+    return f"{b:.0f} B"
+
+
+def _fmt_time(s: float) -> str:
+    if not math.isfinite(s):
+        return "forever"
+    for unit, scale in (("years", 365 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s:.0f} s"
