@@ -22,6 +22,7 @@ JOB_OPTIONS = job_options(config)
 
 
 report: "workflow/report/workflow.rst"
+localrules: all, study_config  # trivial: run in the main Snakemake process, never queued
 
 
 wildcard_constraints:
