@@ -336,3 +336,22 @@ def test_profile_leaves_site_choices_alone():
     text = (PROFILE / "config.v8+.yaml").read_text()
     assert not re.search(r"^\s*slurm_(partition|account)\s*:", text, re.M)
     assert prof["retries"] >= 1
+
+
+@pytest.mark.slow
+def test_conda_is_opt_in(tmp_path, monkeypatch):
+    """The shipped profile plans the study without conda; `--sdm conda` turns it on. A
+    `conda` first on PATH that only records its calls tells which run asked for it."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    calls = tmp_path / "conda.calls"
+    (fake / "conda").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 3\n')
+    (fake / "conda").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    work = tmp_path / "wf"
+    work.mkdir()
+    res = smk(work, TINY, "-n", "--workflow-profile", str(PROFILE))
+    assert res.returncode == 0 and "run_job" in res.stdout, res.stdout
+    assert not calls.exists(), calls.read_text()
+    res = smk(work, TINY, "-n", "--workflow-profile", str(PROFILE), "--sdm", "conda")
+    assert res.returncode != 0 and calls.read_text().strip(), res.stdout
