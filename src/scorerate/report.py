@@ -59,7 +59,7 @@ def verdict_view(rates: pd.DataFrame) -> pd.DataFrame:
     v["reason"] = v["reason"].fillna("").astype(str)
     judged = v["verdict_theory"].isin(list(_KIND))
     v.loc[~judged, "verdict_theory"] = ""
-    v.loc[v["verdict_prediction"] == "no prediction", "verdict_prediction"] = ""
+    v.loc[v["verdict_prediction"].isin(["no prediction", "no verdict"]), "verdict_prediction"] = ""
     v["kind"] = v["verdict_theory"].map(_KIND).fillna("not judged")
     return v
 
@@ -273,8 +273,9 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *, n_boot
     counts = words.value_counts().reindex(count_words, fill_value=0)
     md = ["# scorerate study report", "",
           f"Study: `{study_path}` ({_grid_text(study)}). Slopes are least-squares fits of "
-          "log(mean error over seeds) against log n, with 95% bootstrap intervals over "
-          "seeds; the verdict compares them with the theory's exponent.", "",
+          "log(mean error over seeds) against log n, with 95% intervals from the per-n seed "
+          "means (delta method, t quantile; coverage tested at 5-10 seeds); the verdicts "
+          "compare them with the theory's exponent and with the finite-n prediction.", "",
           "| verdict | rows |", "|---|---|"]
     md += [f"| {k} | {n} |" for k, n in counts.items()]
     for title, df in sections.items():
@@ -315,8 +316,9 @@ _COLUMN_MEANING = {
     "num_points": "values of n (or t) with data in the fit",
     "num_seeds": "fewest seeds at any of those values",
     "slope": "least-squares slope of log(mean error over seeds) against log n (or log t)",
-    "ci_low": "lower end of the 95% bootstrap interval (seeds resampled)",
-    "ci_high": "upper end of the 95% bootstrap interval",
+    "ci_low": "lower end of the slope's 95% interval (delta method on the per-n seed "
+              "means, t quantile)",
+    "ci_high": "upper end of the slope's 95% interval",
     "theory": "the theory's exponent (empty: no theorem)",
     "verdict_theory": "slope against the theory's exponent (see the verdicts)",
     "prediction_slope": "slope of the finite-n prediction over the same n",
