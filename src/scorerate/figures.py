@@ -72,8 +72,10 @@ def _fit_label(est: str, row: pd.Series | None) -> str:
 
 
 def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.DataFrame,
-             metric: str, key: tuple) -> None:
-    """Error vs n: seeds as dots, mean line, 95% band, theory / prediction / floor lines."""
+             metric: str, key: tuple, prediction: np.ndarray | None = None,
+             floor: np.ndarray | None = None) -> None:
+    """Error vs n: seeds as dots, mean line, 95% band, theory line; the finite-n prediction
+    (its values over n, parameter-free) and the metric's floor where given."""
     theory = math.nan
     anchor = None
     for i, (est, vals) in enumerate(series.items()):
@@ -94,14 +96,13 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
         anchor = anchor or here
         if row is not None:
             theory = row["theory"]
-            pred = row.get("prediction_slope", math.nan)
-            if pred is not None and math.isfinite(pred):
-                xs = ns[ok][[0, -1]]
-                ax.plot(xs, here[1] * (xs / here[0]) ** pred, "--", color=colour, lw=1,
-                        label=f"{est}: finite-n prediction n^{pred:.2f}")
-            floor = row.get("floor", math.nan)
-            if floor is not None and math.isfinite(floor) and floor > 0:
-                ax.axhline(floor, color=colour, ls="-.", lw=0.8, label=f"{est}: floor")
+    for values, style, text in ((prediction, "--", "finite-n prediction"),
+                                (floor, "-.", "Monte Carlo floor")):
+        if values is None:
+            continue
+        ok = np.isfinite(values) & (values > 0)
+        if ok.any():
+            ax.plot(ns[ok], values[ok], style, lw=1.2, color="0.2", label=text)
     if anchor is not None and math.isfinite(theory):
         xs = np.array([ns.min(), ns.max()], dtype=float)
         ax.plot(xs, anchor[1] * (xs / anchor[0]) ** theory, "k:", lw=1.5,
@@ -147,11 +148,16 @@ def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
                           for e in var["estimator"].values}
             else:
                 series = {KDE_ESTIMATOR: var.transpose("n", "seed").values}
-            _panel_n(ax, ns, series, rr, metric, (title, metric))
+            decl = variable(metric)
+            pred = (cell[decl.prediction].values.astype(float)
+                    if decl.prediction in cell else None)
+            floor = (cell[decl.floor].mean("seed", skipna=True).values.astype(float)
+                     if decl.floor in cell else None)
+            _panel_n(ax, ns, series, rr, metric, (title, metric), pred, floor)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
         fig.suptitle(f"{title}: error vs n (dots: seeds; line: mean; band: 95% bootstrap "
-                     "interval; dotted: theory slope)")
+                     "band of the mean; dotted: theory slope; dashed: finite-n prediction)")
         fig.tight_layout()
     return fig
 

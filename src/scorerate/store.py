@@ -129,7 +129,13 @@ def validate_run(ds: xr.Dataset, *, where: str = "dataset") -> None:
     problems += [f"missing coordinate {c!r}" for c in COORDS if c not in ds.coords]
     problems += [f"missing attribute {a!r}" for a in REQUIRED_ATTRS if a not in ds.attrs]
     if problems:
-        raise StoreError(f"{where} is not a valid scorerate run: " + "; ".join(problems))
+        hint = ""
+        if any(p.startswith("missing variable") for p in problems):
+            hint = (" (a store written by an older scorerate lacks the newer variables: "
+                    "recompute it with `scorerate run-job ... --overwrite`, or delete it and "
+                    "rerun snakemake, which recomputes missing stores)")
+        raise StoreError(f"{where} is not a valid scorerate run: " + "; ".join(problems)
+                         + hint)
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict]:
