@@ -109,3 +109,25 @@ def test_concurrent_jobs_on_one_scheduler_keep_their_own_estimators(reference):
     for got, want in zip(both, (reference, alone), strict=True):
         for name in store.SCHEMA:
             assert np.array_equal(got[name].values, want[name].values, equal_nan=True), name
+
+
+def test_memorisation_against_the_stopping_time():
+    # empirical score, t0 far below the squared spacing of 200 points in 1D (~2.5e-5): the
+    # chains stopped at t0 sit on training points (ratio near 0: copies), the same chains
+    # stopped 1e4 - 1e6 times earlier are spread like fresh draws (ratio near 1)
+    spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=200, seed=0, m=200, steps=120,
+                   estimators=("empirical",), t0=1e-9, T=10.0, n_t=2, n_mc=50, n_ref=50,
+                   n_int=2, n_mc_kde=50)
+    ds = _run(spec, threads=1, n_workers=1)
+    memo = ds["memorisation_stop"].sel(estimator="empirical")
+    assert float(memo.sel(stop=1.0)) == pytest.approx(float(ds["memorisation"][0]))
+    assert float(memo.sel(stop=1.0)) < 0.1
+    assert 0.5 < float(memo.sel(stop=1e6)) < 2.0
+    # 1e9 * t0 = 1 is inside [t0, T]; beyond T / t0 = 1e10 there is no stop: all inside here
+    assert bool(memo.notnull().all())
+    # T / t0 = 1e3: the chains pass 10 t0 and 100 t0; 1e3 t0 is their start, not a stop
+    short = _run(JobSpec(**{**SMALL, "estimators": ("empirical",), "t0": 1e-3, "T": 1.0}),
+                 threads=1, n_workers=1)
+    m2 = short["memorisation_stop"].sel(estimator="empirical")
+    assert bool(m2.sel(stop=[1.0, 10.0, 100.0]).notnull().all())
+    assert bool(m2.sel(stop=[1e3, 1e4]).isnull().all())

@@ -201,3 +201,23 @@ def test_kde_oracle_many_steps_indistinguishable_few_steps_not(kde_case, d, inte
     # at the noise floor 0.87/sqrt(m) = 0.016.
     assert min(r.pvalue for r in few) < 1e-4
     assert max(r.statistic for r in few) > 2 * max(r.statistic for r in many)
+
+
+def test_recorded_states_are_the_chain_stopped_early():
+    # the state kept after j steps is bit for bit the output of the same sampler run on
+    # the first j steps of the grid (the same particles' noise): early stopping at times[j]
+    from scorerate.estimators import build
+
+    X = seeding.rng("record-data").standard_normal((50, 1))
+    score = build("empirical", X).score
+    times = sampler.time_grid(1e-3, 10.0, 12)
+    y, noise = sampler.start_and_noise(0, 20, d=1, T=10.0, steps=12,
+                                       integrator="euler_maruyama", key=("record",))
+    out = sampler.integrate(score, y, times, noise, record=[3, 7])
+    assert out.shape == (3, 20, 1)
+    for i, j in enumerate((3, 7)):
+        np.testing.assert_array_equal(out[i], sampler.integrate(score, y, times[:j + 1],
+                                                                noise[:, :j]))
+    np.testing.assert_array_equal(out[-1], sampler.integrate(score, y, times, noise))
+    with pytest.raises(ValueError, match="record"):
+        sampler.integrate(score, y, times, noise, record=[13])

@@ -12,20 +12,22 @@ import xarray as xr
 
 from scorerate import store
 from scorerate.store import StoreError
-from scorerate.variables import VARIABLES
+from scorerate.variables import STOP_FACTORS, VARIABLES
 
 
 def fake_run(seed: int = 0, m: int = 40, d: int = 2, n: int = 30, K: int = 5) -> xr.Dataset:
     """A Dataset with the run schema filled with seeded noise (no science needed here)."""
     rng = np.random.default_rng(seed)
     E = ["truncated", "empirical"]
-    sizes = {"train": n, "dim": d, "estimator": 2, "sample": m, "t": K}
+    sizes = {"train": n, "dim": d, "estimator": 2, "sample": m, "t": K,
+             "stop": len(STOP_FACTORS)}
     data = {v.name: (v.dims, rng.random(tuple(sizes[k] for k in v.dims))) for v in VARIABLES}
     data["train"] = (("train", "dim"), rng.normal(size=(n, d)))
     data["tv"] = (("estimator",), [rng.random(), np.nan])  # NaN metrics (d > 3) must survive
     return xr.Dataset(
         data,
-        coords={"estimator": E, "t": np.geomspace(0.1, 10, K), "dim": np.arange(d)},
+        coords={"estimator": E, "t": np.geomspace(0.1, 10, K), "dim": np.arange(d),
+                "stop": np.asarray(STOP_FACTORS)},
         attrs=dict(density="sym_beta", beta=1.0, d=d, n=n, seed=seed, t0=0.1, T=10.0,
                    steps=5, integrator="euler_maruyama", c_rho=1.0, m=m,
                    scorerate_version="test", wall_time_s=1.5, params_hash="ab" * 32,

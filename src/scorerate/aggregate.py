@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from .store import StoreError, open_run, swap_into_place
+from .store import StoreError, open_run, write_zarr_atomic
 from .study import JOB_DIMS, expected_grid
-from .variables import COORDINATES
+from .variables import COORDINATES, STOP_FACTORS
 from .variables import METRICS as VARIABLE_METRICS
 
 __all__ = [
@@ -141,6 +138,7 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
                                    for _, ds in keyed.values()]))
     coords["estimator"] = estimators
     coords["t"] = ts
+    coords["stop"] = np.asarray(STOP_FACTORS)
 
     shape = tuple(len(coords[k]) for k in JOB_DIMS)
     data = {}
@@ -219,29 +217,15 @@ def cells(study: xr.Dataset) -> list[tuple[str, float, int]]:
 def _chunks(ds: xr.Dataset) -> dict[str, int]:
     """Chunks for reading whole (n, seed) slabs: one (density, beta, d, estimator) cell each."""
     return {"density": 1, "beta": 1, "d": 1, "n": ds.sizes["n"], "seed": ds.sizes["seed"],
-            "estimator": 1, "t": ds.sizes["t"]}
+            "estimator": 1, "t": ds.sizes["t"], "stop": ds.sizes.get("stop", 1)}
 
 
 def write_study(ds: xr.Dataset, out: str | os.PathLike) -> Path:
-    """Write the study store atomically (temp dir + rename), consolidated metadata.
+    """Write the study store atomically (store.write_zarr_atomic), consolidated metadata.
 
     An existing store at `out` is replaced only once the new one is complete.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    target = tmp / "store.zarr"
-    try:
-        chunks = _chunks(ds)
-        encoding = {}
-        for name, var in ds.data_vars.items():
-            if var.dtype.kind == "f":
-                encoding[name] = {"chunks": tuple(chunks[d] for d in var.dims)}
-        with warnings.catch_warnings():
-            # consolidated metadata is not (yet) in the Zarr v3 spec; xarray reads it fine
-            warnings.filterwarnings("ignore", message="Consolidated metadata")
-            ds.to_zarr(target, mode="w", consolidated=True, encoding=encoding)
-        swap_into_place(target, out, overwrite=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    chunks = _chunks(ds)
+    encoding = {name: {"chunks": tuple(chunks[d] for d in var.dims)}
+                for name, var in ds.data_vars.items() if var.dtype.kind == "f"}
+    return write_zarr_atomic(ds, out, encoding, overwrite=True)

@@ -202,6 +202,37 @@ def score_mse_vs_t(mse: xr.DataArray, d: int, title: str) -> plt.Figure:
     return fig
 
 
+def memorisation_vs_stop(cell: xr.Dataset, title: str) -> plt.Figure:
+    """memorisation_stop (mean over seeds) against the stopping time t0 * stop, one panel
+    per estimator, one line per n: 1 means outputs as new as fresh draws, 0 copies."""
+    memo = cell["memorisation_stop"]
+    ests = [str(e) for e in memo["estimator"].values]
+    ns = memo["n"].values
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(ests), figsize=(4.6 * len(ests), 3.8), squeeze=False)
+        cmap = plt.get_cmap("viridis")
+        for ax, est in zip(axes.flat, ests, strict=True):
+            for i, n in enumerate(ns):
+                y = memo.sel(estimator=est, n=n).mean("seed", skipna=True).values
+                t0 = float(cell["t0"].sel(n=n).mean("seed", skipna=True))
+                x = t0 * memo["stop"].values
+                ok = np.isfinite(y) & (y > 0) & np.isfinite(x)
+                if ok.any():
+                    ax.plot(x[ok], y[ok], "o-", ms=3, color=cmap(i / max(1, len(ns) - 1)),
+                            label=f"n = {int(n)}")
+            ax.axhline(1.0, color="0.5", lw=0.8, ls="--", label="fresh draws of p0")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("stopping time (forward t)")
+            ax.set_ylabel("nearest-training-point distance ratio")
+            ax.set_title(est)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", framealpha=0.8)
+        fig.suptitle(f"{title}: memorisation against the early-stopping time")
+        fig.tight_layout()
+    return fig
+
+
 def samples_vs_density(run: xr.Dataset, p0: Callable | None) -> plt.Figure:
     """Generated samples per estimator against the true density p0 (an object with .pdf):
     1D histogram and pdf; 2D scatter over pdf contours. p0 None: samples only."""

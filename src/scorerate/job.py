@@ -99,6 +99,51 @@ def _sample_metric(name: str, samples: np.ndarray, p0, spec: JobSpec) -> float:
     return float(_pin(fn, samples, p0, key=key, n_ref=spec.n_ref))
 
 
+def _stop_steps(spec: JobSpec) -> tuple[tuple[int, ...], list[int | None]]:
+    """Step counts at which the chains pass t0 * f for f in STOP_FACTORS (f > 1) on the
+    sampler's geometric grid, and for each factor the index of its record (None: beyond T;
+    -1: the final output)."""
+    from .variables import STOP_FACTORS
+
+    span = math.log(spec.T / spec.t0)
+    record: list[int] = []
+    at: list[int | None] = []
+    for f in STOP_FACTORS:
+        if f == 1.0:
+            at.append(-1)
+            continue
+        if math.log(f) > span:
+            at.append(None)
+            continue
+        j = int(round(spec.steps * (1.0 - math.log(f) / span)))
+        if j < 1 or j >= spec.steps:
+            at.append(None if j < 1 else -1)
+            continue
+        if j not in record:
+            record.append(j)
+        at.append(j)
+    record.sort()
+    return tuple(record), [a if a in (None, -1) else record.index(a) for a in at]
+
+
+def _last(chains: np.ndarray) -> np.ndarray:
+    """The final states of the sampler's output (it is (R + 1, m, d) with records)."""
+    return chains[-1] if chains.ndim == 3 else chains
+
+
+def _memorisation_stop(chains: np.ndarray, at: list[int | None], p0, spec: JobSpec
+                       ) -> np.ndarray:
+    """metrics.nearest_distance_ratio of the chains at each stop (NaN where at is None)."""
+    from . import metrics
+
+    train = _draw_train(spec)
+    key = (*spec.key, "sample_metrics", "memorisation")
+    states = chains if chains.ndim == 3 else chains[None]
+    return np.array([math.nan if a is None else
+                     _pin(metrics.nearest_distance_ratio, states[a], train, p0, key=key)
+                     for a in at])
+
+
 def _kde_metrics(spec: JobSpec, p0, t0: float, n_mc: int, key: tuple) -> tuple[float, float]:
     from . import metrics
 
@@ -279,11 +324,16 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         score = delayed(_PinnedScore, pure=True)(est, dask_key_name=f"score-{name}-{job_id}")
         # the estimator is in the key: sampler.sample names its Dask tasks from the key,
         # not from the score, so a shared key would make the estimators share one output
-        samples = sampler.sample(score, m=spec.m, d=spec.d, t0=spec.t0, T=spec.T,
-                                 steps=spec.steps, integrator=spec.integrator,
-                                 key=(*spec.key, "sample", name), chunk=spec.chunk)
-        samples_d = delayed(np.asarray, pure=True)(samples)
+        record, at = _stop_steps(spec)
+        chains = sampler.sample(score, m=spec.m, d=spec.d, t0=spec.t0, T=spec.T,
+                                steps=spec.steps, integrator=spec.integrator,
+                                key=(*spec.key, "sample", name), chunk=spec.chunk,
+                                record=record)
+        chains_d = delayed(np.asarray, pure=True)(chains)
+        samples_d = delayed(_last, pure=True)(chains_d)
         tasks["samples", name] = samples_d
+        tasks["memorisation_stop", name] = delayed(_memorisation_stop, pure=True)(
+            chains_d, at, p0, spec)
         tasks["score_mse", name] = delayed(np.array, pure=True)([mse_at(est, t)
                                                                  for t in spec.ts])
         tasks["score_mse_int", name] = delayed(_integrate, pure=True)(

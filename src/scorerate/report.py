@@ -255,6 +255,10 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *, n_boot
             figs.append((f"{title}: score MSE vs t", _png(
                 figures.score_mse_vs_t(c["score_mse"], d, title),
                 figdir / f"score_t_{slug}.png")))
+        if "memorisation_stop" in c and int(c["memorisation_stop"].notnull().any(
+                ("n", "seed", "estimator")).sum()) >= 3:
+            figs.append((f"{title}: memorisation vs stopping time", _png(
+                figures.memorisation_vs_stop(c, title), figdir / f"memorisation_{slug}.png")))
         if d in (1, 2) and (path := run_store(study, cell, runs_base)) is not None:
             p0 = None
             with xr.open_zarr(path) as run:

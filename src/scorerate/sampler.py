@@ -56,7 +56,7 @@ def time_grid(t0: float, T: float, steps: int) -> np.ndarray:
 
 
 def integrate(score: ScoreFn, y: np.ndarray, times: np.ndarray, noise: np.ndarray | None,
-              integrator: str = "euler_maruyama") -> np.ndarray:
+              integrator: str = "euler_maruyama", record: Sequence[int] = ()) -> np.ndarray:
     """Run the reverse dynamics for a block of particles (the per-chunk work, plain NumPy).
 
     Parameters
@@ -72,10 +72,14 @@ def integrate(score: ScoreFn, y: np.ndarray, times: np.ndarray, noise: np.ndarra
         Y ~ N(Y + (tau - tau') s, tau' (tau - tau') / tau);
         "probability_flow": dY/dtau = -s/2 in forward time, Heun's method (deterministic).
 
+    record : step counts j (1 <= j <= S) after which the states are also kept: the chain
+        stopped early at times[j] (the output of the same sampler with t0 = times[j]).
+
     Returns
     -------
-    (k, d) states at times[-1]. Time O(S k d) plus S (or 2S) score calls; memory O(k d)
-    beyond the noise.
+    (k, d) states at times[-1]; with `record`, (len(record) + 1, k, d): the recorded states,
+    then the final ones. Time O(S k d) plus S (or 2S) score calls; memory O(k d) beyond the
+    noise and the records.
     """
     _check_integrator(integrator)
     times = np.asarray(times, dtype=np.float64)
@@ -91,22 +95,25 @@ def integrate(score: ScoreFn, y: np.ndarray, times: np.ndarray, noise: np.ndarra
                              f"got {None if noise is None else np.shape(noise)}")
         # step-major copy so that each step reads one contiguous (k, d) slab
         z = np.ascontiguousarray(np.swapaxes(np.asarray(noise, dtype=np.float64), 0, 1))
+    record = [int(j) for j in record]
+    if any(not 1 <= j <= steps for j in record):
+        raise ValueError(f"record holds step counts in 1..{steps}, got {record}")
+    kept = []
     hs = times[:-1] - times[1:]
     if integrator == "euler_maruyama":
-        sq = np.sqrt(hs)
-        for k in range(steps):
-            y += hs[k] * score(y, float(times[k])) + sq[k] * z[k]
+        scale = np.sqrt(hs)
     elif integrator == "ancestral":
-        sd = np.sqrt(times[1:] * hs / times[:-1])
-        for k in range(steps):
-            y += hs[k] * score(y, float(times[k])) + sd[k] * z[k]
-    else:
-        for k in range(steps):
+        scale = np.sqrt(times[1:] * hs / times[:-1])
+    for k in range(steps):
+        if integrator == "probability_flow":
             h = hs[k]
             k1 = score(y, float(times[k]))
             k2 = score(y + (0.5 * h) * k1, float(times[k + 1]))
             y += (0.25 * h) * (k1 + k2)
-    return y
+        else:
+            y += hs[k] * score(y, float(times[k])) + scale[k] * z[k]
+        kept += [y.copy() for j in record if j == k + 1]
+    return np.stack([*kept, y]) if record else y
 
 
 def start_and_noise(i0: int, i1: int, *, d: int, T: float, steps: int, integrator: str,
@@ -136,17 +143,18 @@ def start_and_noise(i0: int, i1: int, *, d: int, T: float, steps: int, integrato
 
 
 def _chunk(score: ScoreFn, start_points: np.ndarray | None, i0: int, i1: int, d: int,
-           times: np.ndarray, integrator: str, key: tuple, start: str) -> np.ndarray:
+           times: np.ndarray, integrator: str, key: tuple, start: str,
+           record: tuple[int, ...] = ()) -> np.ndarray:
     y, noise = start_and_noise(i0, i1, d=d, T=float(times[0]), steps=times.size - 1,
                                integrator=integrator, key=key, start=start,
                                start_points=start_points)
-    return integrate(score, y, times, noise, integrator)
+    return integrate(score, y, times, noise, integrator, record)
 
 
 def sample(score: ScoreFn, *, m: int, d: int, t0: float, T: float, steps: int,
            integrator: str = "euler_maruyama", key: Sequence[object] | str = (),
            start: str = "gaussian", start_points: np.ndarray | None = None,
-           chunk: int = 1024) -> da.Array:
+           chunk: int = 1024, record: Sequence[int] = ()) -> da.Array:
     """m particles of the reverse SDE from forward time T down to t0, as a lazy Dask array.
 
     Parameters
@@ -163,10 +171,12 @@ def sample(score: ScoreFn, *, m: int, d: int, t0: float, T: float, steps: int,
         chosen row of start_points plus sqrt(T) noise).
     start_points : (n, d) training points, required for start="kde".
     chunk : particles per Dask chunk (results do not depend on it).
+    record : step counts after which the states are kept too (see `integrate`).
 
     Returns
     -------
-    dask.array (m, d) float64 with chunks of `chunk` particles. Work per chunk: O(chunk *
+    dask.array (m, d) float64 with chunks of `chunk` particles; with `record`,
+    (len(record) + 1, m, d), the final states last. Work per chunk: O(chunk *
     steps * d) plus steps score calls on (chunk, d); memory per chunk O(chunk * steps * d)
     for the pre-drawn noise.
     """
@@ -195,14 +205,16 @@ def sample(score: ScoreFn, *, m: int, d: int, t0: float, T: float, steps: int,
     times = time_grid(t0, T, steps)
     # the score, the start points and the chunking are in the name: two samplers on one
     # shared scheduler must never resolve to each other's tasks
-    token = tokenize(key, m, d, times, integrator, start, chunk, score, start_points)
+    record = tuple(int(j) for j in record)
+    token = tokenize(key, m, d, times, integrator, start, chunk, score, start_points, record)
     score_d = dask.delayed(score, pure=False, traverse=False)
     points_d = None if start_points is None else dask.delayed(start_points, traverse=False)
     run = dask.delayed(_chunk, pure=True)
     blocks = []
     for c, i0 in enumerate(range(0, m, chunk)):
         i1 = min(i0 + chunk, m)
-        task = run(score_d, points_d, i0, i1, d, times, integrator, key, start,
+        task = run(score_d, points_d, i0, i1, d, times, integrator, key, start, record,
                    dask_key_name=f"reverse-sde-{token}-{c}")
-        blocks.append(da.from_delayed(task, shape=(i1 - i0, d), dtype=np.float64))
-    return da.concatenate(blocks, axis=0)
+        shape = (len(record) + 1, i1 - i0, d) if record else (i1 - i0, d)
+        blocks.append(da.from_delayed(task, shape=shape, dtype=np.float64))
+    return da.concatenate(blocks, axis=1 if record else 0)

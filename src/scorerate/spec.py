@@ -179,7 +179,7 @@ PARAMS: tuple[Param, ...] = (
     Param("eps", "float", None, "floor of the regularized estimator (null: n^-2)", lo=0,
           lo_open=True, nullable=True, in_config=True, used_by="regularized"),
     Param("t0", "float", None, "early-stopping time (null: n^(-2/(2 beta + d)))", lo=0,
-          lo_open=True, nullable=True),
+          lo_open=True, nullable=True, in_config=True),
     Param("T", "float", None, "forward horizon (null: n^(2 beta/(2 beta + d)))", lo=0,
           lo_open=True, nullable=True),
     Param("chunk", "int", 250, "particles per Dask task (does not change the numbers)", lo=1,

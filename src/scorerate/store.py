@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .variables import VARIABLES
+from .variables import STOP_FACTORS, VARIABLES
 
 __all__ = [
     "REQUIRED_ATTRS",
@@ -41,11 +41,12 @@ __all__ = [
     "swap_into_place",
     "validate_run",
     "write_run",
+    "write_zarr_atomic",
 ]
 
 #: variable -> dims (the table in scorerate.variables is the source)
 SCHEMA: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLES}
-COORDS = ("estimator", "t", "dim")
+COORDS = ("estimator", "t", "dim", "stop")
 REQUIRED_ATTRS = ("density", "beta", "d", "n", "seed", "t0", "T", "steps", "integrator",
                   "c_rho", "m", "scorerate_version", "wall_time_s", "params_hash")
 CHECKSUM_ATTR = "content_sha256"
@@ -110,7 +111,7 @@ def run_dataset(values: Mapping[str, object], *, estimators: tuple[str, ...],
     ds = xr.Dataset(
         {v.name: (v.dims, np.asarray(values[v.name], dtype=np.float64)) for v in VARIABLES},
         coords={"estimator": list(estimators), "t": np.asarray(ts, dtype=np.float64),
-                "dim": np.arange(d)},
+                "dim": np.arange(d), "stop": np.asarray(STOP_FACTORS)},
     )
     for v in VARIABLES:
         ds[v.name].attrs.update(v.attrs)
@@ -193,13 +194,25 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fals
     validate_run(ds)
     if path.exists() and not overwrite:
         raise StoreError(f"{path} already exists; pass overwrite=True to replace it")
-    parent = path.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
     out = ds.copy()
     out.attrs = {k: json_safe(v) for k, v in ds.attrs.items()}
     out.attrs[MARKER_ATTR] = MARKER
     out.attrs[CHECKSUM_ATTR] = content_checksum(out)
+    return write_zarr_atomic(out, path, _encoding(out), overwrite=overwrite)
+
+
+def write_zarr_atomic(ds: xr.Dataset, path: str | os.PathLike, encoding: Mapping[str, dict],
+                      *, overwrite: bool) -> Path:
+    """The one atomic Zarr writer (run stores and the study store): write `ds` (format 3,
+    consolidated) to a hidden sibling ``.<name>.tmp-<uuid>``, then `swap_into_place`.
+
+    An existing `path` is replaced only with `overwrite`, and only once the new store is
+    complete; an interrupted write leaves no store that looks finished.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
+    out = ds.copy()
     for name in list(out.variables):
         out[name].encoding = {}
         if out[name].dtype.kind == "U":  # variable-length strings have a Zarr 3 spec; <U9 not
@@ -208,7 +221,7 @@ def write_run(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fals
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_CONSOLIDATED_WARNING)
             out.to_zarr(tmp, mode="w-", consolidated=True, zarr_format=3,
-                        encoding=_encoding(out))
+                        encoding=dict(encoding))
         swap_into_place(tmp, path, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from . import theory
 
-__all__ = ["COORDINATES", "METRICS", "RATE_METRICS", "VARIABLES", "Variable", "exponent",
-           "variable"]
+__all__ = ["COORDINATES", "METRICS", "RATE_METRICS", "STOP_FACTORS", "STUDY_VARIABLES",
+           "VARIABLES", "Variable", "exponent", "variable"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class Variable:
 
 
 _EST = ("estimator",)
+#: the stopping times, as multiples of t0, at which memorisation_stop looks at the chains
+STOP_FACTORS: tuple[float, ...] = tuple(10.0 ** k for k in range(9))
 
 #: Every variable of a run store, in the order the report lists them.
 VARIABLES: tuple[Variable, ...] = (
@@ -80,6 +82,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("memorisation", _EST, "nearest-training-point distance ratio",
              "median distance of the outputs to their nearest training point over the same "
              "median for m fresh draws of p0 (1: new points; towards 0: copies)",
+             role="diagnostic"),
+    Variable("memorisation_stop", ("estimator", "stop"),
+             "memorisation against the stopping time",
+             "memorisation of the same chains stopped at t0 * stop (the grid time nearest to "
+             "it; NaN beyond T): how copying grows as the early-stopping time shrinks",
              role="diagnostic"),
     Variable("escapes", _EST, "fraction of escaped outputs",
              "fraction of outputs farther than 10% of its width outside p0's support box "
@@ -129,6 +136,8 @@ COORDINATES: dict[str, tuple[str, str, str]] = {
     "estimator": ("score estimator", "1", "kernel score estimator (scorerate.estimators)"),
     "t": ("diffusion time", "time", "forward time t of the score MSE grid (X_t = X_0 + "
           "sqrt(t) Z)"),
+    "stop": ("stopping time / t0", "1", "multiple of t0 at which the chains are looked at "
+             "(memorisation_stop)"),
     "t0": ("early-stopping time", "time", "early-stopping time t0 of each job"),
     "T": ("forward horizon", "time", "forward horizon T of each job"),
     "wall_time_s": ("wall time", "s", "wall-clock seconds of each job"),

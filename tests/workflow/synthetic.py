@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from scorerate import seeding, store
-from scorerate.variables import VARIABLES
+from scorerate.variables import STOP_FACTORS, VARIABLES
 
 T_GRID = np.geomspace(0.01, 100.0, 9)
 
@@ -43,7 +43,8 @@ def make_run(density: str = "sym_beta", beta: float = 1.0, d: int = 1, n: int = 
             "tv_kde": ((), float(noisy(float(n) ** slope_n))),
             "l2_kde": ((), float(noisy(float(n) ** slope_n))),
         },
-        coords={"estimator": list(estimators), "t": t, "dim": np.arange(d)},
+        coords={"estimator": list(estimators), "t": t, "dim": np.arange(d),
+                "stop": np.asarray(STOP_FACTORS)},
         attrs={"density": density, "beta": float(beta), "d": int(d), "n": int(n),
                "seed": int(seed), "t0": float(n) ** -0.5, "T": float(n) ** 0.5, "steps": 20,
                "integrator": "euler_maruyama", "c_rho": 1.0, "m": m,
@@ -52,7 +53,7 @@ def make_run(density: str = "sym_beta", beta: float = 1.0, d: int = 1, n: int = 
     )
     # every other variable of the table: fitted metrics follow the power law, diagnostics
     # are neutral (a floor far below the values, new points, no escapes)
-    sizes = {"estimator": k, "t": len(t)}
+    sizes = {"estimator": k, "t": len(t), "stop": len(STOP_FACTORS)}
     for v in VARIABLES:
         if v.name not in ds:
             shape = tuple(sizes[dim] for dim in v.dims)

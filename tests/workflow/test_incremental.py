@@ -29,8 +29,9 @@ def test_end_to_end_outputs(done):
     for name in ("index.html", "rates.csv", "summary.md"):
         assert (report / name).stat().st_size > 0
     figs = sorted(p.name for p in (report / "figures").glob("*.png"))
-    assert figs == ["rates_n_sym_beta_beta1_d1.png", "samples_sym_beta_beta1_d1.png",
-                    "score_t_sym_beta_beta1_d1.png", "verdicts.png"]
+    assert figs == ["memorisation_sym_beta_beta1_d1.png", "rates_n_sym_beta_beta1_d1.png",
+                    "samples_sym_beta_beta1_d1.png", "score_t_sym_beta_beta1_d1.png",
+                    "verdicts.png"]
     study = xr.open_zarr(done / "results" / "study.zarr")
     assert dict(study["score_mse"].sizes) == {"density": 1, "beta": 1, "d": 1, "n": 2,
                                               "seed": 2, "estimator": 2, "t": 5}
