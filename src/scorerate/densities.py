@@ -182,6 +182,8 @@ class ProductMixture:
         """log p_t (m,) and the score (m, d)."""
         x = self._points(x)
         t = _check_t(t)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x contains NaN or Inf")
         m, d = x.shape
         K = len(self.weights)
         lc = np.tile(self.log_weights, (m, 1))          # (m, K)

@@ -118,13 +118,16 @@ def far_mask(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: float,
 def far_sums(X: np.ndarray, x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
     """(logp, mean) of the contract for any finite X, x and t > 0, without overflow.
 
-    Distances are scaled norms r_i = |x - X_i| / s, s = 2^k >= 8 sqrt(d) (differences of
-    x/s and X_i/s, which cannot overflow, then a per-pair max-scaled 2-norm, < 2^1023); the
-    weights relative to the nearest point are exp(-(s^2/2) (r_i - r_min)(r_i + r_min) / t),
-    overflowing only to a weight of 0. logp = -(s^2/2) r_min^2 / t + log sum w + log_norm,
-    clipped below at -BIG;
-    mean = sum (w_i / sum w) X_i, clipped to the data's box (it is a convex combination).
-    Plain NumPy, O(m n d) time, O(_FAR_BLOCK) memory: meant for the few extreme queries.
+    Distances: scaled norms r_i = |x - X_i| / s, s = 2^k >= 8 sqrt(d) (differences of x/s
+    and X_i/s, which cannot overflow, then a per-pair max-scaled 2-norm, < 2^1023), giving
+    logp = -(s^2/2) r_a^2 / t + log sum w + log_norm (clipped below at -BIG) for the
+    nearest point a. Weights relative to it, w_i = exp(-(|x - X_i|^2 - |x - X_a|^2)/(2t)),
+    use the expansion 2 (x - X_a).(X_a - X_i) + |X_a - X_i|^2, free of the cancellation of
+    two huge squares (x far from data of ordinary spread keeps every digit of the X_i), and
+    overflowing only to a weight of 0; the nearest point is re-chosen by these exact gaps.
+    Data whose own spread overflows (|X_i - X_j|^2 > 2^1000) use (r_i - r_a)(r_i + r_a)
+    instead. mean = sum (w_i / sum w) X_i, clipped to the data's box (a convex
+    combination). Plain NumPy, O(m n d) time, O(_FAR_BLOCK) memory: for extreme queries.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, d = X.shape
@@ -133,6 +136,8 @@ def far_sums(X: np.ndarray, x: np.ndarray, t: float) -> tuple[np.ndarray, np.nda
     mean = np.empty((m, d))
     log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
     lo, hi = X.min(axis=0), X.max(axis=0)
+    with np.errstate(over="ignore"):
+        span2 = d * float(np.max(hi - lo)) ** 2
     k = 3 + math.ceil(0.5 * math.log2(d))
     s = math.ldexp(1.0, k)
     half_s2 = math.ldexp(1.0, 2 * k - 1)
@@ -140,21 +145,49 @@ def far_sums(X: np.ndarray, x: np.ndarray, t: float) -> tuple[np.ndarray, np.nda
     step = max(1, _FAR_BLOCK // max(1, n * d))
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
         for q0 in range(0, m, step):
-            xq = x[q0:q0 + step] / s
-            diff = xq[:, None, :] - Xs[None, :, :]          # |.| < 2^1022: no overflow
-            a = np.max(np.abs(diff), axis=2)                  # (q, n)
-            safe = np.where(a > 0, a, 1.0)
-            r = a * np.sqrt(np.sum((diff / safe[:, :, None]) ** 2, axis=2))  # < 2^1023
-            rmin = r.min(axis=1, keepdims=True)
-            gap = ((r - rmin) / t) * (r + rmin) * half_s2      # >= 0, inf only if huge
+            xq = x[q0:q0 + step]
+            diff = (xq / s)[:, None, :] - Xs[None, :, :]   # |.| < 2^1022: no overflow
+            amax = np.max(np.abs(diff), axis=2)              # (q, n)
+            safe = np.where(amax > 0, amax, 1.0)
+            r = amax * np.sqrt(np.sum((diff / safe[:, :, None]) ** 2, axis=2))  # < 2^1023
+            near = np.argmin(r, axis=1)
+            if span2 <= SAFE_LOGIT:
+                for _ in range(2):  # the nearest by rounded norms, then by the exact gaps
+                    G, gap = _gaps(xq, X, near, t)
+                    near = np.argmin(G, axis=1)
+                G, gap = _gaps(xq, X, near, t)
+                gap = np.maximum(gap, 0.0)
+                gap[np.arange(len(xq)), near] = 0.0
+            else:
+                rmin = r.min(axis=1, keepdims=True)
+                gap = ((r - rmin) / t) * (r + rmin) * half_s2  # >= 0, inf only if huge
             w = np.exp(-gap)                                  # nearest: exactly 1
             S = w.sum(axis=1)
-            lead = ((half_s2 * rmin[:, 0]) / t) * rmin[:, 0]
+            ra = r[np.arange(len(xq)), near]
+            lead = ((half_s2 * ra) / t) * ra
             logp[q0:q0 + step] = np.maximum(-lead + np.log(S) + log_norm, -BIG)
             mu = np.einsum("qn,nd->qd", w / S[:, None], X)
             mean[q0:q0 + step] = np.clip(np.nan_to_num(mu, nan=0.0, posinf=BIG, neginf=-BIG),
                                          lo, hi)
     return logp, mean
+
+
+def _gaps(xq: np.ndarray, X: np.ndarray, near: np.ndarray, t: float) -> np.ndarray:
+    """(|x - X_i|^2 - |x - X_a|^2) / (2t), a = near, for data of spread^2 <= SAFE_LOGIT.
+
+    t gap_i = y.e_i + |e_i|^2 / 2 with y = x - X_a, e_i = X_a - X_i; y is held as
+    2^(p+1) y' (|y'| < 1, p >= 0), so G_i = y'.e_i + 2^-(p+1) |e_i|^2 / 2 is finite and
+    orders the points exactly as the gaps do, and gap_i = 2^(p+1) G_i / t overflows only
+    to +-inf (the argmin is then taken on G, by the caller's second round).
+    """
+    Xa = X[near]                                            # (q, d)
+    yh = xq / 2.0 - Xa / 2.0                                # y / 2, finite
+    p = np.maximum(np.frexp(np.max(np.abs(yh), axis=1))[1], 0)  # |yh| < 2^p
+    yp = np.ldexp(yh, -p[:, None])                          # |y'| < 1
+    e = Xa[:, None, :] - X[None, :, :]                      # (q, n, d)
+    G = (np.einsum("qd,qnd->qn", yp, e)
+         + np.ldexp(0.5 * np.einsum("qnd,qnd->qn", e, e), -(p + 1)[:, None]))
+    return G, np.ldexp(G / t, (p + 1)[:, None])
 
 
 def overflow_safe(sums):
