@@ -5,6 +5,9 @@ shape of scorerate.shapes. Everything follows from the 1-D pieces in any d, in l
 p_t = p0 * N(0, t I_d) (a scaled shape sigma S smoothed by t is sigma times S smoothed by
 t / sigma^2), the score s_t = grad log p_t (responsibility-weighted component scores),
 exact box probabilities (products of cdf / sf differences) and int p0^2.
+Far out, where log p_t ~ -|x|^2/(2t) and the score ~ -x/t leave the float64 range (|x| ~
+1e154 and beyond), log p_t is clipped to -BIG and the score to +-BIG (BIG ~ 1.8e308, the
+largest float64); a mixture whose components all sit at -BIG weighs them equally there.
 
 Registry: `DENSITIES` (the only list of names) maps a name to a factory(beta, d) ->
 density; `register`, `resolve` (a registered name, an import path "pkg.module:Attr" or an
@@ -35,7 +38,7 @@ from scipy import integrate, special
 from . import seeding
 from .checks import check_beta, check_int, check_time
 from .registry import Registry
-from .shapes import Gauss, Laplace, Shape, SymBeta
+from .shapes import _BIG, Gauss, Laplace, Shape, SymBeta
 
 __all__ = ["DENSITIES", "Density", "ProductMixture", "density", "register", "resolve"]
 
@@ -179,21 +182,27 @@ class ProductMixture:
         """log p_t (m,) and the score (m, d)."""
         x = self._points(x)
         t = _check_t(t)
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x contains NaN or Inf")
         m, d = x.shape
         K = len(self.weights)
         lc = np.tile(self.log_weights, (m, 1))          # (m, K)
         sc = np.empty((K, m, d), dtype=np.float64)      # component scores
         for shape, s, members in self._groups:
-            u = np.concatenate([(x[:, j] - self.loc[k, j]) / s for k, j in members])
+            with np.errstate(over="ignore"):  # |x| ~ 1e308: u = +-inf, handled by the shapes
+                u = np.concatenate([(x[:, j] - self.loc[k, j]) / s for k, j in members])
             lf, ds = shape.smooth(u, t / (s * s))
-            for i, (k, j) in enumerate(members):
-                lc[:, k] += lf[i * m:(i + 1) * m] - math.log(s)
-                sc[k, :, j] = ds[i * m:(i + 1) * m] / s
+            with np.errstate(over="ignore"):
+                for i, (k, j) in enumerate(members):
+                    lc[:, k] += lf[i * m:(i + 1) * m] - math.log(s)
+                    sc[k, :, j] = ds[i * m:(i + 1) * m] / s
+        np.maximum(lc, -_BIG, out=lc)                    # -inf far out: see the module
         lp = special.logsumexp(lc, axis=1)
-        if K == 1:
-            return lp, sc[0]
-        r = np.exp(lc - lp[:, None])                     # responsibilities (m, K)
-        return lp, np.einsum("mk,kmd->md", r, sc)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if K == 1:
+                return lp, np.clip(sc[0], -_BIG, _BIG)
+            r = np.exp(lc - lp[:, None])                 # responsibilities (m, K)
+            return lp, np.clip(np.einsum("mk,kmd->md", r, sc), -_BIG, _BIG)
 
     def logpdf_t(self, x: np.ndarray, t: float) -> np.ndarray:
         """log p_t(x), p_t = p0 * N(0, t I_d); (m,)."""

@@ -3,7 +3,10 @@
 Each shape is standard (location 0, scale 1); densities apply location and scale.
 Every shape knows logpdf, pdf, cdf, sf, sample, its Sobolev smoothness (f in H^s for
 all s < smoothness), its support and `smooth(x, t) -> (log f_t(x), d/dx log f_t(x))`,
-accurate to ~1e-10 relative for any t > 0 and any finite x (log space, no under/overflow):
+accurate to ~1e-10 relative for any t > 0 and any finite x (log space, no under/overflow).
+Far out (|x| ~ 1e154 and beyond) the true log f_t(x) ~ -x^2/(2t) and the score ~ -x/t
+leave the float64 range: they are clipped to -BIG and +-BIG (BIG ~ 1.8e308, the largest
+float64), so every output is finite, with the right sign:
 
 - `Gauss`: closed form, f_t = N(0, 1 + t).
 - `Laplace`: closed form through erfcx / log_ndtr, stable in log space for all (x, t).
@@ -28,6 +31,16 @@ __all__ = ["SHAPES", "Gauss", "Laplace", "Shape", "SymBeta", "log1mexp"]
 
 _LOG2 = math.log(2.0)
 _LOG2PI = math.log(2.0 * math.pi)
+#: the largest float64: the clip level of log f_t (below) and of the score (both signs)
+_BIG = float(np.finfo(np.float64).max)
+#: |x| from which the uniform shape uses its overflow-free far-field form (no ordinary
+#: input reaches it; the closed form loses all accuracy only near |x| ~ 1e15)
+_UNIFORM_FAR = 2.0 ** 26
+
+
+def _finite(lf: np.ndarray, sc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log f_t, score) with log f_t >= -BIG and |score| <= BIG (no-op where finite)."""
+    return np.maximum(lf, -_BIG), np.clip(sc, -_BIG, _BIG)
 
 
 def log1mexp(u: np.ndarray) -> np.ndarray:
@@ -105,7 +118,8 @@ class Gauss(Shape):
         t = _check_t(t)
         x = np.asarray(x, dtype=np.float64)
         v = 1.0 + t
-        return -0.5 * x * x / v - 0.5 * (_LOG2PI + math.log(v)), -x / v
+        with np.errstate(over="ignore"):
+            return _finite(-0.5 * x * x / v - 0.5 * (_LOG2PI + math.log(v)), -x / v)
 
     def interval(self, eps: float = 1e-12) -> tuple[float, float]:
         a = -float(special.ndtri(eps / 2.0))
@@ -154,9 +168,10 @@ class Laplace(Shape):
     def smooth(self, x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         t = _check_t(t)
         x = np.asarray(x, dtype=np.float64)
-        l1 = self._log_term(x, t)
-        l2 = self._log_term(-x, t)
-        return np.logaddexp(l1, l2), -np.tanh(0.5 * (l1 - l2))
+        with np.errstate(over="ignore", invalid="ignore"):
+            l1 = self._log_term(x, t)
+            l2 = self._log_term(-x, t)
+            return _finite(np.logaddexp(l1, l2), -np.tanh(0.5 * (l1 - l2)))
 
     def interval(self, eps: float = 1e-12) -> tuple[float, float]:
         a = -math.log(eps)
@@ -261,7 +276,7 @@ class SymBeta(Shape):
             for i in range(0, xf.size, self.block):
                 lf[i:i + self.block], sc[i:i + self.block] = self._smooth_quad(
                     xf[i:i + self.block], t)
-        return lf.reshape(shape), sc.reshape(shape)
+        return _finite(lf.reshape(shape), sc.reshape(shape))
 
     @staticmethod
     def _smooth_uniform(x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
@@ -269,16 +284,48 @@ class SymBeta(Shape):
         # a = (ax - 1)/sqrt t < b = (ax + 1)/sqrt t (upper tails: no cancellation).
         ax = np.abs(x)
         st = math.sqrt(t)
-        a = (ax - 1.0) / st
-        b = (ax + 1.0) / st
-        la = special.log_ndtr(-a)
-        lb = special.log_ndtr(-b)
-        ld = la + log1mexp(lb - la)
-        lf = ld - _LOG2
-        # f_t' = (phi(b) - phi(a)) / (2 sqrt t) = -phi(a) (1 - e^{-2 ax / t}) / (2 sqrt t)
-        lphi_a = -0.5 * a * a - 0.5 * _LOG2PI
-        sc = -np.exp(lphi_a - ld) * -np.expm1(-2.0 * ax / t) / st
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            a = (ax - 1.0) / st
+            b = (ax + 1.0) / st
+            la = special.log_ndtr(-a)
+            lb = special.log_ndtr(-b)
+            ld = la + log1mexp(lb - la)
+            lf = ld - _LOG2
+            # f_t' = (phi(b) - phi(a)) / (2 sqrt t) = -phi(a) (1 - e^{-2 ax / t}) / (2 sqrt t)
+            lphi_a = -0.5 * a * a - 0.5 * _LOG2PI
+            sc = -np.exp(lphi_a - ld) * -np.expm1(-2.0 * ax / t) / st
+            far = ax >= _UNIFORM_FAR
+            if far.any():
+                lf_far, sc_far = SymBeta._smooth_uniform_far(ax[far], t)
+                lf[far] = lf_far
+                sc[far] = sc_far
         return lf, np.where(x < 0, -sc, sc)
+
+    @staticmethod
+    def _smooth_uniform_far(ax: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(log f_t, score) of the uniform shape at ax >= _UNIFORM_FAR, free of cancellation.
+
+        With a = (ax - 1)/sqrt t, b = (ax + 1)/sqrt t and log Phi(-z) = -z^2/2 +
+        log(erfcx(z/sqrt 2)/2): log(Phi(-b)/Phi(-a)) = -2 ax/t + log(erfcx(b/sqrt 2) /
+        erfcx(a/sqrt 2)) (no difference of two huge squares), phi(a)/Phi(-a) =
+        sqrt(2/pi)/erfcx(a/sqrt 2); for a > 1e150, erfcx(z) = 1/(z sqrt pi) to 1e-300.
+        Overflows (a, a^2, the score) go to +-inf, clipped by the caller.
+        """
+        st = math.sqrt(t)
+        u = ax - 1.0
+        a = u / st
+        big = ~(a <= 1e150)
+        ea = special.erfcx(a / math.sqrt(2.0))
+        eb = special.erfcx((ax + 1.0) / st / math.sqrt(2.0))
+        r = 2.0 * ax / t
+        log_ratio = np.where(big, -np.log1p(2.0 / u), np.log(eb) - np.log(ea))
+        lbla = -r + log_ratio                               # log(Phi(-b)/Phi(-a)) < 0
+        la = np.where(big, -0.5 * a * a - np.log(a) - 0.5 * _LOG2PI,
+                      -0.5 * a * a + np.log(0.5 * ea))
+        lf = la + log1mexp(lbla) - _LOG2
+        mills = np.where(big, a, math.sqrt(2.0 / math.pi) / ea)  # phi(a)/Phi(-a)
+        sc = -(mills / st) * -np.expm1(-r) / -np.expm1(lbla)
+        return lf, sc
 
     def _smooth_quad(self, x: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         g = self.gamma
@@ -319,18 +366,28 @@ class SymBeta(Shape):
         opy = (A + p)[:, :, None] + half3 * opz         # 1 + y >= 0
         with np.errstate(divide="ignore", invalid="ignore"):
             prod = np.where(tr[:, :, None], 1.0, omy) * np.where(tl[:, :, None], 1.0, opy)
-            lg = (-ofs * (ofs + 2.0 * s0[:, :, None]) / (2.0 * t) + g * np.log(prod)
+            s02 = np.maximum(2.0 * s0, -_BIG)           # 2 s0 overflows only past 9e307
+            lg = (-ofs * (ofs + s02[:, :, None]) / (2.0 * t) + g * np.log(prod)
                   + self._logw[kind3] + (self._halfpow[kind] * np.log(half))[:, :, None])
         lg = np.where((half > 0.0)[:, :, None], lg, -np.inf)
         lg = lg.reshape(lg.shape[0], -1)
         mx = lg.max(axis=1, keepdims=True)
-        w = np.exp(lg - mx)
-        sw = w.sum(axis=1)
-        lse = mx[:, 0] + np.log(sw)
-        mean_ofs = (w * ofs.reshape(w.shape)).sum(axis=1) / sw
-        s0 = s0[:, 0]
-        lf = self.log_norm + lse - s0 * s0 / (2.0 * t) - 0.5 * (_LOG2PI + math.log(t))
-        sc = (mean_ofs + s0) / t
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            w = np.exp(lg - mx)
+            sw = w.sum(axis=1)
+            lse = mx[:, 0] + np.log(sw)
+            mean_ofs = (w * ofs.reshape(w.shape)).sum(axis=1) / sw
+            s0 = s0[:, 0]
+            lf = self.log_norm + lse - s0 * s0 / (2.0 * t) - 0.5 * (_LOG2PI + math.log(t))
+            sc = (mean_ofs + s0) / t
+            # so far out that every piece collapsed to width 0: Laplace's method at the end
+            gone = ~(sw > 0.0)
+            if gone.any():
+                dl0 = dl[gone, 0]
+                lf[gone] = (self.log_norm + g * _LOG2 + math.lgamma(g + 1.0)
+                            + (g + 1.0) * np.log(t / dl0) - dl0 * dl0 / (2.0 * t)
+                            - 0.5 * (_LOG2PI + math.log(t)))
+                sc[gone] = -(g + 1.0) / dl0 + s0[gone] / t
         # f_t is even: the score is odd, exactly 0 at x = 0 (the rule's rounding is not).
         return lf, np.where(x < 0, -sc, np.where(x == 0, 0.0, sc))
 
@@ -352,6 +409,7 @@ def _symbeta_quad_kernel(x, t, g, levels, omz, opz, logw, halfpow, log_norm):  #
         A = 1.0 + ys
         dl = ax - ys
         s0 = -dl
+        s02 = max(2.0 * s0, -_BIG)  # 2 s0 overflows only past 9e307
         o = np.empty(2 * K + 1)
         for i in range(K):
             tl2 = 2.0 * t * levels[i]
@@ -400,7 +458,7 @@ def _symbeta_quad_kernel(x, t, g, levels, omz, opz, logw, halfpow, log_norm):  #
                     fac *= (B - qq) + half * omz[kind, j]
                 if not tl:
                     fac *= (A + p) + half * opz[kind, j]
-                lg = -ofs * (ofs + 2.0 * s0) / (2.0 * t) + logw[kind, j] + lhalf
+                lg = -ofs * (ofs + s02) / (2.0 * t) + logw[kind, j] + lhalf
                 if g != 0.0:
                     lg += g * math.log(fac)
                 if lg > mx:
@@ -411,8 +469,15 @@ def _symbeta_quad_kernel(x, t, g, levels, omz, opz, logw, halfpow, log_norm):  #
                 e = math.exp(lg - mx)
                 sw += e
                 swo += e * ofs
-        lf[q] = log_norm + mx + math.log(sw) - s0 * s0 / (2.0 * t) + c0
-        v = (swo / sw + s0) / t
+        if sw > 0.0:
+            lf[q] = log_norm + mx + math.log(sw) - s0 * s0 / (2.0 * t) + c0
+            v = (swo / sw + s0) / t
+        else:
+            # so far out (dl >~ 1e296 t) that every piece collapsed to width 0: Laplace's
+            # method at the nearest end, f ~ c (2u)^g there: exact to O(t / dl)
+            lf[q] = (log_norm + g * math.log(2.0) + math.lgamma(g + 1.0)
+                     + (g + 1.0) * math.log(t / dl) - dl * dl / (2.0 * t) + c0)
+            v = -(g + 1.0) / dl + s0 / t
         if x[q] < 0.0:
             v = -v
         elif x[q] == 0.0:

@@ -34,7 +34,7 @@ import scipy.fft as sfft
 from numba import njit, prange
 
 from ..cache import ByteLRU
-from .base import as_points, register_backend
+from .base import as_points, overflow_safe, register_backend
 from .cutoff import Cutoff
 
 __all__ = ["MAX_GRID", "Binned", "binned_grid_shape", "binned_ok", "spacing_ratio"]
@@ -258,6 +258,7 @@ class Binned:
             grids.append(g[sl] if r == 0 else -g[sl])
         return h, origin, nodes, np.stack(grids)
 
+    @overflow_safe
     def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """logp (m,) and mean (m, d); see engine.base. ValueError if the grid is too large."""
         X = self.train

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 from scipy.spatial import cKDTree
 
-from .base import as_points, dim_factor, register_backend
+from .base import as_points, dim_factor, overflow_safe, register_backend
 
 __all__ = ["Cutoff", "cutoff_log_ratio", "expected_neighbours"]
 
@@ -167,6 +167,7 @@ class Cutoff:
             return np.searchsorted(xs, x[:, 0] + R, "right") - np.searchsorted(xs, x[:, 0] - R)
         return self._tree.query_ball_point(x, R, return_length=True, workers=-1)
 
+    @overflow_safe
     def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """logp (m,) and mean (m, d); see engine.base."""
         X = self.train

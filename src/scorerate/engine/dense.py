@@ -25,7 +25,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-from .base import as_points, dim_factor, register_backend
+from .base import as_points, dim_factor, overflow_safe, register_backend
 
 __all__ = ["Dense", "block_sums", "dense_sums"]
 
@@ -229,6 +229,7 @@ class Dense:
         self.train = as_points(train, name="train")
         self.rtol = rtol
 
+    @overflow_safe
     def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """logp (m,) and softmax mean (m, d) of the training points at time t."""
         X = self.train

@@ -13,8 +13,9 @@ states it. For unit-scale data this is ~1e-5 at t >= 1e-2 and ~3e-5 at t = 1e-4:
 for every metric (their Monte Carlo errors are 1e-3 or larger) but NOT the engine's
 default 1e-6, so the dispatcher offers float32 only when the asked rtol is ten times
 above `expected_error`.
-Below the truncation level the relative error grows with the logits; queries beyond
-~1e18 from the data overflow float32 (use `dense` there).
+Below the truncation level the relative error grows with the logits; queries whose
+squared distances or logits would pass 2^120 (~1e18 from the data) are computed in float64
+by `base.far_sums` instead of overflowing float32.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from .base import as_points, dim_factor, register_backend
+from .base import as_points, dim_factor, overflow_safe, register_backend
 from .dense import _EXP32, block_sums
 
 __all__ = ["MIN_RTOL", "Dense32", "dense32_sums", "expected_error"]
@@ -108,6 +109,9 @@ class Dense32:
     """Dense evaluation in single precision (about 1e-5 relative above rho_n; see module)."""
 
     name = "dense32"
+    #: float32 lanes: squared distances and logits stay below 2^120 (float32 max ~ 2^128);
+    #: queries beyond go to the exact float64 `base.far_sums` (see base.overflow_safe)
+    SAFE_LOGIT = 2.0 ** 120
     #: seconds per kernel evaluation (m n), times dim_factor(d)
     COST = 1.5e-9
 
@@ -120,10 +124,12 @@ class Dense32:
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-4) -> None:
         train = as_points(train, name="train")
+        self.train = train  # float64, for the extreme queries (base.overflow_safe)
         self.center = train.mean(axis=0) if train.shape[0] else np.zeros(train.shape[1])
         self.train32 = np.ascontiguousarray(train - self.center, dtype=np.float32)
         self.rtol = rtol
 
+    @overflow_safe
     def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """logp (m,) and softmax mean (m, d) of the training points at time t."""
         n, d = self.train32.shape

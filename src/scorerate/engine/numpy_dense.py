@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .base import as_points, dim_factor, register_backend
+from .base import as_points, dim_factor, overflow_safe, register_backend
 
 __all__ = ["NumpyDense"]
 
@@ -36,6 +36,7 @@ class NumpyDense:
         self.q_block = q_block
         self.n_block = n_block
 
+    @overflow_safe
     def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """logp (m,) and softmax mean (m, d) of the training points at time t."""
         X = self.train

@@ -2,9 +2,12 @@
 
 All three use the Gaussian smoothing of the empirical measure through
 `engine.GaussianEngine`, in log space: p̂_t = exp(logp), ŝ_t = (mean - x)/t, finite for
-any finite query and t > 0 (queries 1e6 away, t = 1e-12 included). They differ only in
-what they do where p̂_t is small (`_adjust`). Time O(m n d) with the dense backend (less
-with the engine's cut-off and binned backends); memory O(block) beyond the outputs.
+any finite query and t > 0 (queries 1e300 away, t = 1e-12 included): where (mean - x)/t
+overflows (|x| ~ 1e300 at small t) the score is clipped to +-BIG, the largest float64,
+keeping its sign; p̂_t and grad p̂_t likewise (their true values underflow to 0 there).
+They differ only in what they do where p̂_t is small (`_adjust`). Time O(m n d) with the
+dense backend (less with the engine's cut-off and binned backends); memory O(block)
+beyond the outputs.
 """
 
 from __future__ import annotations
@@ -16,9 +19,17 @@ import numpy as np
 from .. import theory
 from ..checks import check_positive
 from ..engine import GaussianEngine
+from ..engine.base import BIG
 from .base import Estimator
 
 __all__ = ["Empirical", "GaussianScore", "Regularized", "Truncated"]
+
+
+def _raw_score(mean: np.ndarray, x: np.ndarray, t: float) -> np.ndarray:
+    """(mean - x)/t, clipped to +-BIG where it overflows (|x| ~ 1e300, small t)."""
+    with np.errstate(over="ignore"):
+        s = (mean - x) / t
+    return np.clip(s, -BIG, BIG, out=s)
 
 
 class GaussianScore(Estimator):
@@ -41,19 +52,22 @@ class GaussianScore(Estimator):
         """p̂_t(x), shape (m,)."""
         x, t = self._check(x, t)
         logp, _ = self.engine.sums(x, t)
-        return np.exp(logp)
+        with np.errstate(over="ignore"):
+            return np.minimum(np.exp(logp), BIG)
 
     def grad_density(self, x: np.ndarray, t: float) -> np.ndarray:
         """grad p̂_t(x), shape (m, d)."""
         x, t = self._check(x, t)
         logp, mean = self.engine.sums(x, t)
-        return np.exp(logp)[:, None] * (mean - x) / t
+        with np.errstate(over="ignore"):
+            g = np.exp(logp)[:, None] * _raw_score(mean, x, t)
+        return np.clip(g, -BIG, BIG, out=g)
 
     def score(self, x: np.ndarray, t: float) -> np.ndarray:
         """ŝ_t(x) of this estimator, shape (m, d); finite for every finite x and t > 0."""
         x, t = self._check(x, t)
         logp, mean = self.engine.sums(x, t)
-        return self._adjust((mean - x) / t, logp, t)
+        return self._adjust(_raw_score(mean, x, t), logp, t)
 
     def _adjust(self, s: np.ndarray, logp: np.ndarray, t: float) -> np.ndarray:
         return s

@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 from ..cache import ByteLRU
 from ..checks import check_int, check_positive
+from ..engine.base import BIG
 from ..kernels import legendre_kernel
 from ..seeding import rng
 from .base import Estimator
@@ -78,13 +79,17 @@ class HighOrder(Estimator):
         """p̂_t(x), shape (m,)."""
         x, t = self._check(x, t)
         S, _, h = self._sums(x, t)
-        return S * math.exp(-math.log(self.n) - self.d * math.log(h))
+        with np.errstate(over="ignore", invalid="ignore"):
+            p = S * np.exp(-math.log(self.n) - self.d * math.log(h))
+        return np.clip(p, -BIG, BIG, out=p)
 
     def grad_density(self, x: np.ndarray, t: float) -> np.ndarray:
         """grad p̂_t(x), shape (m, d)."""
         x, t = self._check(x, t)
         _, G, h = self._sums(x, t)
-        return G * math.exp(-math.log(self.n) - (self.d + 1) * math.log(h))
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = G * np.exp(-math.log(self.n) - (self.d + 1) * math.log(h))
+        return np.clip(g, -BIG, BIG, out=g)
 
     def score(self, x: np.ndarray, t: float) -> np.ndarray:
         """ŝ_t(x), shape (m, d); 0 where p̂_t <= rho_n; finite for finite x and t > 0."""
@@ -92,8 +97,9 @@ class HighOrder(Estimator):
         S, G, h = self._sums(x, t)
         keep = S > (self.C * math.sqrt(math.log(self.n))) ** (-self.d)
         out = np.zeros_like(G)
-        out[keep] = G[keep] / (h * S[keep, None])
-        return out
+        with np.errstate(over="ignore"):
+            out[keep] = G[keep] / (h * S[keep, None])
+        return np.clip(out, -BIG, BIG, out=out)
 
     def _noised_tree(self, t: float) -> cKDTree:
         # a tree holds its data, an index and ~n/8 nodes: about (d + 2) * 8 bytes per point
