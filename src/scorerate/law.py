@@ -204,37 +204,44 @@ def _marginal_cdf(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, x: np.ndarray)
 
 
 def _axis_edges(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, sd: float, h: float,
-                tail_mass: float, band: float) -> tuple[np.ndarray, float]:
+                tail_mass: float, band: float, moving: np.ndarray | None = None,
+                growth: float = 1.15) -> tuple[np.ndarray, float]:
     """Edges for one axis holding intervals [lo_i, hi_i] of mass mu_i, blurred by sd.
 
-    Spacing h on every lattice bin holding more than tail_mass of the marginal (dilated by
-    5 sd), elsewhere cells of about tail_mass each; the outer edges leave band sd of room.
-    Returns (edges, spacing actually used). Cost O(k log k + (span / h)).
+    Spacing h on every lattice bin where the marginal of the *moving* mass (mu where
+    `moving`; cells a truncated score leaves at rest are smooth at a far larger scale)
+    exceeds tail_mass, dilated by 5 sd; away from those bins the cells grow geometrically
+    (factor `growth`), so stranded mass far out and empty tails cost O(log(span / h))
+    cells; the outer edges leave band sd of room. Returns (edges, spacing used).
+    Cost O(k log k + span / h).
     """
     L = float(lo.min()) - band * sd
     U = float(hi.max()) + band * sd
-    span = U - L
-    pad = 1e-9 * max(span, abs(L), abs(U), 1e-300)
+    pad = 1e-9 * max(U - L, abs(L), abs(U), 1e-300)
     L, U = L - pad, U + pad
-    nb = max(1, math.ceil((U - L) / h))
-    if nb > MAX_LATTICE:
-        nb = MAX_LATTICE
+    nb = min(max(1, math.ceil((U - L) / h)), MAX_LATTICE)
     lat = np.linspace(L, U, nb + 1)
     h_used = (U - L) / nb
-    F = _marginal_cdf(lo, hi, mu, lat)
-    binmass = np.diff(F)
-    sig = binmass > tail_mass
+    sel = slice(None) if moving is None or not moving.any() else moving
+    F = _marginal_cdf(lo[sel], hi[sel], mu[sel], lat)
+    sig = np.diff(F) > tail_mass
+    if not sig.any():
+        sig[np.argmax(np.diff(F))] = True
     r = math.ceil(5.0 * sd / h_used) if sd > 0 else 0
-    if r > 0 and sig.any():
-        # dilate the significant bins by r on each side (running window via cumsum)
+    idx = np.arange(nb)
+    if r > 0:
         c = np.concatenate([[0], np.cumsum(sig)])
-        idx = np.arange(nb)
         sig = (c[np.minimum(idx + r + 1, nb)] - c[np.maximum(idx - r, 0)]) > 0
+    # distance (in bins) from each bin to the nearest significant bin
+    last = np.maximum.accumulate(np.where(sig, idx, -1))
+    nxt = np.minimum.accumulate(np.where(sig, idx, 2 * nb)[::-1])[::-1]
+    dist = np.minimum(np.where(last >= 0, idx - last, 2 * nb), nxt - idx)
+    level = np.floor(np.log1p(dist * (growth - 1.0)) / math.log(growth))
+    # the geometric level advances by one per cell: keep an edge where it changes, and
+    # every edge of a significant bin
     keep = np.zeros(nb + 1, dtype=bool)
     keep[0] = keep[-1] = True
-    keep[1:-1] = sig[:-1] | sig[1:]
-    q = np.floor(F / tail_mass)
-    keep[1:] |= q[1:] != q[:-1]
+    keep[1:-1] = sig[:-1] | sig[1:] | (level[:-1] != level[1:])
     return lat[keep], h_used
 
 
@@ -324,12 +331,13 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
             y = x + h * np.asarray(score(x, tau), dtype=np.float64)
         if y.shape != x.shape or not np.all(np.isfinite(y)):
             raise ValueError(f"score returned non-finite values or a wrong shape at t={tau!r}")
+        moving = np.any(y != x, axis=1)
         sd = math.sqrt(c)
         h_fine = min(sd if c > 0 else math.inf, math.sqrt(tau1)) / resolution
         new_edges, D, M = [], [], []
         for j in range(d):
             lo, hi = y[:, j] - 0.5 * w[:, j], y[:, j] + 0.5 * w[:, j]
-            e, h_used = _axis_edges(lo, hi, mu, sd, h_fine, tail_mass, band)
+            e, h_used = _axis_edges(lo, hi, mu, sd, h_fine, tail_mass, band, moving)
             res_used = min(res_used, resolution * h_fine / h_used)
             new_edges.append(e)
             kap = _kappa(e, c)
