@@ -99,7 +99,7 @@ CLI = {
     "t_grid num 0": (_set(SMALL, "--t-grid", "0.01", "1", "0"), r"t_grid num must be"),
     "t_grid words": (_set(SMALL, "--t-grid", "a", "b", "c"), r"--t-grid needs TMIN TMAX NUM"),
     "unknown density": (_set(SMALL, "--density", "gauss"), r"unknown density 'gauss'"),
-    "unknown estimator": (_set(SMALL, "--estimators", "kde"), r"unknown estimators 'kde'"),
+    "unknown estimator": (_set(SMALL, "--estimators", "kde"), r"unknown estimator 'kde'"),
     "estimator twice": (_set(SMALL, "--estimators", "empirical", "empirical"),
                         r"names listed twice"),
     "unknown integrator": (_set(SMALL, "--integrator", "rk4"), r"unknown integrator 'rk4'"),
@@ -274,7 +274,7 @@ def _no_cluster(monkeypatch, ds_factory):
     from scorerate import cluster, job
 
     monkeypatch.setattr(cluster, "dask_client", lambda *a, **k: contextlib.nullcontext(None))
-    monkeypatch.setattr(job, "run_job", lambda spec, client, progress=None: ds_factory())
+    monkeypatch.setattr(job, "run_job", lambda spec, client, **kw: ds_factory())
 
 
 def _fake_ds():
