@@ -144,6 +144,18 @@ def _memorisation_stop(chains: np.ndarray, at: list[int | None], p0, spec: JobSp
                      for a in at])
 
 
+def _law_metrics(score, p0, spec: JobSpec) -> tuple[float, float]:
+    """(tv_law, l2_law): TV and L2 between p0 and the exact law of the discretised sampler
+    (scorerate.law, d <= 2; probability flow in d = 1 only); NaN where it is not computed."""
+    from . import law
+
+    if spec.d > 2 or (spec.integrator == "probability_flow" and spec.d > 1):
+        return math.nan, math.nan
+    grid = law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T, steps=spec.steps,
+                          integrator=spec.integrator, resolution=3.0)
+    return float(law.tv_law(grid, p0)), float(law.l2_law(grid, p0))
+
+
 def _kde_metrics(spec: JobSpec, p0, t0: float, n_mc: int, key: tuple) -> tuple[float, float]:
     from . import metrics
 
@@ -281,6 +293,8 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None,
                for name in {name for name, e in tasks if e is not None}}
     # (variable, None) tasks are per-job scalars
     mse = per_est.pop("score_mse")
+    lawv = per_est.pop("law")
+    per_est["tv_law"], per_est["l2_law"] = lawv[:, 0], lawv[:, 1]
     results = {"train": train, **per_est, "score_mse": mse[..., 0], "score_mse_se": mse[..., 1]}
     results["tv_kde"], results["l2_kde"] = values["kde", None]
     results["tv_floor"] = values["tv_floor", None]
@@ -334,6 +348,7 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         tasks["samples", name] = samples_d
         tasks["memorisation_stop", name] = delayed(_memorisation_stop, pure=True)(
             chains_d, at, p0, spec)
+        tasks["law", name] = delayed(_law_metrics, pure=True)(score, p0, spec)
         tasks["score_mse", name] = delayed(np.array, pure=True)([mse_at(est, t)
                                                                  for t in spec.ts])
         tasks["score_mse_int", name] = delayed(_integrate, pure=True)(

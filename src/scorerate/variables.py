@@ -71,6 +71,15 @@ VARIABLES: tuple[Variable, ...] = (
              "int_{t0}^{T} score MSE dt", units="1/length^2 * time",
              label="∫ score MSE dt over [t0, T]", exponent=theory.integrated_score_exponent,
              fit_n=True),
+    Variable("tv_law", _EST, "TV of the output law",
+             "TV(p0, exact law of the discretised sampler's output), the law propagated on "
+             "an adaptive grid (scorerate.law; d <= 2, NaN above): no Monte Carlo floor",
+             label="TV(p0, output law)", exponent=theory.tv_exponent, fit_n=True,
+             prediction="tv_pred"),
+    Variable("l2_law", _EST, "L2 distance of the output law",
+             "L2(p0, exact law of the discretised sampler's output) on the law's cells "
+             "(d <= 2, NaN above)", units="length^(-d/2)", label="L2(p0, output law)",
+             exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred"),
     Variable("tv", _EST, "TV of the samples (binned)",
              "TV(p0, empirical law of the m samples) on fixed cells of p0's support plus "
              "tail cells (NaN for d > 3); floor: tv_floor",
