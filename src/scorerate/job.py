@@ -152,7 +152,7 @@ def _law_metrics(score, p0, spec: JobSpec) -> tuple[float, float]:
     if spec.d > 2 or (spec.integrator == "probability_flow" and spec.d > 1):
         return math.nan, math.nan
     grid = law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T, steps=spec.steps,
-                          integrator=spec.integrator, resolution=3.0)
+                          integrator=spec.integrator, resolution=spec.law_resolution)
     return float(law.tv_law(grid, p0)), float(law.l2_law(grid, p0))
 
 

@@ -198,6 +198,8 @@ PARAMS: tuple[Param, ...] = (
     Param("backend", "str", "auto", "Gaussian engine backend", choices=_backend_names),
     Param("rtol", "float", 1e-6, "Gaussian engine relative accuracy", lo=0, lo_open=True,
           hi=1),
+    Param("law_resolution", "float", 3.0, "cells of the exact-law grid per step standard "
+          "deviation (tv_law, l2_law; d <= 2)", lo=0, lo_open=True),
     Param("highorder_order", "int", None, "Legendre kernel order l of highorder (null: "
           "ceil(log n))", lo=1, nullable=True, in_config=True, used_by="highorder"),
     Param("highorder_C", "float", None, "bandwidth constant C of highorder (null: d e)",
