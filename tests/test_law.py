@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scorerate import KernelScore, density, law, sampler, seeding, theory
+from scorerate import density, law, sampler, seeding, theory
 from scorerate.densities import ProductMixture
+from scorerate.estimators import build
 from scorerate.shapes import Gauss
 
 S2 = 0.3  # variance of the Gaussian p0
@@ -100,7 +101,7 @@ def test_empirical_score_converges_to_the_kde_1d():
     """TV(law, p̂_{t0}) falls with steps 16, 64, 256 (0.070 -> 0.0048; T large: start ~ p̂_T)."""
     p0 = density("sym_beta", beta=1.0, d=1)
     X = p0.sample(100, seed=3)
-    est = KernelScore(X, kind="empirical")
+    est = build("empirical", X)
     target = kde(X, 0.01)
     tvs = [law.tv_law(law.output_law(est.score, d=1, t0=0.01, T=1000.0, steps=s), target)
            for s in (16, 64, 256)]
@@ -112,7 +113,7 @@ def test_empirical_score_converges_to_the_kde_2d():
     """2-D: TV(law, p̂_{t0}) falls from 16 to 64 steps."""
     p0 = density("sym_beta", beta=1.0, d=2)
     X = p0.sample(40, seed=4)
-    est = KernelScore(X, kind="empirical")
+    est = build("empirical", X)
     target = kde(X, 0.05)
     tvs = [law.tv_law(law.output_law(est.score, d=2, t0=0.05, T=100.0, steps=s,
                                      resolution=2.0), target) for s in (8, 32)]
@@ -124,12 +125,12 @@ def test_empirical_score_converges_to_the_kde_2d():
 
 @pytest.mark.parametrize("integrator", ["euler_maruyama", "probability_flow"])
 def test_monte_carlo_of_the_sampler_agrees(integrator):
-    """1e5 particles of sampler.integrate on a truncated KernelScore (n = 200): a chi-square
+    """1e5 particles of sampler.integrate on a truncated estimator (n = 200): a chi-square
     test on 40 equal-probability bins of the grid law does not reject at level 1e-3."""
     n, m, steps = 200, 100_000, 32
     p0 = density("sym_beta", beta=1.0, d=1)
     X = p0.sample(n, seed=5)
-    est = KernelScore(X, kind="truncated", backend="dense")
+    est = build("truncated", X, {"backend": "dense"})
     t0, T = theory.t0_early_stop(n, 1.0, 1), theory.T_horizon(n, 1.0, 1)
     L = law.output_law(est.score, d=1, t0=t0, T=T, steps=steps, integrator=integrator)
     r = seeding.rng("test_law", "mc", integrator)
@@ -155,7 +156,7 @@ def test_refining_the_grid_moves_tv_by_less_than_1e_3():
     """
     n = 1000
     p0 = density("sym_beta", beta=1.0, d=1)
-    est = KernelScore(p0.sample(n, seed=6), kind="truncated")
+    est = build("truncated", p0.sample(n, seed=6))
     kw = dict(d=1, t0=theory.t0_early_stop(n, 1.0, 1), T=theory.T_horizon(n, 1.0, 1), steps=32)
     a = law.output_law(est.score, resolution=4.0, **kw)
     b = law.output_law(est.score, resolution=8.0, **kw)

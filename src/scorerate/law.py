@@ -269,7 +269,7 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
 
     Parameters
     ----------
-    score : callable score(x (k, d), t) -> (k, d), e.g. KernelScore(...).score; called once
+    score : callable score(x (k, d), t) -> (k, d), e.g. estimators.build(...).score; called once
         per step on all cell centres holding mass (twice for "probability_flow").
     d : 1 or 2.
     t0, T, steps, integrator : as in `sampler.sample` (same `time_grid`, same step formulas).
