@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["configure", "run"]
+__all__ = ["Phases", "check_output", "configure", "run"]
 
 PROG = "scorerate run-job"
 
@@ -38,6 +38,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="fail (exit 2) when the scheduler has had no worker for this long "
                            "(default 60)")
     run_.add_argument("--quiet", action="store_true", help="no progress or summary output")
+    run_.add_argument("--timings", action="store_true", help="print one line per phase "
+                      "(imports, validate, cluster_start, work, cluster_stop, write) on stderr")
 
 
 def _fail(message: str) -> int:
@@ -74,13 +76,36 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise ValueError(f"output directory {ancestor} is not writable: {exc}") from None
 
 
+class Phases:
+    """Wall seconds of consecutive phases; with `on`, one stderr line per phase (else free).
+
+    Line format: ``scorerate timing: PHASE SECONDS s at EPOCH`` (EPOCH: time.time() at the
+    phase's end), so a caller that knows when it launched the process can also tell the
+    interpreter start and the CLI's own imports apart (benchmarks/load.py does).
+    """
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.last = time.perf_counter()
+
+    def mark(self, phase: str) -> None:
+        """End the current phase, naming it `phase`."""
+        if self.on:
+            now = time.perf_counter()
+            print(f"scorerate timing: {phase} {now - self.last:.4f} s at {time.time():.4f}",
+                  file=sys.stderr, flush=True)
+            self.last = now
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then run the job on the chosen Dask client and write its store."""
+    phases = Phases(getattr(args, "timings", False))
     from .. import cluster
     from ..job import run_job
     from ..spec import options_from_args, spec_from_options
     from ..store import write_run
 
+    phases.mark("imports")
     try:
         spec = spec_from_options(**options_from_args(args))
         check_output(args.out, args.overwrite)
@@ -93,15 +118,20 @@ def run(args: argparse.Namespace) -> int:
             cluster.check_scheduler(address)
     except (ValueError, ConnectionError) as exc:
         return _fail(str(exc))
+    phases.mark("validate")
 
     started = time.perf_counter()
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
+            phases.mark("cluster_start")
             ds = run_job(spec, client, progress=None if not args.quiet else False,
                          worker_timeout=args.worker_timeout)
+            phases.mark("work")
     except ConnectionError as exc:
         return _fail(str(exc))
+    phases.mark("cluster_stop")
     write_run(ds, args.out, overwrite=args.overwrite)
+    phases.mark("write")
     if not args.quiet:
         print(f"{PROG}: wrote {args.out} ({len(spec.estimators)} estimators, m={spec.m}, "
               f"{time.perf_counter() - started:.1f} s)", file=sys.stderr)
