@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 
+import pytest
 from snakerun import TINY, smk, with_
 
 
@@ -48,3 +50,21 @@ def test_default_is_one_process_per_job_and_lint_is_clean_with_batches(tmp_path)
     assert res.returncode == 0, res.stdout
     res = smk(tmp_path, with_(TINY, dask={"jobs_per_client": 0}), "-n")
     assert res.returncode != 0 and "jobs_per_client" in res.stdout
+
+
+@pytest.mark.slow
+def test_batched_study_reruns_exactly(tmp_path):
+    """After a batched run: nothing to do; a changed job option reruns every batch; one used
+    by no estimator of the study reruns none; a deleted store reruns its batch only."""
+    cfg = with_(TINY, dask={"jobs_per_client": 2})
+    res = smk(tmp_path, cfg, "--cores", "2")
+    assert res.returncode == 0, res.stdout
+    assert "Nothing to be done" in smk(tmp_path, cfg, "-n").stdout
+    assert len(batches(tmp_path, with_(cfg, steps=9))) == 2
+    # eps is read by `regularized` only, which TINY does not run: no job's numbers change
+    assert batches(tmp_path, with_(cfg, eps=0.5)) == {}
+    gone = tmp_path / "results/runs/sym_beta/beta=1.0/d=1/n=100/seed=1.zarr"
+    shutil.rmtree(gone)
+    plan = batches(tmp_path, cfg)
+    assert list(plan.values()) == [sorted(
+        f"results/runs/sym_beta/beta=1.0/d=1/n=100/seed={s}.zarr" for s in (0, 1))]
