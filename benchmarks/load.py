@@ -236,6 +236,7 @@ def study(mode: str, cfg: dict, batch: int, cores: int, tmp: Path) -> dict:
             cl.close()
     njobs = len(cfg["n"]) * len(cfg["seeds"])
     walls = store_walls(work / "results" / "runs")
+    procs = [bench_s(t) for t in (work / "results" / "benchmarks").glob("*/**/*.tsv")]
     tail = {r: bench_s(work / "results" / "benchmarks" / f"{r}.tsv")
             for r in ("study_config", "aggregate", "report")}
     runs_wall = wall - sum(tail.values())
@@ -246,6 +247,10 @@ def study(mode: str, cfg: dict, batch: int, cores: int, tmp: Path) -> dict:
            "job_wall_time_s_median": statistics.median(walls) if walls else None,
            "core_s_per_job": cores * runs_wall / njobs, "loadavg_before": load0,
            "loadavg_after": os.getloadavg()}
+    if procs:  # one TSV per rule job: a run-job process, or a run-jobs batch
+        row["rule_job_wall_s_median"] = statistics.median(procs)
+        row["rule_jobs"] = len(procs)
+        row["process_s_per_job"] = sum(procs) / njobs
     if walls:
         row["overhead_core_s_per_job"] = row["core_s_per_job"] - row["job_wall_time_s_median"]
     if res.returncode != 0:
