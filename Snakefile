@@ -43,6 +43,14 @@ rule all:
     default_target: True
 
 
-include: "workflow/rules/simulate.smk"
+# one process per job, or (dask.jobs_per_client > 1) batches of jobs per process
+if config["dask"]["jobs_per_client"] > 1:
+
+    include: "workflow/rules/batch.smk"
+
+else:
+
+    include: "workflow/rules/simulate.smk"
+
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"

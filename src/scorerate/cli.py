@@ -16,6 +16,8 @@ __all__ = ["main"]
 COMMANDS = {
     "run-job": ("run_job", "run one (density, beta, d, n, seed) job and write its Zarr store"),
     "check-stores": ("check_stores", "verify run stores; move damaged ones aside to recompute"),
+    "run-jobs": ("run_jobs", "run several jobs in one process on one Dask client, one store "
+                 "each (saves the per-process start-up of small jobs)"),
     "aggregate": ("aggregate", "combine per-job stores into one study store"),
     "report": ("report", "fit convergence rates and write the HTML/PNG/CSV/Markdown report"),
 }

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["configure", "run"]
+__all__ = ["Phases", "check_output", "configure", "run"]
 
 PROG = "scorerate run-job"
 
@@ -48,6 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       "(Snakemake passes resources.mem_mb); default: the memory available")
     run_.add_argument("--force-size", action="store_true", help="run even if the job's "
                       "estimated memory or time (scorerate.sizing) exceeds the budget")
+    run_.add_argument("--timings", action="store_true", help="print one line per phase "
+                      "(imports, validate, cluster_start, work, cluster_stop, write) on stderr")
 
 
 def _fail(message: str) -> int:
@@ -161,13 +163,36 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class Phases:
+    """Wall seconds of consecutive phases; with `on`, one stderr line per phase (else free).
+
+    Line format: ``scorerate timing: PHASE SECONDS s at EPOCH`` (EPOCH: time.time() at the
+    phase's end), so a caller that knows when it launched the process can also tell the
+    interpreter start and the CLI's own imports apart (benchmarks/load.py does).
+    """
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+        self.last = time.perf_counter()
+
+    def mark(self, phase: str) -> None:
+        """End the current phase, naming it `phase`."""
+        if self.on:
+            now = time.perf_counter()
+            print(f"scorerate timing: {phase} {now - self.last:.4f} s at {time.time():.4f}",
+                  file=sys.stderr, flush=True)
+            self.last = now
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then run the job on the chosen Dask client and write its store."""
+    phases = Phases(getattr(args, "timings", False))
     from .. import cluster
     from ..sizing import check_fits, estimate_spec
     from ..spec import options_from_args, spec_from_options
     from ..store import StoreError, write_run
 
+    phases.mark("imports")
     try:
         spec = spec_from_options(**options_from_args(args))
         if args.mem_mb is not None and not args.mem_mb > 0:
@@ -184,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
             cluster.check_scheduler(address)
     except (ValueError, ConnectionError) as exc:
         return _fail(str(exc))
+    phases.mark("validate")
 
     try:  # two run-jobs on one --out: the second stops here, before any work
         lock, token = acquire_lock(args.out)
@@ -195,12 +221,12 @@ def run(args: argparse.Namespace) -> int:
         release_lock(lock, token)
         return _fail(str(exc))
     try:
-        return _run_locked(args, spec, address, write_run, StoreError)
+        return _run_locked(args, spec, address, write_run, StoreError, phases)
     finally:
         release_lock(lock, token)
 
 
-def _run_locked(args, spec, address, write_run, StoreError) -> int:
+def _run_locked(args, spec, address, write_run, StoreError, phases: Phases) -> int:
     """Compute the job and write its store (the output's lock is held)."""
     from .. import cluster
     from ..job import run_job
@@ -208,10 +234,13 @@ def _run_locked(args, spec, address, write_run, StoreError) -> int:
     started = time.perf_counter()
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
+            phases.mark("cluster_start")
             ds = run_job(spec, client, progress=None if not args.quiet else False,
                          worker_timeout=args.worker_timeout)
+            phases.mark("work")
     except ConnectionError as exc:
         return _fail(str(exc))
+    phases.mark("cluster_stop")
     try:
         write_run(ds, args.out, overwrite=args.overwrite)
     except StoreError as exc:
@@ -220,6 +249,7 @@ def _run_locked(args, spec, address, write_run, StoreError) -> int:
         why = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
         return _fail(f"cannot write {args.out}: {why} (errno {exc.errno}); "
                      f"nothing was written there")
+    phases.mark("write")
     if not args.quiet:
         print(f"{PROG}: wrote {args.out} ({len(spec.estimators)} estimators, m={spec.m}, "
               f"{time.perf_counter() - started:.1f} s)", file=sys.stderr)

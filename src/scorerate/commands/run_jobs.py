@@ -1,0 +1,132 @@
+"""`scorerate run-jobs`: run several jobs in one process on one Dask client, one store each.
+
+A small job's own work (well under a second) is dwarfed by what every `scorerate run-job`
+process pays before and after it: interpreter start, library imports, the first use of
+the registries, the embedded cluster's start and the interpreter's exit (about 3 s on 2
+cores, benchmarks/README.md "Per-job overhead"). This command pays them once for K
+jobs. Each job is exactly what `scorerate run-job` with the same options computes (same
+JobSpec, same `job.run_job`, same `store.write_run`: bit-identical numbers), and each store
+is written atomically as soon as its job finishes (run by hand, an interrupted batch
+keeps the stores it completed; under Snakemake a failed batch job loses all its outputs,
+as any failed rule job does, and reruns as a whole). All jobs and outputs are checked
+before any cluster starts (one line on stderr, exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .run_job import Phases, check_output
+
+__all__ = ["IDENTITY", "configure", "run"]
+
+PROG = "scorerate run-jobs"
+
+#: the job options each --job gives; every other job option is shared by the batch
+IDENTITY = ("density", "beta", "d", "n", "seed")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add run-jobs' options: the shared job options of run-job (all but the identity),
+    the repeated --job, and run-job's execution options."""
+    from ..spec import add_options
+
+    shared = parser.add_argument_group("job options shared by every --job "
+                                       "(scorerate.spec.PARAMS)")
+    add_options(shared)
+    for action in shared._group_actions:  # the identity comes with each --job instead
+        if action.dest in IDENTITY:
+            action.required = False
+            action.help = argparse.SUPPRESS
+    jobs = parser.add_argument_group("jobs")
+    jobs.add_argument("--job", action="append", nargs=6, required=True, dest="jobs",
+                      metavar=("DENSITY", "BETA", "D", "N", "SEED", "OUT"),
+                      help="one job and its output store; repeat for each job")
+    jobs.add_argument("--overwrite", action="store_true",
+                      help="replace existing stores (each only once its new one is complete)")
+    run_ = parser.add_argument_group("execution")
+    run_.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler "
+                      "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
+    run_.add_argument("--threads", type=int, help="threads of the embedded cluster "
+                      "(default: the cores this process may use)")
+    run_.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="fail (exit 2) when the scheduler has had no worker for this long")
+    run_.add_argument("--quiet", action="store_true", help="no per-job summary lines")
+    run_.add_argument("--timings", action="store_true",
+                      help="one stderr line per phase (per job: work, write)")
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _specs(args: argparse.Namespace) -> list[tuple[object, Path]]:
+    """(JobSpec, output) of every --job, validated; ValueError names the bad job."""
+    from ..spec import options_from_args, spec_from_options
+
+    shared = {k: v for k, v in options_from_args(args).items() if k not in IDENTITY}
+    out, seen = [], set()
+    for density, beta, d, n, seed, path in args.jobs:
+        where = f"--job {density} {beta} {d} {n} {seed} {path}"
+        try:
+            ident = {"density": density, "beta": float(beta), "d": int(d), "n": int(n),
+                     "seed": int(seed)}
+        except ValueError:
+            raise ValueError(f"{where}: BETA must be a number and D, N, SEED integers") from None
+        try:
+            spec = spec_from_options(**shared, **ident)
+            check_output(Path(path), args.overwrite)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        if Path(path).absolute() in seen:
+            raise ValueError(f"{where}: output named twice")
+        seen.add(Path(path).absolute())
+        out.append((spec, Path(path)))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate every job, then run them one after another on one Dask client."""
+    phases = Phases(args.timings)
+    from .. import cluster
+    from ..job import run_job
+    from ..store import write_run
+
+    phases.mark("imports")
+    try:
+        todo = _specs(args)
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        if not args.worker_timeout > 0:
+            raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
+        address = cluster.resolve_address(args.scheduler)
+        if address is not None:
+            cluster.check_scheduler(address)
+    except (ValueError, ConnectionError) as exc:
+        return _fail(str(exc))
+    phases.mark("validate")
+
+    started = time.perf_counter()
+    try:
+        with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
+            phases.mark("cluster_start")
+            for i, (spec, out) in enumerate(todo):
+                job_started = time.perf_counter()
+                ds = run_job(spec, client, progress=False, worker_timeout=args.worker_timeout)
+                phases.mark("work")
+                write_run(ds, out, overwrite=args.overwrite)
+                phases.mark("write")
+                if not args.quiet:
+                    print(f"{PROG}: [{i + 1}/{len(todo)}] wrote {out} "
+                          f"({time.perf_counter() - job_started:.1f} s)", file=sys.stderr)
+    except ConnectionError as exc:
+        return _fail(str(exc))
+    phases.mark("cluster_stop")
+    if not args.quiet:
+        print(f"{PROG}: {len(todo)} jobs in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr)
+    return 0

@@ -1,0 +1,73 @@
+# Fan-out in batches (dask.jobs_per_client = K > 1): one `scorerate run-jobs` process per
+# batch of up to K run stores, instead of one `scorerate run-job` process per store. Each
+# store is still one job's own store (same path, same numbers); the batch saves the
+# per-process start-up (interpreter, imports, registries, the embedded Dask cluster), which
+# exceeds the work of a small job several times over (benchmarks/README.md).
+#
+# Batches are stable under a growing grid: the jobs of one (density, beta, d, n) whose
+# seed // K agree, so adding an n or a block of seeds plans only new batches. Job options
+# are the same `params.job` as rule run_job (a changed option reruns exactly the jobs whose
+# numbers it changes); the job list is derived from the outputs and the Dask options from
+# the threads, so neither is a params rerun trigger. A store missing from a batch (new seed
+# in a partial block, deleted store) reruns its whole batch, rewriting the others with the
+# same numbers. Switching K on an existing study changes the rule that writes the stores,
+# which Snakemake's `code` trigger sees: for that one run pass
+# `--rerun-triggers mtime params input software-env` (the numbers do not depend on K).
+
+
+def job_batches():
+    """{batch label: [job, ...]}: the study's jobs grouped by (density, beta, d, n, seed // K),
+    each batch in seed order; the label is the batch's path under results/runs."""
+    k = int(config["dask"]["jobs_per_client"])
+    out = {}
+    for j in jobs(config):
+        label = "{density}/beta={beta}/d={d}/n={n}".format(**j) + f"/seeds={j['seed'] // k}"
+        out.setdefault(label, []).append(j)
+    return {label: sorted(js, key=lambda j: int(j["seed"])) for label, js in out.items()}
+
+
+def batch_job_list(wildcards, output):
+    """The `--job DENSITY BETA D N SEED OUT` arguments of a batch, one per output store.
+    Reads the outputs (so it is a derived param: Snakemake keeps it out of the params
+    trigger)."""
+    return " ".join("--job {density} {beta} {d} {n} {seed} ".format(**BATCHED[s]) + s
+                    for s in output)
+
+
+def batch_mem_mb(jobs_):
+    """Memory of a batch: the largest job's (jobs run one after another in one process)."""
+    return max(1500 + int(j["n"]) * int(j["d"]) // 100 for j in jobs_)
+
+
+def batch_runtime(jobs_):
+    """Minutes of a batch: the sum of its jobs' generous estimates (see run_runtime)."""
+    return sum(10 + int(j["n"]) * int(j["d"]) // 2000 for j in jobs_)
+
+
+#: run store path -> its job, for batch_job_list
+BATCHED = {f"{RUNS}/{RUN}.zarr".format(**j): j for j in jobs(config)}
+
+for _i, (_label, _jobs) in enumerate(job_batches().items()):
+
+    rule:
+        name:
+            f"run_batch_{_i}"
+        output:
+            stores=[directory(f"{RUNS}/{RUN}.zarr".format(**j)) for j in _jobs],
+        log:
+            f"logs/batches/{_label}.log",
+        benchmark:
+            f"results/benchmarks/batches/{_label}.tsv"
+        params:
+            job=JOB_ARGS,
+            dask=dask_options,
+            jobs=batch_job_list,
+        threads: 1
+        resources:
+            mem_mb=batch_mem_mb(_jobs),
+            runtime=batch_runtime(_jobs),
+        conda:
+            "../../envs/scorerate.yaml"
+        shell:
+            "scorerate run-jobs {params.jobs} {params.job} {params.dask} --overwrite"
+            " > {log} 2>&1"
