@@ -169,3 +169,65 @@ def test_binned_reuses_its_grid_per_t_bit_for_bit_and_pickles_without_it():
     assert len(copy._grids) == 0
     fresh = copy.sums(x, 0.3)
     assert np.array_equal(fresh[0], first[0]) and np.array_equal(fresh[1], first[1])
+
+
+def test_cutoff_hands_wide_balls_to_dense_per_query():
+    """Queries whose ball holds more than dense_fraction n points go to the exact dense
+    kernel (bit for bit as the dense backend), the others keep their neighbour lists."""
+    from scorerate.engine.cutoff import dense_fraction
+
+    n = 3000
+    X = data("uniform", n, 2)
+    g = rng("test_engine", "wide-balls")
+    c = Cutoff(X, RTOL)
+    dense = BACKENDS["dense"](X, RTOL)
+    near = X[g.integers(0, n, 150)] + 0.01 * g.standard_normal((150, 2))
+    far = g.uniform(4.0, 8.0, (150, 2)) * g.choice([-1.0, 1.0], (150, 2))
+    frac = dense_fraction(2)
+    assert 0.02 < frac < 0.1  # ~1/19 from the cost constants
+    # t = 0.05: a near ball, radius sqrt(2 t L) ~ 1.6 (L ~ 26), holds > 1/2 of [-1, 1]^2;
+    # a far one (dmin >= 3) is a shell of width ~ t L / dmin < 0.45 (measured < 3% of X)
+    t = 0.05
+    x = np.concatenate([near, far])
+    routed = c.dense_routed(c.neighbour_counts(x, t))
+    assert routed[:150].all() and not routed[150:].any()
+    logp, mean = c.sums(x, t)
+    lp_d, mu_d = dense.sums(near, t)
+    assert np.array_equal(logp[:150], lp_d) and np.array_equal(mean[:150], mu_d)
+    lp_f, mu_f = c.sums(far, t)  # the listed queries: the same bits as alone in a call
+    assert np.array_equal(logp[150:], lp_f) and np.array_equal(mean[150:], mu_f)
+    check(X, x, t, logp, mean, reference(X, x, t))
+    # t = 1: every far ball (R^2 = dmin^2 + 2 t L) holds > 90% of the data; t = 5e-4:
+    # near balls (R ~ 0.16) hold ~1% of it
+    assert c.dense_routed(c.neighbour_counts(far, 1.0)).all()
+    assert not c.dense_routed(c.neighbour_counts(near, 5e-4)).any()
+    # d = 1 never routes: contiguous ranges are as cheap per point as dense
+    assert not Cutoff(X[:, :1], RTOL).dense_routed(np.full(5, n)).any()
+
+
+def test_binned_wide_query_box_routes_outside_queries_to_dense():
+    """The slow path found by law.output_law: 2-D, queries far outside binned's grid (which
+    the dispatcher picks for n = 1e4, m = 4e4 at t = 1). The outside queries reach the
+    dense kernel through binned's cutoff fallback instead of ~n-long neighbour lists."""
+    from scorerate.engine.binned import Q
+
+    n = 4000
+    X = data("uniform", n, 2)
+    x = rng("test_engine", "wide-box").uniform(-8.0, 8.0, (3000, 2))
+    t = 1.0
+    assert choose_backend(10_000, 40_000, 2, t, 1e-4, span=np.full(2, 2.0)) == "binned"
+    eng = GaussianEngine(X, backend="binned", rtol=1e-4)
+    logp, mean = eng.sums(x, t)
+    b = eng._get("binned")
+    h, origin, nodes, _ = b._grid(t)
+    u = (x - origin) / h
+    outside = ~np.all((u >= Q // 2) & (u <= np.asarray(nodes) - Q // 2 - 1), axis=1)
+    assert 0.2 < outside.mean() < 0.8
+    cut = b.fallback()
+    assert cut.dense_routed(cut.neighbour_counts(x[outside], t)).all()
+    lp_d, mu_d = BACKENDS["dense"](X).sums(x[outside], t)
+    assert np.array_equal(logp[outside], lp_d) and np.array_equal(mean[outside], mu_d)
+    lp0, mu0 = reference(X, x, t)
+    assert np.max(np.abs(logp - lp0)) <= 1e-4
+    assert np.max(np.linalg.norm(mean - mu0, axis=1)
+                  / np.maximum(np.linalg.norm(mu0 - x, axis=1), 1.0)) <= 1e-4

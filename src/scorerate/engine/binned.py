@@ -20,9 +20,11 @@ largest grid value, which is below rtol relative at the truncation level for the
 backend accepts (`binned_ok`).
 
 Queries outside the grid, or whose binned p̂_t is below rho_n(t)/2 (where the relative
-bound no longer holds), are recomputed by the `cutoff` backend: every result is finite
-and within tolerance wherever the tolerance applies. Time O(n q^d + G log G + m q^d)
-with G the grid size; memory O(G) (the grid is refused above MAX_GRID nodes).
+bound no longer holds), are recomputed by the `cutoff` backend (which sums queries whose
+ball holds much of the data, e.g. those far off the grid, with the dense kernel): every
+result is finite and within tolerance wherever the tolerance applies. Time
+O(n q^d + G log G + m q^d) with G the grid size; memory O(G) (the grid is refused above
+MAX_GRID nodes).
 """
 
 from __future__ import annotations

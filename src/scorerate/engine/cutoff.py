@@ -15,6 +15,15 @@ Neighbours come from a sorted array (d = 1, contiguous ranges by binary search) 
 scipy cKDTree (d >= 2), built once per training set; the sums run in a numba loop,
 parallel over queries. Time O(m (log n + k)) with k the neighbours per query; memory
 O(n d) for the index plus O(total neighbours of a query block) for d >= 2.
+
+Wide balls (d >= 2). A query far from the data (dmin >> sqrt t) keeps a ball of radius
+sqrt(dmin^2 + 2 t L) that can hold most of the n points, and a materialised neighbour
+list costs ~20x a dense kernel evaluation per point. Each query whose ball holds more
+than `dense_fraction(d)` n points (its count is known before any list is built) is
+summed instead by the exact `dense` kernel over all n points: same tolerance (better:
+exact), at most the cost of dense for that query. The split is per query, so a query's
+result does not depend on the other queries of the call (bit-identical over chunkings);
+queries under the threshold take the list path exactly as before.
 """
 
 from __future__ import annotations
@@ -26,8 +35,9 @@ from numba import njit, prange
 from scipy.spatial import cKDTree
 
 from .base import as_points, dim_factor, overflow_safe, register_backend
+from .dense import Dense, dense_sums
 
-__all__ = ["Cutoff", "cutoff_log_ratio", "expected_neighbours"]
+__all__ = ["Cutoff", "cutoff_log_ratio", "dense_fraction", "expected_neighbours"]
 
 #: most neighbour indices materialised at once for d >= 2 (8 bytes each).
 MAX_PAIRS = 4_000_000
@@ -54,6 +64,16 @@ def expected_neighbours(n: int, d: int, t: float, rtol: float, span) -> float:
     for s in np.broadcast_to(np.asarray(span, dtype=np.float64), (d,)):
         frac *= min(1.0, 2.0 * R / s) if s > 0 else 1.0
     return max(1.0, n * frac)
+
+
+def dense_fraction(d: int) -> float:
+    """Share of the n points above which a query's neighbour list costs more than dense.
+
+    From the cost models: a listed neighbour costs COST_PAIR dim_factor + COST_LIST, a
+    dense query Dense.COST dim_factor n (about n / 19 in d = 2). Only used for d >= 2.
+    """
+    per_pair = Cutoff.COST_PAIR * dim_factor(d) + Cutoff.COST_LIST
+    return Dense.COST * dim_factor(d) / per_pair
 
 
 @njit(parallel=True, cache=True)
@@ -167,6 +187,17 @@ class Cutoff:
             return np.searchsorted(xs, x[:, 0] + R, "right") - np.searchsorted(xs, x[:, 0] - R)
         return self._tree.query_ball_point(x, R, return_length=True, workers=-1)
 
+    def dense_routed(self, counts: np.ndarray) -> np.ndarray:
+        """(m,) bool: the queries (by neighbour count) that `sums` hands to the dense kernel.
+
+        Always all False in d = 1 (contiguous ranges cost no more per point than dense).
+        """
+        counts = np.asarray(counts)
+        n, d = self.train.shape
+        if d == 1:
+            return np.zeros(counts.shape, dtype=bool)
+        return counts > dense_fraction(d) * n
+
     @overflow_safe
     def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """logp (m,) and mean (m, d); see engine.base."""
@@ -191,6 +222,27 @@ class Cutoff:
             return logp - math.log(n) - 0.5 * math.log(2.0 * math.pi * t), mean
         R = R * (1.0 + 1e-12) + 1e-300
         counts = self._tree.query_ball_point(x, R, return_length=True, workers=-1)
+        wide = self.dense_routed(counts)
+        keep = ~wide
+        if keep.all():
+            lp_k, mean = self._listed(x, R, counts, t)
+            return lp_k - math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t), mean
+        if keep.any():
+            lp_k, mean[keep] = self._listed(np.ascontiguousarray(x[keep]), R[keep],
+                                            counts[keep], t)
+            logp[keep] = lp_k - math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
+        # balls holding much of the data: the exact dense kernel is cheaper than lists
+        log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
+        logp[wide], mean[wide] = dense_sums(X, np.ascontiguousarray(x[wide]), t, log_norm)
+        return logp, mean
+
+    def _listed(self, x: np.ndarray, R: np.ndarray, counts: np.ndarray,
+                t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Unnormalised (log sum_i w_i, mean) of d >= 2 queries over their neighbour lists."""
+        X = self.train
+        m, d = x.shape
+        logp = np.empty(m)
+        mean = np.empty((m, d))
         start = 0
         while start < m:
             # a block whose neighbour lists together stay under MAX_PAIRS
@@ -206,4 +258,4 @@ class Cutoff:
                    if ptr[-1] else np.zeros(0, dtype=np.int64))
             _sums_lists(xb, X, ptr, idx, t, logp[start:stop], mean[start:stop])
             start = stop
-        return logp - math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t), mean
+        return logp, mean
