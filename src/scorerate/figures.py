@@ -108,14 +108,10 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
         ax.plot(xs, anchor[1] * (xs / anchor[0]) ** theory, "k:", lw=1.5,
                 label=f"theory n^{theory:.2f}")
     hidden = sum(int((np.isfinite(v) & (v <= 0)).sum()) for v in series.values())
+    title = ax.get_title()
     if hidden:  # e.g. MMD² estimates below 0: say so rather than drop them silently
-        ax.set_title(f"{ax.get_title()} ({hidden} values ≤ 0 not drawn)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("n (training points)")
-    ax.set_ylabel(_ylabel(metric))
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", framealpha=0.8)
+        title = f"{title} ({hidden} values ≤ 0 not drawn)"
+    _loglog(ax, "n (training points)", _ylabel(metric), title)
 
 
 def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
@@ -162,6 +158,17 @@ def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
     return fig
 
 
+def _loglog(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Log-log axes with their labels, title and (when anything is labelled) a legend."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", framealpha=0.8)
+
+
 def score_mse_vs_t(mse: xr.DataArray, d: int, title: str) -> plt.Figure:
     """Score MSE (mean over seeds) against t, one line per n, one panel per estimator,
     with the theory's t slopes -(d+2)/2 (t < 1) and -1 (t > 1)."""
@@ -190,13 +197,7 @@ def score_mse_vs_t(mse: xr.DataArray, d: int, title: str) -> plt.Figure:
                         ax.plot(xs, y1 * xs ** slope, style, lw=1,
                                 label=f"theory t^{slope:g} ({text})")
             ax.axvline(1.0, color="0.7", lw=0.8)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("t (diffusion time)")
-            ax.set_ylabel(ylabel)
-            ax.set_title(est)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="best", framealpha=0.8)
+            _loglog(ax, "t (diffusion time)", ylabel, est)
         fig.suptitle(f"{title}: score MSE vs t (mean over seeds)")
         fig.tight_layout()
     return fig
@@ -221,13 +222,8 @@ def memorisation_vs_stop(cell: xr.Dataset, title: str) -> plt.Figure:
                     ax.plot(x[ok], y[ok], "o-", ms=3, color=cmap(i / max(1, len(ns) - 1)),
                             label=f"n = {int(n)}")
             ax.axhline(1.0, color="0.5", lw=0.8, ls="--", label="fresh draws of p0")
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel("stopping time (forward t)")
-            ax.set_ylabel("nearest-training-point distance ratio")
-            ax.set_title(est)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="best", framealpha=0.8)
+            _loglog(ax, "stopping time (forward t)", "nearest-training-point distance ratio",
+                    est)
         fig.suptitle(f"{title}: memorisation against the early-stopping time")
         fig.tight_layout()
     return fig

@@ -24,6 +24,19 @@ __all__ = ["Phases", "check_output", "configure", "run"]
 PROG = "scorerate run-job"
 
 
+def add_execution_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The "execution" group shared by run-job and run-jobs: where the Dask work runs."""
+    run_ = parser.add_argument_group("execution")
+    run_.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler "
+                      "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
+    run_.add_argument("--threads", type=int, help="threads of the embedded cluster "
+                      "(default: the cores this process may use)")
+    run_.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="fail (exit 2) when the scheduler has had no worker for this long "
+                           "(default 60)")
+    return run_
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add run-job's options: one per job parameter (scorerate.spec.PARAMS), then I/O and
     execution. Options left out take JobSpec's defaults."""
@@ -35,14 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--overwrite", action="store_true",
                      help="replace an existing run store (only once the new one is complete; "
                           "never any other directory)")
-    run_ = parser.add_argument_group("execution")
-    run_.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler "
-                      "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
-    run_.add_argument("--threads", type=int, help="threads of the embedded cluster "
-                      "(default: the cores this process may use)")
-    run_.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
-                      help="fail (exit 2) when the scheduler has had no worker for this long "
-                           "(default 60)")
+    run_ = add_execution_options(parser)
     run_.add_argument("--quiet", action="store_true", help="no progress or summary output")
     run_.add_argument("--mem-mb", type=float, metavar="MB", help="memory budget of the job "
                       "(Snakemake passes resources.mem_mb); default: the memory available")
@@ -184,10 +190,24 @@ class Phases:
             self.last = now
 
 
+def check_execution(args: argparse.Namespace) -> str | None:
+    """Check --threads and --worker-timeout, and the scheduler (ValueError or
+    ConnectionError with the reason); return the scheduler address, None for embedded."""
+    from .. import cluster
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    if not args.worker_timeout > 0:
+        raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
+    address = cluster.resolve_address(args.scheduler)
+    if address is not None:
+        cluster.check_scheduler(address)
+    return address
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then run the job on the chosen Dask client and write its store."""
     phases = Phases(getattr(args, "timings", False))
-    from .. import cluster
     from ..sizing import check_fits, estimate_spec
     from ..spec import options_from_args, spec_from_options
     from ..store import StoreError, write_run
@@ -200,13 +220,7 @@ def run(args: argparse.Namespace) -> int:
         size = estimate_spec(spec)
         check_fits(size, mem_mb=args.mem_mb, force=args.force_size)
         check_output(args.out, args.overwrite, need_bytes=size.store_bytes)
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        if not args.worker_timeout > 0:
-            raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
-        address = cluster.resolve_address(args.scheduler)
-        if address is not None:
-            cluster.check_scheduler(address)
+        address = check_execution(args)
     except (ValueError, ConnectionError) as exc:
         return _fail(str(exc))
     phases.mark("validate")

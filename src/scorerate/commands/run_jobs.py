@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .run_job import Phases, check_output
+from .run_job import Phases, add_execution_options, check_execution, check_output
 
 __all__ = ["IDENTITY", "configure", "run"]
 
@@ -47,13 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="one job and its output store; repeat for each job")
     jobs.add_argument("--overwrite", action="store_true",
                       help="replace existing stores (each only once its new one is complete)")
-    run_ = parser.add_argument_group("execution")
-    run_.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler "
-                      "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
-    run_.add_argument("--threads", type=int, help="threads of the embedded cluster "
-                      "(default: the cores this process may use)")
-    run_.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
-                      help="fail (exit 2) when the scheduler has had no worker for this long")
+    run_ = add_execution_options(parser)
     run_.add_argument("--quiet", action="store_true", help="no per-job summary lines")
     run_.add_argument("--timings", action="store_true",
                       help="one stderr line per phase (per job: work, write)")
@@ -99,13 +93,7 @@ def run(args: argparse.Namespace) -> int:
     phases.mark("imports")
     try:
         todo = _specs(args)
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        if not args.worker_timeout > 0:
-            raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
-        address = cluster.resolve_address(args.scheduler)
-        if address is not None:
-            cluster.check_scheduler(address)
+        address = check_execution(args)
     except (ValueError, ConnectionError) as exc:
         return _fail(str(exc))
     phases.mark("validate")
