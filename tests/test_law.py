@@ -184,3 +184,13 @@ def test_bad_input_is_refused(kw):
     args = dict(d=1, t0=0.1, T=1.0, steps=4) | kw
     with pytest.raises(ValueError):
         law.output_law(gauss_score, **args)
+
+
+def test_a_diverging_chain_is_refused_by_the_cell_budget_not_by_memory():
+    # a score pushing mass outwards fast (like highorder's at small n) spreads the law over a
+    # span the fine spacing cannot cover: GridTooLarge, before any large allocation
+    def away(x, t):
+        return 50.0 * x / t
+
+    with pytest.raises(law.GridTooLarge, match="cells"):
+        law.output_law(away, d=2, t0=1e-3, T=10.0, steps=16, max_cells=200_000)

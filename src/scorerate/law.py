@@ -50,12 +50,16 @@ from scipy import sparse, special
 
 from .sampler import INTEGRATORS, time_grid
 
-__all__ = ["GridLaw", "l2_law", "law_density", "output_law", "tv_law"]
+__all__ = ["GridLaw", "GridTooLarge", "l2_law", "law_density", "output_law", "tv_law"]
 
 ScoreFn = Callable[[np.ndarray, float], np.ndarray]
 
 #: lattice bins per axis at most while laying out one axis (the grid is coarsened beyond)
 MAX_LATTICE = 1 << 20
+
+
+class GridTooLarge(ValueError):
+    """The law's grid would exceed its cell budget (a diverging chain)."""
 
 
 @dataclass
@@ -264,7 +268,8 @@ def _check_args(d: int, t0: float, T: float, steps: int, integrator: str, resolu
 
 def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
                integrator: str = "euler_maruyama", resolution: float = 4.0,
-               tail_mass: float = 1e-6, band: float = 10.0, floor: float = 1e-20) -> GridLaw:
+               tail_mass: float = 1e-6, band: float = 10.0, floor: float = 1e-20,
+               max_cells: int = 2_000_000) -> GridLaw:
     """Law of `sampler.sample(score, ...)`'s output (start N(0, T I)), on a grid, d <= 2.
 
     Parameters
@@ -278,6 +283,8 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
     tail_mass : marginal mass per coarse cell outside the fine region.
     band : the Gaussian transition is cut at band standard deviations.
     floor : cells with less mass skip the score; their mass is dropped (counted in `lost`).
+    max_cells : a step whose grid would hold more cells raises GridTooLarge (a diverging
+        chain spreads its mass over a span the fine spacing cannot cover in memory).
 
     Returns
     -------
@@ -340,6 +347,12 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
             e, h_used = _axis_edges(lo, hi, mu, sd, h_fine, tail_mass, band, moving)
             res_used = min(res_used, resolution * h_fine / h_used)
             new_edges.append(e)
+        size = math.prod(len(e) - 1 for e in new_edges)
+        if size > max_cells:
+            raise GridTooLarge(f"the law's grid would need {size} cells at t={tau1!r} "
+                               f"(max_cells {max_cells}): the chain spreads too far")
+        for j in range(d):
+            e = new_edges[j]
             kap = _kappa(e, c)
             D.append(_deposit(e, y[:, j], w[:, j], kap))
             sd_eff = np.sqrt(np.maximum(c - kap, 0.0))
