@@ -240,3 +240,18 @@ def test_rate_table_reads_predictions_and_floors_from_the_study():
     tv = tv[(tv.metric == "tv") & (tv.axis == "n")]
     assert set(tv["verdict_theory"]) == {"no verdict"}
     assert tv["reason"].str.contains("floor").all()
+
+
+def test_l2_rows_fit_the_root_mean_square_over_seeds():
+    # the L2 prediction is sqrt(E L2^2): the fit uses sqrt(mean of squares), so a spread
+    # over seeds that shrinks with n (a Jensen gap of the plain mean) does not tilt it
+    from scorerate.rates import fit_slope
+
+    study = _study()
+    l2 = study["l2_kde"].sel(density="sym_beta", beta=1.0, d=1)
+    table = rate_table(study)
+    row = table[(table.metric == "l2_kde") & (table.axis == "n")].iloc[0]
+    vals = l2.transpose("n", "seed").values
+    rms = np.sqrt(np.nanmean(vals ** 2, axis=1))
+    assert row["slope"] == pytest.approx(float(fit_slope(study["n"].values, rms)), rel=1e-9)
+    assert row["ci_low"] < row["slope"] < row["ci_high"]

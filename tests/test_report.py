@@ -88,7 +88,9 @@ def test_tables_are_filled_and_match_the_rates(study):
     # one markdown row per rate row, plus the verdict counts that add up to them
     body = [ln for ln in summary.splitlines() if ln.startswith("| sym_beta")]
     assert len(body) == len(rates)
-    words = "consistent|faster than the bound|slower than the bound|no verdict"
+    from scorerate.figures import KIND_STYLE
+
+    words = "|".join(re.escape(style[2]) for style in KIND_STYLE.values())
     counts = dict(re.findall(rf"^\| ({words}) \| (\d+) \|$", summary, flags=re.M))
     assert sum(map(int, counts.values())) == len(rates)
     # every row of the HTML tables is coloured by its verdict

@@ -32,6 +32,7 @@ STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.font
 KIND_STYLE = {
     "agrees": ("o", "tab:green", "consistent with the exponent"),
     "faster": ("^", "tab:blue", "faster than the bound"),
+    "explained": ("v", "tab:olive", "slower than the bound, as the finite-n prediction"),
     "slower": ("v", "tab:red", "slower than the bound"),
     "not judged": ("o", "0.6", "not judged (see reason)"),
 }

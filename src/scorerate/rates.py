@@ -353,7 +353,12 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
             vals = v.transpose("n", "seed").values
             if not np.isfinite(vals).any():
                 continue
-            fit = slope_with_ci(ns, vals, level=level)
+            if variable(metric).fit_rms:  # slope of sqrt(mean X^2): half that of mean X^2
+                fit = slope_with_ci(ns, vals ** 2, level=level)
+                fit.update({k: fit[k] / 2.0 for k in ("slope", "ci_low", "ci_high", "se")
+                            if k in fit})
+            else:
+                fit = slope_with_ci(ns, vals, level=level)
             judged = _judge(fit, th, ns, _nanmean(vals),
                             _lookup(predictions, cell, str(est), metric),
                             _lookup(floors, cell, str(est), metric), min_seeds)

@@ -32,8 +32,8 @@ __all__ = ["MIN_SEEDS_WARN", "VERDICT_COLOURS", "make_report", "run_store", "ver
 #: fewer seeds than this and the page warns that its intervals are unreliable
 MIN_SEEDS_WARN = 5
 #: verdict kind -> row colour of the tables
-VERDICT_COLOURS = {"agrees": "#cdeccd", "faster": "#cfe0f5", "slower": "#f6c6c6",
-                   "not judged": "#eeeeee"}
+VERDICT_COLOURS = {"agrees": "#cdeccd", "faster": "#cfe0f5", "explained": "#ece9c4",
+                   "slower": "#f6c6c6", "not judged": "#eeeeee"}
 #: verdict against the bound (rates.VERDICTS) -> kind, for colours and overview markers
 _KIND = {"consistent": "agrees", "faster than the bound": "faster",
          "slower than the bound": "slower"}
@@ -61,6 +61,9 @@ def verdict_view(rates: pd.DataFrame) -> pd.DataFrame:
     v.loc[~judged, "verdict_theory"] = ""
     v.loc[v["verdict_prediction"].isin(["no prediction", "no verdict"]), "verdict_prediction"] = ""
     v["kind"] = v["verdict_theory"].map(_KIND).fillna("not judged")
+    # slower than the bound, but as slow as the parameter-free finite-n prediction: the
+    # kernel's finite-n behaviour, not a contradiction of the theorem
+    v.loc[(v["kind"] == "slower") & (v["verdict_prediction"] == "matches"), "kind"] = "explained"
     return v
 
 
@@ -139,10 +142,8 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def _verdict_label(v: pd.DataFrame) -> pd.Series:
-    """One word per row for the counts: its verdict, or the rate table's own word."""
-    if "verdict" in v:
-        return v["verdict"]
-    return v["verdict_theory"].where(v["verdict_theory"] != "", "not judged")
+    """One label per row for the counts: its kind (report.verdict_view), in words."""
+    return v["kind"].map(lambda k: figures.KIND_STYLE[k][2])
 
 
 def _overview_rows(v: pd.DataFrame) -> pd.DataFrame:
@@ -273,8 +274,11 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *, n_boot
 
     sections = _sections(v)
     words = _verdict_label(v)
-    count_words = list(dict.fromkeys([*_verdict_words(), *words]))
+    count_words = [figures.KIND_STYLE[k][2] for k in figures.KIND_STYLE]
     counts = words.value_counts().reindex(count_words, fill_value=0)
+    pred = v["verdict_prediction"][v["verdict_prediction"] != ""].value_counts()
+    for word in ("matches", "does not match"):
+        counts[f"finite-n prediction: {word}"] = int(pred.get(word, 0))
     md = ["# scorerate study report", "",
           f"Study: `{study_path}` ({_grid_text(study)}). Slopes are least-squares fits of "
           "log(mean error over seeds) against log n, with 95% intervals from the per-n seed "

@@ -28,6 +28,9 @@ class Variable:
     None where no theorem bounds it. fit_n: its log-log slope in n is fitted. floor: the
     variable holding the value it cannot go below by construction (its Monte Carlo floor).
     prediction: the study variable (STUDY_VARIABLES) holding its finite-n prediction.
+    fit_rms: the slope is that of the root mean square over seeds (half the slope of the
+    mean of squares), as its prediction is sqrt(E X^2): the mean of X lies below it by a
+    Jensen gap that shrinks with n and would tilt the slope.
     """
 
     name: str
@@ -41,6 +44,7 @@ class Variable:
     fit_n: bool = False
     floor: str | None = None
     prediction: str | None = None
+    fit_rms: bool = False
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -79,7 +83,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("l2_law", _EST, "L2 distance of the output law",
              "L2(p0, exact law of the discretised sampler's output) on the law's cells "
              "(d <= 2, NaN above)", units="length^(-d/2)", label="L2(p0, output law)",
-             exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred"),
+             exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True),
     Variable("tv", _EST, "TV of the samples (binned)",
              "TV(p0, empirical law of the m samples) on fixed cells of p0's support plus "
              "tail cells (NaN for d > 3); floor: tv_floor",
@@ -112,7 +116,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("l2_kde", (), "L2 distance of the ideal output",
              "L2 distance between p0 and p_hat_{t0}", units="length^(-d/2)",
              label="L2(p0, p̂_t0)", exponent=theory.l2_exponent, fit_n=True,
-             prediction="l2_pred"),
+             prediction="l2_pred", fit_rms=True),
 )
 _CELL_N = ("density", "beta", "d", "n")
 #: Variables the aggregation adds to the study: the finite-n predictions for the ideal
