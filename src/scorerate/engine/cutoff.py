@@ -98,6 +98,16 @@ def _sums_ranges_1d(xs, xsorted, lo, hi, t, logp, mean):  # pragma: no cover - n
         mean[q, 0] = x + v / s
 
 
+@njit(inline="always", cache=True)
+def _sq_dist(X, j, xq, q):  # pragma: no cover - numba
+    """|X[j] - xq[q]|^2, summed over the coordinates in order (one rounding for both passes)."""
+    r2 = 0.0
+    for k in range(X.shape[1]):
+        u = X[j, k] - xq[q, k]
+        r2 += u * u
+    return r2
+
+
 @njit(parallel=True, cache=True)
 def _sums_lists(xq, X, ptr, idx, t, logp, mean):  # pragma: no cover - numba
     """d >= 2: query q sums X[idx[ptr[q]:ptr[q+1]]]."""
@@ -108,18 +118,10 @@ def _sums_lists(xq, X, ptr, idx, t, logp, mean):  # pragma: no cover - numba
         vec = np.zeros(d)
         base = np.inf  # own nearest distance: same rounding as the terms below
         for a in range(ptr[q], ptr[q + 1]):
-            j = idx[a]
-            r2 = 0.0
-            for k in range(d):
-                u = X[j, k] - xq[q, k]
-                r2 += u * u
-            base = min(base, r2)
+            base = min(base, _sq_dist(X, idx[a], xq, q))
         for a in range(ptr[q], ptr[q + 1]):
             j = idx[a]
-            r2 = 0.0
-            for k in range(d):
-                u = X[j, k] - xq[q, k]
-                r2 += u * u
+            r2 = _sq_dist(X, j, xq, q)
             w = math.exp(-(r2 - base) * inv2t)
             s += w
             for k in range(d):

@@ -118,6 +118,19 @@ def _lead_term_overload(mn, t, inv2t):
     return lambda mn, t, inv2t: -mn * np.float64(inv2t)
 
 
+@njit(inline="always", nogil=True, cache=True)
+def _sq_dists(X, j, xq, d2):
+    """d2[q] = |xq[:, q] - X[j]|^2 for every lane q of the block, in the arrays' float type
+    (both passes of `_block` compute it this way, so their rounding is the same)."""
+    for q in range(xq.shape[1]):
+        d2[q] = 0
+    for k in range(X.shape[1]):
+        xjk = X[j, k]
+        for q in range(xq.shape[1]):
+            diff = xq[k, q] - xjk
+            d2[q] += diff * diff
+
+
 @njit(nogil=True, cache=True)
 def _block(X, xq, inv2t, mn, d2, w, S, V):
     """Sums for one padded block: xq (d, B) queries; fills mn, S (B,), V (d, B).
@@ -135,24 +148,12 @@ def _block(X, xq, inv2t, mn, d2, w, S, V):
             V[k, q] = 0.0
     # pass 1: smallest squared distance per query (no exp)
     for j in range(n):
-        for q in range(B):
-            d2[q] = 0
-        for k in range(d):
-            xjk = X[j, k]
-            for q in range(B):
-                diff = xq[k, q] - xjk
-                d2[q] += diff * diff
+        _sq_dists(X, j, xq, d2)
         for q in range(B):
             mn[q] = min(mn[q], d2[q])
     # pass 2: one exp per pair, relative to the minimum (every weight in (0, 1])
     for j in range(n):
-        for q in range(B):
-            d2[q] = 0
-        for k in range(d):
-            xjk = X[j, k]
-            for q in range(B):
-                diff = xq[k, q] - xjk
-                d2[q] += diff * diff
+        _sq_dists(X, j, xq, d2)
         for q in range(B):
             wq = exp_nonpos((mn[q] - d2[q]) * inv2t)
             w[q] = wq
