@@ -26,7 +26,7 @@ JOB_ARGS = job_args(config)
 
 
 report: "workflow/report/workflow.rst"
-localrules: all, study_config  # trivial: run in the main Snakemake process, never queued
+localrules: all, study_config, check_stores  # trivial: run in the main Snakemake process, never queued
 
 
 wildcard_constraints:

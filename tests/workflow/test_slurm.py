@@ -285,7 +285,7 @@ def test_tiny_study_through_slurm(cluster, tmp_path):
     n_runs = len(STUDY["n"]) * len(STUDY["seeds"])
     assert {r: len(ids) for r, ids in jobs.items()} == {"run_job": n_runs, "aggregate": 1,
                                                         "report": 1}, res.stdout
-    for rule in ("study_config", "all"):
+    for rule in ("study_config", "check_stores", "all"):
         assert re.search(rf"^\s*localrule {rule}:", res.stdout, re.M), res.stdout
     # what SLURM itself recorded for each job (kept for MinJobAge after the end)
     mems = {}
