@@ -188,7 +188,7 @@ def test_backend_contract_vs_numpy(name, t):
     cost = BACKENDS[name].cost(len(X), len(x), D, t, rtol, span)
     assert cost is None or (math.isfinite(cost) and cost > 0)
     if name == "binned" and cost is None:
-        pytest.skip("binned cannot meet rtol here (its own cost model says so)")
+        pytest.skip(reason="binned cannot meet rtol here (its own cost model says so)")
     b = BACKENDS[name](X, rtol)
     lp, mu = b.sums(x, t)
     assert lp.shape == (len(x),) and mu.shape == x.shape

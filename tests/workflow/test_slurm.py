@@ -44,7 +44,7 @@ def _require_slurm() -> None:
     """Skip without the SLURM/munge binaries, except on CI (there, fail: it must run)."""
     missing = [d for d in DAEMONS if which(d) is None]
     if missing and not os.environ.get("CI"):
-        pytest.skip(f"no {', '.join(missing)} (apt-get install slurm-wlm munge)")
+        pytest.skip(reason=f"no {', '.join(missing)} (apt-get install slurm-wlm munge)")
     assert not missing, f"CI must provide {missing}: .ci/run installs slurm-wlm and munge"
 
 
