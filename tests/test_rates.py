@@ -53,7 +53,7 @@ def test_fit_slope_skips_nan_and_nonpositive_and_needs_two_points():
 def test_ci_covers_true_slope_under_noise(slope):
     # 20% log-normal noise, 8 seeds, 6 n over 1.5 decades: the 95% CI must cover the truth
     # (fixed seeds, so this is deterministic) and be reasonably tight (< 0.25 wide).
-    fit = slope_with_ci(NS, _power_law(slope, key=slope), key=("t", slope))
+    fit = slope_with_ci(NS, _power_law(slope, key=slope))
     assert fit["ci_low"] <= slope <= fit["ci_high"]
     assert fit["ci_high"] - fit["ci_low"] < 0.25
     assert abs(fit["slope"] - slope) < 0.1
@@ -115,7 +115,7 @@ def test_paired_interval_covers_95_percent():
 
 def test_ci_is_deterministic():
     v = _power_law(-0.5)
-    assert slope_with_ci(NS, v, key=("k", 1)) == slope_with_ci(NS, v, key=("k", 2))
+    assert slope_with_ci(NS, v) == slope_with_ci(NS, v)
 
 
 def test_bootstrap_means_unpaired_and_paired():
@@ -134,20 +134,20 @@ def test_bootstrap_means_unpaired_and_paired():
 
 
 def test_degenerate_one_n_and_all_nan():
-    one = slope_with_ci(NS[:1], _power_law(-0.5)[:1], key=("one",))
+    one = slope_with_ci(NS[:1], _power_law(-0.5)[:1])
     assert math.isnan(one["slope"]) and math.isnan(one["ci_low"])
     assert verdicts(one, -0.5)[0] == "no verdict"
-    nan = slope_with_ci(NS, np.full((len(NS), 3), np.nan), key=("nan",))
+    nan = slope_with_ci(NS, np.full((len(NS), 3), np.nan))
     assert nan["num_points"] == 0 and verdict(nan, -0.5) == "no verdict"
 
 
 def test_nan_cells_are_left_out_not_zeroed():
     v = _power_law(-0.5)
-    full = slope_with_ci(NS, v, key=("x",))
+    full = slope_with_ci(NS, v)
     v2 = v.copy()
     v2[2, :] = np.nan  # one whole n missing
     v2[4, :3] = np.nan  # some seeds missing at another n
-    part = slope_with_ci(NS, v2, key=("x",))
+    part = slope_with_ci(NS, v2)
     assert part["num_points"] == len(NS) - 1 and part["num_seeds"] == 5
     assert abs(part["slope"] - full["slope"]) < 0.1  # still near -0.5, not dragged to 0
 

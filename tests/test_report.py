@@ -23,7 +23,6 @@ from synthetic import write_run  # noqa: E402
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NS = (100, 300, 1000)
 SEEDS = (0, 1, 2)
-N_BOOT = 60
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +36,7 @@ def study(tmp_path_factory):
               "seeds": list(SEEDS)}
     path = write_study(aggregate(runs, config=config), root / "study.zarr")
     out = root / "report"
-    index = make_report(path, out, n_boot=N_BOOT)
+    index = make_report(path, out)
     return {"root": root, "path": path, "out": out, "index": index}
 
 
@@ -74,7 +73,7 @@ def test_tables_are_filled_and_match_the_rates(study):
     assert list(rates.columns) == COLUMNS
     assert set(rates["verdict"]) <= set(VERDICTS)
     # the CSV is the rate table of the study (same keyed bootstrap, so same numbers)
-    direct = rate_table(xr.open_zarr(study["path"]).load(), n_boot=N_BOOT)
+    direct = rate_table(xr.open_zarr(study["path"]).load())
     np.testing.assert_allclose(rates["slope"], direct["slope"], rtol=1e-12)
     np.testing.assert_allclose(rates["ci_low"], direct["ci_low"], rtol=1e-12)
     # synthetic metrics fall as n^-0.5: every fitted slope in n is near it
@@ -99,8 +98,7 @@ def test_tables_are_filled_and_match_the_rates(study):
 
 def test_cli(study, tmp_path, capsys):
     out = tmp_path / "rep"
-    assert main(["report", "--study", str(study["path"]), "--out", str(out),
-                 "--n-boot", "20"]) == 0
+    assert main(["report", "--study", str(study["path"]), "--out", str(out)]) == 0
     assert (out / "index.html").is_file() and "wrote" in capsys.readouterr().out
     assert main(["report", "--study", str(tmp_path / "none.zarr"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -180,7 +178,7 @@ def test_figures_have_labelled_axes_and_readable_text(study):
     from scorerate import figures
 
     ds = xr.open_zarr(study["path"]).load()
-    rates = rate_table(ds, n_boot=20)
+    rates = rate_table(ds)
     cell = ds.sel(density="sym_beta", beta=1.0, d=1)
     figs = [figures.error_vs_n(cell, rates[(rates.d == 1) & (rates.axis == "n")], "c"),
             figures.score_mse_vs_t(cell["score_mse"], 1, "c")]

@@ -127,7 +127,7 @@ def test_report_in_headless_chromium(tmp_path):
     runs = [write_run(tmp_path / "runs", d=d, n=n, seed=s) for d in (1, 2)
             for n in (100, 300, 1000) for s in (0, 1, 2)]
     study = write_study(aggregate(runs, config={"d": [1, 2]}), tmp_path / "study.zarr")
-    index = make_report(study, tmp_path / "report", n_boot=40,
+    index = make_report(study, tmp_path / "report",
                         provenance={"git commit": "test"})
     # a profile outside tmp_path would outlive the test; /tmp keeps socket paths short
     profile = Path(tempfile.mkdtemp(prefix="scorerate-chromium-"))

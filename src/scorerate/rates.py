@@ -183,15 +183,14 @@ def slope_ci_arrays(x: Sequence[float], values: np.ndarray, *, level: float = 0.
             "num_seeds": np.where(k > 0, ns, 0).astype(int)}
 
 
-def slope_with_ci(x: Sequence[float], values: np.ndarray, *, key: Sequence[object] = (),
-                  n_boot: int | None = None, level: float = 0.95, paired: bool = False) -> dict:
+def slope_with_ci(x: Sequence[float], values: np.ndarray, *, level: float = 0.95,
+                  paired: bool = False) -> dict:
     """Slope of log(mean over seeds) vs log x with a small-sample delta-method t interval.
 
     Parameters
     ----------
     x : (k,) positive abscissae (n or t).
     values : (k, S) errors, NaN where a job is missing.
-    key, n_boot : accepted for old callers and ignored (the interval draws nothing).
     level : two-sided confidence level.
     paired : the rows are one job's curve (score MSE over t), seeds paired across rows.
 
@@ -314,7 +313,7 @@ def _row(cell: dict, metric: str, axis: str, fit: dict, theory: float, judged: d
 
 def rate_table(study: xr.Dataset, predictions: Mapping | None = None,
                floors: Mapping | None = None, *, level: float = 0.95,
-               min_seeds: int = MIN_SEEDS, n_boot: int | None = None) -> pd.DataFrame:
+               min_seeds: int = MIN_SEEDS) -> pd.DataFrame:
     """One row per fitted slope, columns COLUMNS.
 
     axis "n": metric in N_METRICS, or "score_mse" at each t of the grid (column t).
@@ -323,7 +322,7 @@ def rate_table(study: xr.Dataset, predictions: Mapping | None = None,
     (density, beta, d, metric) to values over the study's n (floors may be a scalar);
     by default read from the study, where each metric's `prediction` and `floor` variable
     (scorerate.variables) is. Only fits in n use them. `verdict` repeats verdict_theory.
-    n_boot is ignored (kept for old callers). Cells (density, beta, d) without any data are skipped.
+    Cells (density, beta, d) without any data are skipped.
     """
     rows: list[dict] = []
     ns = study["n"].values.astype(float)

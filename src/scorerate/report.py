@@ -40,15 +40,6 @@ _KIND = {"consistent": "agrees", "faster than the bound": "faster",
 _SECTIONS = ("Rates in n", "Score MSE in n at each fixed t", "Score MSE in t at each n")
 
 
-def _verdict_words() -> list[str]:
-    """The verdict words, in the order rates.VERDICTS lists them."""
-    return list(rates_mod.VERDICTS)
-
-
-def _meaning(word: str) -> str:
-    return rates_mod.VERDICTS.get(word, "")
-
-
 def verdict_view(rates: pd.DataFrame) -> pd.DataFrame:
     """The rate table with the columns the report shows: verdict_theory emptied where no
     verdict is given (the reason column says why) and kind (agrees / faster / slower /
@@ -212,7 +203,7 @@ def _grid_text(study: xr.Dataset) -> str:
             f"{study.sizes['seed']} seeds; estimators {est}")
 
 
-def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *, n_boot: int = 1000,
+def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
                 runs_base: str | os.PathLike | None = None,
                 provenance: Mapping[str, str] | None = None,
                 density_factory: Callable | None = None) -> Path:
@@ -221,8 +212,8 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *, n_boot
     runs_base: base directory of relative run-store paths (default: current directory).
     provenance: extra provenance items (e.g. the git commit) shown on the page.
     density_factory(name, beta=, d=) gives the true density for the sample figures
-    (default scorerate.density). Returns the path of index.html. Cost: the rate table's
-    bootstrap (n_boot per fit) plus a few figures per cell.
+    (default scorerate.density). Returns the path of index.html. Cost: the rate table
+    (O(n S) per fit) plus a few figures per cell.
     """
     import jinja2
 
@@ -230,7 +221,7 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *, n_boot
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     study = xr.open_zarr(study_path).load()
-    rates = rate_table(study, n_boot=n_boot)
+    rates = rate_table(study)
     rates.to_csv(out / "rates.csv", index=False)
     v = verdict_view(rates)
     if density_factory is None:
@@ -291,7 +282,7 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *, n_boot
     (out / "summary.md").write_text("\n".join(md) + "\n")
 
     n_seeds = int(study.sizes["seed"])
-    glossary = [(w, _meaning(w)) for w in _verdict_words()]
+    glossary = list(rates_mod.VERDICTS.items())
     columns = [(c, _COLUMN_MEANING.get(c, "")) for c in
                _table_columns(v) + ["t", "n", "regime"]]
     metrics = [(x.name, x.long_name, x.units, x.description) for x in VARIABLES

@@ -23,8 +23,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "they are relative (default: the current directory)")
     parser.add_argument("--out", required=True, help="report directory (index.html, rates.csv, "
                         "summary.md, figures/)")
-    parser.add_argument("--n-boot", type=int, default=1000,
-                        help="bootstrap replicates for the slope CIs (default 1000)")
 
 
 def git_provenance(cwd: str | Path = ".") -> dict[str, str]:
@@ -50,12 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.study).is_dir():
         print(f"scorerate report: study store {args.study} does not exist", file=sys.stderr)
         return 2
-    if args.n_boot < 10:
-        print(f"scorerate report: --n-boot must be >= 10, got {args.n_boot}", file=sys.stderr)
-        return 2
     from ..report import make_report
 
-    index = make_report(args.study, args.out, n_boot=args.n_boot, runs_base=args.runs_base,
+    index = make_report(args.study, args.out, runs_base=args.runs_base,
                         provenance=git_provenance())
     print(f"scorerate report: wrote {index}")
     return 0
