@@ -21,7 +21,7 @@
 #    place; the next snakemake run recomputes the store.
 if workflow.is_main_process:
     for _line in quarantine_bad_stores(
-        {p: expected_identity(p) for p in run_stores()},
+        run_store_jobs(),
         CORRUPT,
         cache=STORE_CACHE,
     ):

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import yaml
 
-from scorerate.commands.check_stores import expected_identity
 from scorerate.spec import job_args
 from scorerate.store import quarantine_bad_stores
 from scorerate.study import check_study, jobs, normalise_study
@@ -42,7 +41,12 @@ def check_names(cfg, schema_path):
 
 def run_stores():
     """Paths of all run stores of the study."""
-    return [f"{RUNS}/{RUN}.zarr".format(**j) for j in jobs(config)]
+    return list(run_store_jobs())
+
+
+def run_store_jobs():
+    """Each run store's path -> the job it must hold (density, beta, d, n, seed)."""
+    return {f"{RUNS}/{RUN}.zarr".format(**j): j for j in jobs(config)}
 
 
 def all_targets():
