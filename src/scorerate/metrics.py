@@ -21,6 +21,7 @@ from .engine import GaussianEngine
 from .engine.base import as_points
 from .score_error import integrate_log_t, integrated_score_error, score_mse
 from .seeding import key_parts
+from .variables import ESCAPE_MARGIN
 
 __all__ = [
     "ESCAPE_MARGIN",
@@ -167,9 +168,6 @@ def nearest_distance_ratio(samples: np.ndarray, train: np.ndarray, p0, *,
     return out / ref if ref > 0 else float("nan")
 
 
-#: an output is an escape when it lies farther than this fraction of the support box's
-#: width outside the box (p0.support_box holds all but ~1e-12 of p0's mass)
-ESCAPE_MARGIN = 0.1
 
 
 def escape_fraction(samples: np.ndarray, p0, margin: float = ESCAPE_MARGIN) -> float:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from . import theory
 
-__all__ = ["COORDINATES", "METRICS", "RATE_METRICS", "STOP_FACTORS", "STUDY_VARIABLES",
-           "VARIABLES", "Variable", "exponent", "variable"]
+__all__ = ["COORDINATES", "ESCAPE_MARGIN", "METRICS", "RATE_METRICS", "STOP_FACTORS",
+           "STUDY_VARIABLES", "VARIABLES", "Variable", "exponent", "variable"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class Variable:
 
 
 _EST = ("estimator",)
+#: an output is an escape when it lies farther than this fraction of the support box's
+#: width outside the box (p0.support_box holds all but ~1e-12 of p0's mass)
+ESCAPE_MARGIN = 0.1
 #: the stopping times, as multiples of t0, at which memorisation_stop looks at the chains
 STOP_FACTORS: tuple[float, ...] = tuple(10.0 ** k for k in range(9))
 
@@ -102,8 +105,8 @@ VARIABLES: tuple[Variable, ...] = (
              "it; NaN beyond T): how copying grows as the early-stopping time shrinks",
              role="diagnostic"),
     Variable("escapes", _EST, "fraction of escaped outputs",
-             "fraction of outputs farther than 10% of its width outside p0's support box "
-             "(which holds all but 1e-12 of p0)", role="diagnostic"),
+             f"fraction of outputs farther than {ESCAPE_MARGIN:.0%} of its width outside "
+             "p0's support box (which holds all but 1e-12 of p0)", role="diagnostic"),
     Variable("w1", _EST, "1-Wasserstein distance", "W1(p0, samples); sliced for d > 1",
              units="length", label="W1(p0, output)", fit_n=True),
     Variable("mmd2", _EST, "squared maximum mean discrepancy",
