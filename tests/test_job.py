@@ -131,3 +131,21 @@ def test_memorisation_against_the_stopping_time():
     m2 = short["memorisation_stop"].sel(estimator="empirical")
     assert bool(m2.sel(stop=[1.0, 10.0, 100.0]).notnull().all())
     assert bool(m2.sel(stop=[1e3, 1e4]).isnull().all())
+
+
+def test_the_2d_law_is_skipped_above_its_cap_and_the_1d_law_is_not():
+    """law_n_max_2d caps only the 2-D law (its cost); the 1-D law and the rest are computed."""
+    from scorerate.job import _law_metrics
+
+    class Zero:  # the score of a sampler that only adds noise: its law is N(0, T)-like
+        def __call__(self, x, t):
+            return np.zeros_like(x)
+
+    small = dict(density="sym_beta", beta=1.0, n=200, steps=4, law_resolution=1.0)
+    capped = JobSpec(**small, d=2, law_n_max_2d=100)
+    assert all(np.isnan(_law_metrics(Zero(), None, capped)))
+    from scorerate.densities import density
+
+    for spec in (JobSpec(**small, d=2, law_n_max_2d=200), JobSpec(**small, d=1, law_n_max_2d=2)):
+        tv, l2 = _law_metrics(Zero(), density("sym_beta", beta=1.0, d=spec.d), spec)
+        assert 0 < tv < 1 and l2 > 0

@@ -151,6 +151,8 @@ def _law_metrics(score, p0, spec: JobSpec) -> tuple[float, float]:
 
     if spec.d > 2 or (spec.integrator == "probability_flow" and spec.d > 1):
         return math.nan, math.nan
+    if spec.d == 2 and spec.law_n_max_2d is not None and spec.n > spec.law_n_max_2d:
+        return math.nan, math.nan  # the study's cost cap (spec.PARAMS law_n_max_2d)
     try:
         grid = law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T, steps=spec.steps,
                               integrator=spec.integrator, resolution=spec.law_resolution)

@@ -80,12 +80,14 @@ VARIABLES: tuple[Variable, ...] = (
              fit_n=True),
     Variable("tv_law", _EST, "TV of the output law",
              "TV(p0, exact law of the discretised sampler's output), the law propagated on "
-             "an adaptive grid (scorerate.law; d <= 2, NaN above): no Monte Carlo floor",
+             "an adaptive grid (scorerate.law; d <= 2, in 2-D n <= law_n_max_2d; NaN "
+             "elsewhere): no Monte Carlo floor",
              label="TV(p0, output law)", exponent=theory.tv_exponent, fit_n=True,
              prediction="tv_pred"),
     Variable("l2_law", _EST, "L2 distance of the output law",
              "L2(p0, exact law of the discretised sampler's output) on the law's cells "
-             "(d <= 2, NaN above)", units="length^(-d/2)", label="L2(p0, output law)",
+             "(d <= 2, in 2-D n <= law_n_max_2d; NaN elsewhere)", units="length^(-d/2)",
+             label="L2(p0, output law)",
              exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True),
     Variable("tv", _EST, "TV of the samples (binned)",
              "TV(p0, empirical law of the m samples) on fixed cells of p0's support plus "
