@@ -103,7 +103,9 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     config (JSON, key "config") go into the study's attrs; every variable and coordinate
     carries long_name, units and description (scorerate.variables).
     The job coords are the union of those in the runs and, when given, those the config
-    asks for; cells without a run are NaN, never dropped. `store` holds the path each
+    asks for (scorerate.study.expected_grid: with densities entries that set their own d /
+    n, a dense grid around a ragged set of jobs); cells without a run are NaN, never
+    dropped, and get no finite-n prediction. `store` holds the path each
     cell came from ("" where missing). Memory: one float64 array of the grid per metric.
 
     Raises StoreError if two runs are the same job, ValueError if `runs` is empty.
@@ -186,10 +188,13 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
             [json.loads(v) for v in versions], sort_keys=True)
     if config is not None:
         out.attrs["config"] = json.dumps(config, sort_keys=True, default=str)
-    if predictions:
+    if predictions:  # only for the (density, beta, d, n) that have a run
         from .prediction import prediction_dataset
 
-        out = out.merge(prediction_dataset(out), combine_attrs="override")
+        jobs = np.zeros(shape[:-1], dtype=bool)
+        for key in keyed:
+            jobs[tuple(index[dim][v] for dim, v in zip(JOB_DIMS[:-1], key, strict=False))] = True
+        out = out.merge(prediction_dataset(out, jobs=jobs), combine_attrs="override")
     return out
 
 
@@ -197,7 +202,8 @@ def cells(study: xr.Dataset) -> list[tuple[str, float, int]]:
     """The (density, beta, d) cells of a study holding any metric, in coordinate order.
 
     The one cell filter of the rate table and the report (a config may ask for cells no
-    run has filled yet; those hold only NaN and are skipped).
+    run has filled yet, and a ragged config's dense grid holds cells that are no job;
+    both hold only NaN and are skipped).
     """
     names = [m for m in METRICS if m in study]
     have = None

@@ -79,6 +79,7 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
     (its values over n, parameter-free) and the metric's floor where given."""
     theory = math.nan
     anchor = None
+    seen = np.zeros(len(ns), dtype=bool)  # n with data: a ragged study's cell may lack some
     for i, (est, vals) in enumerate(series.items()):
         colour = f"C{i}"
         sel = rows[rows["estimator"] == est]
@@ -93,6 +94,7 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
         ax.fill_between(ns[band], lo[band], hi[band], color=colour, alpha=0.2, lw=0)
         if not ok.any():
             continue
+        seen |= ok
         here = (np.exp(np.mean(np.log(ns[ok]))), np.exp(np.mean(np.log(mean[ok]))))
         anchor = anchor or here
         if row is not None:
@@ -105,7 +107,7 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
         if ok.any():
             ax.plot(ns[ok], values[ok], style, lw=1.2, color="0.2", label=text)
     if anchor is not None and math.isfinite(theory):
-        xs = np.array([ns.min(), ns.max()], dtype=float)
+        xs = np.array([ns[seen].min(), ns[seen].max()], dtype=float)
         ax.plot(xs, anchor[1] * (xs / anchor[0]) ** theory, "k:", lw=1.5,
                 label=f"theory n^{theory:.2f}")
     hidden = sum(int((np.isfinite(v) & (v <= 0)).sum()) for v in series.values())

@@ -33,7 +33,7 @@ from .densities import ProductMixture, _overlap
 from .shapes import Gauss, Laplace, Shape, SymBeta
 from .theory import t0_early_stop
 
-__all__ = ["expected_l2_sq", "expected_tv", "predict", "prediction_dataset",
+__all__ = ["expected_l2_sq", "expected_tv", "job_cells", "predict", "prediction_dataset",
            "smoothed_overlap"]
 
 _NODES = 10  # Gauss-Legendre nodes per piece of the TV rule
@@ -272,12 +272,34 @@ def predict(p0: ProductMixture, ns: Sequence[float], t0s: Sequence[float] | None
             "slope_l2": _local_slopes(ns, l2)}
 
 
-def prediction_dataset(study, density_factory=None):
+def job_cells(study) -> np.ndarray:
+    """Boolean (density, beta, d, n) array: where the study holds any metric of a job.
+
+    The cells a prediction is for; a study with no metric variables (coords only) counts
+    every cell. A ragged study's holes (no job) and missing runs are False.
+    """
+    from .variables import METRICS
+
+    dims = ("density", "beta", "d", "n")
+    have = np.zeros(tuple(study.sizes[k] for k in dims), dtype=bool)
+    names = [v.name for v in METRICS if v.name in study]  # a run store's own variables
+    if not names:
+        return ~have
+    for name in names:
+        var = study[name]
+        extra = [k for k in var.dims if k not in dims]
+        have |= (var.notnull().any(extra) if extra else var.notnull()).transpose(*dims).values
+    return have
+
+
+def prediction_dataset(study, density_factory=None, jobs=None):
     """The study variables of scorerate.variables.STUDY_VARIABLES over (density, beta, d, n).
 
     Predictions at each job's t0 (the study's t0 variable, mean over seeds; the theory's
-    t0 where absent). Cells whose density the factory refuses, or that lack the product
-    structure the integrals need, stay NaN. Cost: one `predict` per cell.
+    t0 where absent), only where `jobs` (a boolean (density, beta, d, n) array; default
+    `job_cells(study)`) is True: a ragged study's absent cells and n stay NaN and cost
+    nothing. Cells whose density the factory refuses, or that lack the product structure
+    the integrals need, stay NaN. Cost: one `predict` per cell, over the n it has.
     """
     import xarray as xr
 
@@ -288,25 +310,31 @@ def prediction_dataset(study, density_factory=None):
     ns = study["n"].values.astype(float)
     coords = {k: study[k].values for k in ("density", "beta", "d", "n")}
     shape = tuple(len(v) for v in coords.values())
+    have = job_cells(study) if jobs is None else np.asarray(jobs, dtype=bool)
+    if have.shape != shape:
+        raise ValueError(f"jobs mask has shape {have.shape}, the study's cells {shape}")
     data = {v.name: np.full(shape, np.nan) for v in STUDY_VARIABLES}
     for i, dens in enumerate(coords["density"]):
         for j, beta in enumerate(coords["beta"]):
             for k, d in enumerate(coords["d"]):
+                at = have[i, j, k]
+                if not at.any():  # no job in this cell: not part of the study
+                    continue
                 try:
                     p0 = density_factory(str(dens), beta=float(beta), d=int(d))
                 except ValueError:
                     continue
                 if not hasattr(p0, "shapes"):  # no product structure: no prediction
                     continue
-                t0s = np.array([t0_early_stop(int(v), float(beta), int(d)) for v in ns])
+                t0s = np.array([t0_early_stop(int(v), float(beta), int(d)) for v in ns[at]])
                 if "t0" in study:
                     t = study["t0"].sel(density=dens, beta=beta, d=d)
-                    t = t.mean([x for x in t.dims if x != "n"]).values.astype(float)
+                    t = t.mean([x for x in t.dims if x != "n"]).values.astype(float)[at]
                     t0s = np.where(np.isfinite(t), t, t0s)
-                pr = predict(p0, ns, t0s)
+                pr = predict(p0, ns[at], t0s)
                 for name, key in (("tv_pred", "tv"), ("tv_bias_pred", "tv_bias"),
                                   ("l2_pred", "l2"), ("l2_bias_share", "l2_bias_share")):
-                    data[name][i, j, k] = pr[key]
+                    data[name][i, j, k, at] = pr[key]
     out = xr.Dataset({v.name: (v.dims, data[v.name]) for v in STUDY_VARIABLES}, coords=coords)
     for v in STUDY_VARIABLES:
         out[v.name].attrs.update(v.attrs)

@@ -322,7 +322,9 @@ def rate_table(study: xr.Dataset, predictions: Mapping | None = None,
     (density, beta, d, metric) to values over the study's n (floors may be a scalar);
     by default read from the study, where each metric's `prediction` and `floor` variable
     (scorerate.variables) is. Only fits in n use them. `verdict` repeats verdict_theory.
-    Cells (density, beta, d) without any data are skipped.
+    Cells (density, beta, d) without any data are skipped: a ragged study's cells with no
+    job give no row, and a cell that lacks some n is fitted over the n it has (num_points
+    counts them; no fit in t at an n without data).
     """
     rows: list[dict] = []
     ns = study["n"].values.astype(float)

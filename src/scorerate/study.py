@@ -5,6 +5,12 @@ One home for what the workflow (Snakefile, rules) and the aggregation both need:
 against the registries (a density name, a beta it cannot take, an unknown estimator).
 The config's `densities` is a list of {name, beta} entries: a study passed with
 `--configfile` then replaces the default list instead of being merged into it.
+
+An entry may carry its own `d` and/or `n` lists, which replace the top-level ones for that
+entry only (e.g. beta 2.5 in d = 1 only, or n to 3e4 in d = 3). The job grid is then ragged:
+the union over entries of each entry's product beta x d x n x seeds. `expected_grid` is the
+union of the coordinates, so the aggregated study stays a dense (density, beta, d, n, seed)
+array with NaN where no job exists; the rate table and the report skip those holes.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["JOB_DIMS", "beta_label", "check_study", "expected_grid", "jobs", "load_study",
-           "normalise_study"]
+__all__ = ["ENTRY_GRID_KEYS", "JOB_DIMS", "beta_label", "check_study", "entry_grid",
+           "expected_grid", "jobs", "load_study", "normalise_study"]
 
 #: the identity of one job, in the order of the study's leading dims
 JOB_DIMS = ("density", "beta", "d", "n", "seed")
+#: grid keys a `densities` entry may set for itself, replacing the top-level list
+ENTRY_GRID_KEYS = ("d", "n")
 
 
 def load_study(path: str | os.PathLike) -> dict:
@@ -44,6 +52,10 @@ def normalise_study(cfg: dict) -> dict:
     for key in ("d", "n", "seeds"):
         if isinstance(cfg.get(key), list):
             cfg[key] = [whole(v) for v in cfg[key]]
+    for entry in cfg.get("densities") or []:
+        for key in ENTRY_GRID_KEYS:
+            if isinstance(entry, dict) and isinstance(entry.get(key), list):
+                entry[key] = [whole(v) for v in entry[key]]
     for p in PARAMS:
         if p.kind == "int" and p.name in cfg:
             cfg[p.name] = whole(cfg[p.name])
@@ -71,13 +83,52 @@ def _density_entries(cfg: Mapping) -> list[Mapping]:
     return dens
 
 
+def _entry_label(i: int, entry: Mapping) -> str:
+    """How an error names a densities entry: its position and name."""
+    return f"densities[{i}] ({entry.get('name')})"
+
+
+def entry_grid(cfg: Mapping, entry: Mapping) -> dict[str, list]:
+    """The (beta, d, n) lists of one densities entry: its own d / n, else the top-level ones."""
+    return {"beta": list(entry.get("beta", [])),
+            **{k: list(entry[k] if entry.get(k) is not None else cfg.get(k, []))
+               for k in ENTRY_GRID_KEYS}}
+
+
+def _check_overlaps(cfg: Mapping, entries: list[Mapping]) -> None:
+    """ValueError naming two entries that list the same (density, beta, d, n) job cell.
+
+    Such a cell would be one job listed twice (or, with other d / n per entry, a study
+    whose entries disagree about it); the message names the first pair and its overlap.
+    """
+    owner: dict[tuple, int] = {}
+    clash: dict[tuple[int, int], list[tuple]] = {}
+    for i, entry in enumerate(entries):
+        g = entry_grid(cfg, entry)
+        for b in g["beta"]:
+            for d in g["d"]:
+                for n in g["n"]:
+                    cell = (entry["name"], float(b), int(d), int(n))
+                    j = owner.setdefault(cell, i)
+                    if j != i:
+                        clash.setdefault((j, i), []).append(cell)
+    if clash:
+        (j, i), both = next(iter(clash.items()))
+        name, b, d, n = both[0]
+        more = f" and {len(both) - 1} more" if len(both) > 1 else ""
+        raise ValueError(f"config densities: {_entry_label(j, entries[j])} and "
+                         f"{_entry_label(i, entries[i])} both list the job cell {name} "
+                         f"beta={b} d={d} n={n}{more}; give each (density, beta, d, n) to "
+                         f"one entry (an entry's own d / n lists keep them apart)")
+
+
 def check_study(cfg: Mapping) -> None:
     """One ValueError for what the schema cannot see, before any job is planned.
 
-    A density the registry does not know or a beta it rejects in a listed d, a density
-    listed twice, an estimator that does not resolve, tmin >= tmax of the t grid, a job
-    too big for this machine's memory or a week (scorerate.sizing; $SCORERATE_FORCE_SIZE
-    skips that check).
+    A density the registry does not know or a beta it rejects in one of its entry's d, the
+    same (density, beta, d, n) job cell listed by two entries, an estimator that does not
+    resolve, tmin >= tmax of the t grid, a job too big for this machine's memory or a week
+    (scorerate.sizing; $SCORERATE_FORCE_SIZE skips that check).
     """
     from .densities import density
     from .spec import PARAMS
@@ -87,11 +138,7 @@ def check_study(cfg: Mapping) -> None:
         raise ValueError(f"config t_grid: tmin ({tg['tmin']}) must be < tmax ({tg['tmax']})")
     _check_density_names(cfg)
     entries = _density_entries(cfg)
-    names = [e["name"] for e in entries]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ValueError(f"config densities: {twice} listed twice; give one entry per density "
-                         f"with all its beta values")
+    _check_overlaps(cfg, entries)
     for p in PARAMS:  # the job's own checks (finite numbers, bounds, registry names)
         if p.in_config and cfg.get(p.name) is not None:
             v = cfg[p.name]
@@ -102,13 +149,14 @@ def check_study(cfg: Mapping) -> None:
             except ValueError as exc:
                 raise ValueError(f"config {p.name}: {exc}") from None
     bad = []
-    for entry in entries:
-        for beta in entry["beta"]:
-            for d in cfg["d"]:
+    for i, entry in enumerate(entries):
+        g = entry_grid(cfg, entry)
+        for beta in g["beta"]:
+            for d in g["d"]:
                 try:
                     density(entry["name"], beta=float(beta), d=int(d))
                 except ValueError as exc:
-                    bad.append(f"  {entry['name']} beta={beta} d={d}: {exc}")
+                    bad.append(f"  densities[{i}]: {entry['name']} beta={beta} d={d}: {exc}")
     if bad:
         raise ValueError("config: the density registry rejects\n" + "\n".join(bad))
     from .sizing import check_study_size
@@ -138,24 +186,37 @@ def _check_density_names(cfg: Mapping) -> None:
 
 
 def jobs(cfg: Mapping) -> list[dict]:
-    """Every (density, beta, d, n, seed) of the study, as dicts of path-ready values."""
-    return [
-        {"density": e["name"], "beta": beta_label(b), "d": int(d), "n": int(n), "seed": int(s)}
-        for e in _density_entries(cfg)
-        for b in e["beta"]
-        for d in cfg["d"]
-        for n in cfg["n"]
-        for s in cfg["seeds"]
-    ]
+    """Every (density, beta, d, n, seed) of the study, as dicts of path-ready values.
+
+    The union over densities entries of each entry's product (its own d / n where given),
+    without duplicates, in the order the entries first list them (a plain config: the
+    product in entry, beta, d, n, seed order, as before entries could set d / n).
+    """
+    out: dict[tuple, dict] = {}
+    for e in _density_entries(cfg):
+        g = entry_grid(cfg, e)
+        for b in g["beta"]:
+            for d in g["d"]:
+                for n in g["n"]:
+                    for s in cfg["seeds"]:
+                        j = {"density": e["name"], "beta": beta_label(b), "d": int(d),
+                             "n": int(n), "seed": int(s)}
+                        out.setdefault(tuple(j.values()), j)
+    return list(out.values())
 
 
 def expected_grid(cfg: Mapping) -> dict[str, list]:
-    """The job coordinates a study config asks for (union over densities for beta)."""
+    """The job coordinates a study config asks for: the union over densities entries.
+
+    With entries that set their own d / n the jobs are a subset of this grid's product;
+    the study store holds NaN in the cells no job fills.
+    """
     entries = _density_entries(cfg) if "densities" in cfg else []
+    grids = [entry_grid(cfg, e) for e in entries] or [entry_grid(cfg, {})]
     return {
         "density": sorted({e["name"] for e in entries}),
-        "beta": sorted({float(b) for e in entries for b in e.get("beta", [])}),
-        "d": sorted({int(v) for v in cfg.get("d", [])}),
-        "n": sorted({int(v) for v in cfg.get("n", [])}),
+        "beta": sorted({float(b) for g in grids for b in g["beta"]}),
+        "d": sorted({int(v) for g in grids for v in g["d"]}),
+        "n": sorted({int(v) for g in grids for v in g["n"]}),
         "seed": sorted({int(v) for v in cfg.get("seeds", [])}),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from snakerun import TINY, smk, with_
+from snakerun import TINY, planned, smk, with_
 
 # ---------------------------------------------------------------- config validation
 
@@ -48,3 +48,17 @@ def test_scheduler_address_reaches_run_job_without_rerunning(tmp_path):
     cmds = [ln for ln in remote.stdout.splitlines() if "scorerate run-job" in ln]
     assert len(cmds) == 4 and all("--scheduler tcp://10.0.0.1:8786" in c for c in cmds)
     assert "--scheduler" not in plain.stdout and "--threads 1" in plain.stdout
+
+
+def test_a_ragged_grid_plans_exactly_its_jobs(tmp_path):
+    """densities entries with their own d / n: one run_job per job of the union, no more."""
+    cfg = with_(TINY, d=[1, 2], n=[50, 100],
+                densities=[{"name": "sym_beta", "beta": [1.0], "d": [1, 2]},
+                           {"name": "sym_beta", "beta": [2.0], "d": [1], "n": [50]}])
+    jobs = planned(tmp_path, cfg)
+    runs = sorted((wc["beta"], wc["d"], wc["n"], wc["seed"]) for name, wc in jobs
+                  if name == "run_job")
+    want = sorted([("1.0", d, n, s) for d in ("1", "2") for n in ("50", "100")
+                   for s in ("0", "1")] + [("2.0", "1", "50", s) for s in ("0", "1")])
+    assert runs == want
+    assert {"aggregate", "report", "check_stores"} <= {name for name, _ in jobs}

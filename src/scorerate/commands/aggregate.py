@@ -30,7 +30,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"scorerate aggregate: {exc}", file=sys.stderr)
         return 2
     write_study(ds, args.out)
-    n_missing = int(ds["tv_kde"].isnull().sum())
     print(f"scorerate aggregate: {ds.attrs['n_runs']} runs -> {args.out} "
-          f"({n_missing} of {ds.attrs['n_cells']} cells missing)")
+          f"({_missing_text(ds, config)})")
     return 0
+
+
+def _missing_text(ds, config) -> str:
+    """How many of the config's jobs have no run, apart from the grid cells that are no
+    job at all (a ragged grid's holes, where densities entries set their own d / n)."""
+    import numpy as np
+
+    from ..study import JOB_DIMS, beta_label, jobs
+
+    n_cells = int(ds.attrs["n_cells"])
+    if config is None:
+        return f"{n_cells - int(ds.attrs['n_runs'])} of {n_cells} grid cells without a run"
+    coords = [ds[k].values for k in JOB_DIMS]
+    present = {(str(coords[0][i]), beta_label(coords[1][j]), int(coords[2][k]),
+                int(coords[3][m]), int(coords[4][s]))
+               for i, j, k, m, s in np.argwhere(ds["store"].transpose(*JOB_DIMS).values != "")}
+    asked = {tuple(j.values()) for j in jobs(config)}
+    holes = n_cells - len(asked | present)
+    return (f"{len(asked - present)} of the config's {len(asked)} jobs missing"
+            + (f"; {holes} grid cells are no job" if holes else ""))
