@@ -134,8 +134,10 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     coords = {k: sorted(v) for k, v in coords.items()}
     estimators = sorted({str(e) for _, ds in keyed.values() for e in ds["estimator"].values})
     if config is not None and config.get("estimators"):
-        estimators = list(config["estimators"]) + [e for e in estimators
-                                                   if e not in config["estimators"]]
+        from .estimators import variant_label  # the stores hold canonical labels
+
+        listed = [variant_label(e) for e in config["estimators"]]
+        estimators = listed + [e for e in estimators if e not in listed]
     ts = np.unique(np.concatenate([np.asarray(ds["t"].values, dtype=float)
                                    for _, ds in keyed.values()]))
     coords["estimator"] = estimators

@@ -22,8 +22,8 @@ from .seeding import rng  # noqa: E402
 from .theory import score_mse_t_exponent  # noqa: E402
 from .variables import variable  # noqa: E402
 
-__all__ = ["KIND_STYLE", "STYLE", "error_vs_n", "overview", "samples_vs_density",
-           "score_mse_vs_t"]
+__all__ = ["KIND_STYLE", "MAX_COLS", "STYLE", "error_vs_n", "overview", "samples_vs_density",
+           "score_mse_vs_t", "series_style"]
 
 #: matplotlib settings of every figure: nothing below 8 pt
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8,
@@ -36,6 +36,29 @@ KIND_STYLE = {
     "slower": ("v", "tab:red", "slower than the bound"),
     "not judged": ("o", "0.6", "not judged (see reason)"),
 }
+
+
+#: line styles taken in turn once the ten default colours are used up
+_DASHES = ("-", "--", "-.", ":")
+#: most panels in one row of a per-estimator figure (variants make many estimators)
+MAX_COLS = 4
+
+
+def series_style(i: int) -> tuple[str, str]:
+    """(colour, line style) of the i-th estimator of a panel: ten colours, then the same
+    colours dashed, so a study of many variants keeps every line distinguishable."""
+    return f"C{i % 10}", _DASHES[(i // 10) % len(_DASHES)]
+
+
+def _panels(k: int, width: float, height: float) -> tuple[plt.Figure, list]:
+    """A figure of k panels, at most MAX_COLS per row; the axes in order, spares hidden."""
+    ncol = max(1, min(MAX_COLS, k))
+    nrow = max(1, math.ceil(k / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(width * ncol, height * nrow), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[k:]:
+        ax.set_visible(False)
+    return fig, flat[:k]
 
 
 def _ylabel(metric: str) -> str:
@@ -81,7 +104,7 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
     anchor = None
     seen = np.zeros(len(ns), dtype=bool)  # n with data: a ragged study's cell may lack some
     for i, (est, vals) in enumerate(series.items()):
-        colour = f"C{i}"
+        colour, dash = series_style(i)
         sel = rows[rows["estimator"] == est]
         row = sel.iloc[0] if len(sel) else None
         mean, lo, hi = _band(vals, (*key, est))
@@ -89,7 +112,7 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
         seed_x = np.repeat(ns[:, None], vals.shape[1], 1)
         ax.plot(seed_x.ravel(), pos.ravel(), ".", color=colour, ms=4, alpha=0.5)
         ok = np.isfinite(mean) & (mean > 0)
-        ax.plot(ns[ok], mean[ok], "-", color=colour, lw=1.5, label=_fit_label(est, row))
+        ax.plot(ns[ok], mean[ok], dash, color=colour, lw=1.5, label=_fit_label(est, row))
         band = ok & np.isfinite(lo) & (lo > 0)
         ax.fill_between(ns[band], lo[band], hi[band], color=colour, alpha=0.2, lw=0)
         if not ok.any():
@@ -180,9 +203,9 @@ def score_mse_vs_t(mse: xr.DataArray, d: int, title: str) -> plt.Figure:
     ests = [str(e) for e in mse["estimator"].values]
     ylabel = _ylabel("score_mse")
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(ests), figsize=(4.6 * len(ests), 3.8), squeeze=False)
+        fig, axes = _panels(len(ests), 4.6, 3.8)
         cmap = plt.get_cmap("viridis")
-        for ax, est in zip(axes.flat, ests, strict=True):
+        for ax, est in zip(axes, ests, strict=True):
             m = mse.sel(estimator=est).mean("seed", skipna=True).transpose("n", "t").values
             for i, n in enumerate(ns):
                 ok = np.isfinite(m[i]) & (m[i] > 0)
@@ -213,9 +236,9 @@ def memorisation_vs_stop(cell: xr.Dataset, title: str) -> plt.Figure:
     ests = [str(e) for e in memo["estimator"].values]
     ns = memo["n"].values
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(ests), figsize=(4.6 * len(ests), 3.8), squeeze=False)
+        fig, axes = _panels(len(ests), 4.6, 3.8)
         cmap = plt.get_cmap("viridis")
-        for ax, est in zip(axes.flat, ests, strict=True):
+        for ax, est in zip(axes, ests, strict=True):
             for i, n in enumerate(ns):
                 y = memo.sel(estimator=est, n=n).mean("seed", skipna=True).values
                 t0 = float(cell["t0"].sel(n=n).mean("seed", skipna=True))
@@ -240,8 +263,8 @@ def samples_vs_density(run: xr.Dataset, p0: Callable | None) -> plt.Figure:
     samples = run["samples"].load()
     ests = [str(e) for e in samples["estimator"].values]
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(ests), figsize=(4.2 * len(ests), 3.8), squeeze=False)
-        for ax, est in zip(axes.flat, ests, strict=True):
+        fig, axes = _panels(len(ests), 4.2, 3.8)
+        for ax, est in zip(axes, ests, strict=True):
             x = samples.sel(estimator=est).values
             x = x[np.isfinite(x).all(1)]
             lo, hi = np.quantile(x, [0.005, 0.995], axis=0) if len(x) else ([-3] * d, [3] * d)

@@ -61,7 +61,10 @@ def _build_estimator(spec: JobSpec, name: str):
 
     Its only inputs are small and picklable, so when the worker holding it is lost the
     scheduler rebuilds it from the graph (a scattered training set would be gone for good).
-    Each estimator receives only the options it declares (scorerate.estimators.build).
+    Each estimator receives only the options it declares (scorerate.estimators.build); a
+    variant's inline options override the job's (highorder[order=4] ignores
+    highorder_order). Every highorder variant of a job shares its noise seed, so variants
+    differ by their options alone.
     """
     from .estimators import build
 

@@ -48,19 +48,20 @@ def store_bytes(*, n: int, m: int, d: int, estimators: int, n_t: int = 12) -> fl
 
 def estimate(*, n: int, m: int, d: int, steps: int, estimators: int = 4, n_t: int = 12,
              n_mc: int = 1000, n_int: int = 12, n_ref: int = 2000, n_mc_kde: int = 20000,
-             highorder: bool = True) -> Estimate:
+             highorder: int = 1) -> Estimate:
     """Estimate one job's peak memory, wall time and store size (cost O(1), floats only).
 
     Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
     samples in a few copies) + 64 B per Monte Carlo coordinate. Time: the benchmarked
     b_d m n steps (scaled by estimators / 4, b_d for d > 3 grown like d) plus the score
     MSE (estimators (n_t + n_int) n_mc n kernel evaluations) and the KDE TV (n_mc_kde n).
+    highorder: how many of the estimators are highorder (variants included), each with its
+    own k-d tree budget.
     """
     n, m, d, steps = float(n), float(m), float(d), float(steps)
     mem = (_BASE_MB * 1e6 + 100.0 * n * d + 40.0 * estimators * m * d
            + 64.0 * (n_mc + n_ref + n_mc_kde + m) * d) / 1e6
-    if highorder:
-        mem += _HIGHORDER_MB
+    mem += _HIGHORDER_MB * int(highorder)
     b = _B_PER_MNS.get(int(d), _B_PER_MNS[3] * max(1.0, d / 3.0))
     wall = (10.0 + b * m * n * steps * max(estimators, 1) / 4.0
             + _S_PER_EVAL * n * (estimators * (n_t + n_int) * n_mc + n_mc_kde)
@@ -75,7 +76,14 @@ def estimate_spec(spec) -> Estimate:
     return estimate(n=spec.n, m=spec.m, d=spec.d, steps=spec.steps,
                     estimators=len(spec.estimators), n_t=n_t, n_mc=spec.n_mc,
                     n_int=spec.n_int, n_ref=spec.n_ref, n_mc_kde=spec.n_mc_kde,
-                    highorder="highorder" in spec.estimators)
+                    highorder=_highorder_count(spec.estimators))
+
+
+def _highorder_count(estimators) -> int:
+    """How many of the estimators are highorder or a variant of it."""
+    from .estimators import base_name
+
+    return sum(base_name(e) == "highorder" for e in estimators)
 
 
 def available_memory_mb() -> float | None:
@@ -138,7 +146,7 @@ def check_study_size(cfg: Mapping, jobs: list[dict], *, mem_mb: float | None = N
     kw = {k: int(cfg.get(k) or v) for k, v in defaults.items()}
     for n, d in sorted({(int(j["n"]), int(j["d"])) for j in jobs}, reverse=True):
         est = estimate(n=n, d=d, estimators=len(ests), n_t=n_t,
-                       highorder="highorder" in ests, **kw)
+                       highorder=_highorder_count(ests), **kw)
         try:
             check_fits(est, mem_mb=mem_mb, what=f"a job with n={n}, d={d}, m={kw['m']}, "
                                                   f"steps={kw['steps']}")

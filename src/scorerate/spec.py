@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -103,6 +104,10 @@ class Param:
             names = (value,) if isinstance(value, str) else tuple(value)
             if not names or not all(isinstance(v, str) and v for v in names):
                 raise ValueError(f"{self.name} must be a non-empty list of names, got {value!r}")
+            if self.name == "estimators":  # variants in canonical form: one label each
+                from .estimators import check_variant
+
+                names = tuple(check_variant(v) for v in names)
             if len(set(names)) != len(names):
                 raise ValueError(f"{self.name}: names listed twice: {list(names)}")
             _in_choices(self, names)
@@ -143,11 +148,7 @@ def _number(p: Param, value: object, *, integer: bool) -> int | float:
 def _in_choices(p: Param, names: Sequence[str]) -> None:
     if p.choices is None:
         return
-    if p.name == "estimators":  # registered names, import paths and entry points
-        from .estimators import resolve
-
-        for name in names:
-            resolve(name)  # ValueError naming the valid ones
+    if p.name == "estimators":  # resolved by check_variant (names, import paths, plug-ins)
         return
     valid = p.choices()
     bad = [v for v in names if v not in valid]
@@ -168,7 +169,9 @@ PARAMS: tuple[Param, ...] = (
     Param("study_seed", "int", 0, "seed of the whole study, mixed into every stream", lo=0,
           in_config=True),
     Param("estimators", "names", ("truncated", "regularized", "empirical", "highorder"),
-          "score estimators run in the job", choices=_estimator_names, in_config=True),
+          "score estimators run in the job; a variant names options inline, e.g. "
+          "highorder[order=4,C=2] (overrides highorder_order, highorder_C)",
+          choices=_estimator_names, in_config=True),
     Param("m", "int", 1000, "generated samples per estimator", lo=1, in_config=True),
     Param("steps", "int", 64, "reverse-SDE steps on the geometric grid from T down to t0",
           lo=1, in_config=True),
@@ -314,8 +317,10 @@ def options_from_args(args: argparse.Namespace) -> dict:
     out = {}
     for p in PARAMS:
         v = getattr(args, p.name)
-        if v is not None and p.kind == "names":
-            v = tuple(x for item in v for x in item.split(",") if x)
+        if v is not None and p.kind == "names":  # commas inside a variant's [...] kept
+            from .estimators import split_names
+
+            v = tuple(x for item in v for x in split_names(item))
         elif v is not None and p.kind == "grid":
             try:
                 v = (float(v[0]), float(v[1]), int(v[2]))
@@ -329,22 +334,26 @@ def options_from_args(args: argparse.Namespace) -> dict:
 def job_args(config: Mapping) -> str:
     """run-job arguments for the parameters a study config sets (those with in_config).
 
-    A parameter used by one estimator only is passed only when that estimator runs, so
-    changing it changes nothing for the jobs that do not use it. Null values are left out
-    (the job's default applies). The result changes exactly when a job's numbers may.
+    A parameter used by one estimator only is passed only when that estimator (or a
+    variant of it) runs, so changing it changes nothing for the jobs that do not use it.
+    Null values are left out (the job's default applies). The result changes exactly when
+    a job's numbers may; estimator names go as canonical labels, quoted for the shell.
     """
+    from .estimators import base_name
+
     ests = config.get("estimators", BY_NAME["estimators"].default)
+    bases = {base_name(e) for e in ests}  # highorder[order=4] uses highorder's params
     parts = []
     for p in PARAMS:
         if not p.in_config or p.name not in config:
             continue
-        if p.used_by is not None and p.used_by not in ests:
+        if p.used_by is not None and p.used_by not in bases:
             continue
         v = config[p.name]
         if v is None:
             continue
-        if p.kind == "names":
-            v = " ".join(v)
+        if p.kind == "names":  # canonical labels, quoted for the shell ([ is a glob)
+            v = " ".join(shlex.quote(x) for x in p.check(v))
         elif p.kind == "grid":
             v = "{tmin} {tmax} {num}".format(**v) if isinstance(v, Mapping) else " ".join(
                 map(str, v))

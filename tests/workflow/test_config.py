@@ -62,3 +62,15 @@ def test_a_ragged_grid_plans_exactly_its_jobs(tmp_path):
                    for s in ("0", "1")] + [("2.0", "1", "50", s) for s in ("0", "1")])
     assert runs == want
     assert {"aggregate", "report", "check_stores"} <= {name for name, _ in jobs}
+
+
+def test_variants_reach_run_job_as_quoted_canonical_labels(tmp_path):
+    cfg = with_(TINY, estimators=["truncated", "highorder[order=4,C=2]"], highorder_C=3.0)
+    res = smk(tmp_path, cfg, "-n", "-p")
+    assert res.returncode == 0, res.stdout
+    cmds = [ln for ln in res.stdout.splitlines() if "scorerate run-job" in ln]
+    assert len(cmds) == 4
+    assert all("--estimators truncated 'highorder[C=2,order=4]'" in c for c in cmds)
+    assert all("--highorder-C 3.0" in c for c in cmds)  # highorder's params reach variants
+    bad = smk(tmp_path, with_(TINY, estimators=["highorder[ordr=4]"]), "-n")
+    assert bad.returncode != 0 and "unknown option 'ordr'" in bad.stdout
