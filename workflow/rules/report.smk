@@ -1,4 +1,4 @@
-# Rates with bootstrap CIs beside the theory, figures, and the self-contained HTML report.
+# Rates with delta-method 95% intervals beside the theory, figures, and the self-contained HTML report.
 # The run stores are inputs so the report follows them; it finds each through the path
 # the study records (relative to the working directory), not through this layout.
 
