@@ -23,6 +23,7 @@ slope of a finite-n prediction over the same n (scorerate.prediction), or say wh
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -162,7 +163,9 @@ def slope_ci_arrays(x: Sequence[float], values: np.ndarray, *, level: float = 0.
                  ).sum(-2)
             ns = np.min(np.where(usable, cnt, np.iinfo(np.int64).max), axis=-1)
             zs = np.where(np.any(fin, -2), z, np.nan)
-            se = np.sqrt(np.nanvar(zs, axis=-1, ddof=1) / ns)
+            with warnings.catch_warnings():  # one seed: NaN, hence no verdict (said so)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                se = np.sqrt(np.nanvar(zs, axis=-1, ddof=1) / ns)
             df = ns - 1.0
         else:
             rel = (dev * dev).sum(-1) / (cnt - 1.0) / (cnt * mean * mean)
