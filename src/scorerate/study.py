@@ -95,6 +95,16 @@ def entry_grid(cfg: Mapping, entry: Mapping) -> dict[str, list]:
                for k in ENTRY_GRID_KEYS}}
 
 
+def _entry_cells(cfg: Mapping, entries: list[Mapping]):
+    """(entry index, (name, beta, d, n)) for every job cell each densities entry lists."""
+    for i, entry in enumerate(entries):
+        g = entry_grid(cfg, entry)
+        for b in g["beta"]:
+            for d in g["d"]:
+                for n in g["n"]:
+                    yield i, (entry["name"], float(b), int(d), int(n))
+
+
 def _check_overlaps(cfg: Mapping, entries: list[Mapping]) -> None:
     """ValueError naming two entries that list the same (density, beta, d, n) job cell.
 
@@ -103,15 +113,10 @@ def _check_overlaps(cfg: Mapping, entries: list[Mapping]) -> None:
     """
     owner: dict[tuple, int] = {}
     clash: dict[tuple[int, int], list[tuple]] = {}
-    for i, entry in enumerate(entries):
-        g = entry_grid(cfg, entry)
-        for b in g["beta"]:
-            for d in g["d"]:
-                for n in g["n"]:
-                    cell = (entry["name"], float(b), int(d), int(n))
-                    j = owner.setdefault(cell, i)
-                    if j != i:
-                        clash.setdefault((j, i), []).append(cell)
+    for i, cell in _entry_cells(cfg, entries):
+        j = owner.setdefault(cell, i)
+        if j != i:
+            clash.setdefault((j, i), []).append(cell)
     if clash:
         (j, i), both = next(iter(clash.items()))
         name, b, d, n = both[0]
@@ -193,15 +198,10 @@ def jobs(cfg: Mapping) -> list[dict]:
     product in entry, beta, d, n, seed order, as before entries could set d / n).
     """
     out: dict[tuple, dict] = {}
-    for e in _density_entries(cfg):
-        g = entry_grid(cfg, e)
-        for b in g["beta"]:
-            for d in g["d"]:
-                for n in g["n"]:
-                    for s in cfg["seeds"]:
-                        j = {"density": e["name"], "beta": beta_label(b), "d": int(d),
-                             "n": int(n), "seed": int(s)}
-                        out.setdefault(tuple(j.values()), j)
+    for _, (name, b, d, n) in _entry_cells(cfg, _density_entries(cfg)):
+        for s in cfg["seeds"]:
+            j = {"density": name, "beta": beta_label(b), "d": d, "n": n, "seed": int(s)}
+            out.setdefault(tuple(j.values()), j)
     return list(out.values())
 
 
