@@ -193,7 +193,10 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     if predictions:  # only for the (density, beta, d, n) that have a run
         from .prediction import prediction_dataset
 
-        out = out.merge(prediction_dataset(out), combine_attrs="override")
+        jobs = np.zeros(shape[:-1], dtype=bool)
+        for key in keyed:
+            jobs[tuple(index[dim][v] for dim, v in zip(JOB_DIMS[:-1], key, strict=False))] = True
+        out = out.merge(prediction_dataset(out, jobs=jobs), combine_attrs="override")
     return out
 
 

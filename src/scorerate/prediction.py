@@ -273,18 +273,14 @@ def predict(p0: ProductMixture, ns: Sequence[float], t0s: Sequence[float] | None
 
 
 def job_cells(study) -> np.ndarray:
-    """Boolean (density, beta, d, n) array: where the study has a run of some seed.
+    """Boolean (density, beta, d, n) array: where the study holds any metric of a job.
 
-    The cells a prediction is for. An aggregated study says so in its `store` variable
-    ("" where no run came); without it, a cell counts where any metric is not NaN, and a
-    study with no metric variables (coords only) counts every cell. A ragged study's
-    holes (no job) and missing runs are False.
+    The cells a prediction is for; a study with no metric variables (coords only) counts
+    every cell. A ragged study's holes (no job) and missing runs are False.
     """
     from .variables import METRICS
 
     dims = ("density", "beta", "d", "n")
-    if "store" in study:
-        return (study["store"] != "").any("seed").transpose(*dims).values
     have = np.zeros(tuple(study.sizes[k] for k in dims), dtype=bool)
     names = [v.name for v in METRICS if v.name in study]  # a run store's own variables
     if not names:
