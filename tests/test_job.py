@@ -134,8 +134,11 @@ def test_memorisation_against_the_stopping_time():
 
 
 def test_the_2d_law_is_skipped_above_its_cap_and_the_1d_law_is_not():
-    """law_n_max_2d caps only the 2-D law (its cost); the 1-D law and the rest are computed."""
-    from scorerate.job import _law_metrics
+    """law_n_max_2d caps only the 2-D law (its cost), with the reason; the 1-D law and the
+    rest are computed."""
+    from scorerate import law
+    from scorerate.densities import density
+    from scorerate.job_metrics import law_of, metric
 
     class Zero:  # the score of a sampler that only adds noise: its law is N(0, T)-like
         def __call__(self, x, t):
@@ -143,9 +146,11 @@ def test_the_2d_law_is_skipped_above_its_cap_and_the_1d_law_is_not():
 
     small = dict(density="sym_beta", beta=1.0, n=200, steps=4, law_resolution=1.0)
     capped = JobSpec(**small, d=2, law_n_max_2d=100)
-    assert all(np.isnan(_law_metrics(Zero(), None, capped)))
-    from scorerate.densities import density
-
+    for name in ("tv_law", "l2_law"):
+        assert "law_n_max_2d = 100" in metric(name).applies(capped)
     for spec in (JobSpec(**small, d=2, law_n_max_2d=200), JobSpec(**small, d=1, law_n_max_2d=2)):
-        tv, l2 = _law_metrics(Zero(), density("sym_beta", beta=1.0, d=spec.d), spec)
+        assert metric("tv_law").applies(spec) is None
+        grid = law_of(Zero(), spec)
+        p0 = density("sym_beta", beta=1.0, d=spec.d)
+        tv, l2 = law.tv_law(grid, p0), law.l2_law(grid, p0)
         assert 0 < tv < 1 and l2 > 0

@@ -154,8 +154,12 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     data["store"] = (JOB_DIMS, np.full(shape, "", dtype=object))
     index = {dim: {v: i for i, v in enumerate(coords[dim])} for dim in JOB_DIMS}
 
+    not_computed: dict[str, dict[str, int]] = {name: {} for name in METRICS}
     for key, (path, ds) in keyed.items():
         at = tuple(index[dim][v] for dim, v in zip(JOB_DIMS, key, strict=True))
+        for name in METRICS:  # why a run left a metric NaN (scorerate.job_metrics)
+            if reason := ds[name].attrs.get("not_computed"):
+                not_computed[name][reason] = not_computed[name].get(reason, 0) + 1
         # align each run onto the study's estimator and t coords (missing -> NaN)
         ds = ds[list(METRICS)].reindex(estimator=estimators, t=ts)
         for name in METRICS:
@@ -170,6 +174,10 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     out = xr.Dataset(data, coords=coords)
     for v in VARIABLE_METRICS:  # the run stores' descriptions travel with the numbers
         out[v.name].attrs.update(v.attrs)
+        if not_computed[v.name]:
+            out[v.name].attrs["not_computed"] = "; ".join(
+                f"{reason} ({k} job{'s' if k > 1 else ''})"
+                for reason, k in sorted(not_computed[v.name].items()))
     for name, (long_name, units, description) in COORDINATES.items():
         out[name].attrs.update(long_name=long_name, units=units, description=description)
     out.attrs.update({

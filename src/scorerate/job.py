@@ -18,6 +18,17 @@ from datetime import UTC, datetime
 import numpy as np
 
 from . import seeding
+from .job_metrics import (
+    JOB_METRICS,
+    NotComputed,
+    compute_metric,
+    draw_train,
+    law_of,
+    nan_value,
+    pin,
+    score_mse_at,
+    stop_steps,
+)
 from .spec import JobSpec, spec_from_options
 
 __all__ = ["JobSpec", "library_versions", "run_job", "spec_from_options"]
@@ -31,14 +42,6 @@ def _density(spec: JobSpec):
 
 # ---------------------------------------------------------------- tasks on the cluster
 
-def _pin(fn, *args, **kwargs):
-    """Call fn with numba's (thread-local) thread count at 1: Dask threads are the parallelism."""
-    import numba
-
-    numba.set_num_threads(1)
-    return fn(*args, **kwargs)
-
-
 class _PinnedScore:
     """Picklable score(x, t) that pins numba to one thread per Dask thread before each call."""
 
@@ -46,14 +49,7 @@ class _PinnedScore:
         self.est = est
 
     def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
-        return _pin(self.est.score, x, t)
-
-
-def _draw_train(spec: JobSpec) -> np.ndarray:
-    """The job's (n, d) training set: a pure function of its key, so any worker can redraw it."""
-    p0 = _density(spec)
-    return np.ascontiguousarray(p0.sample(spec.n, rng=seeding.rng(*spec.key, "train")),
-                                dtype=np.float64).reshape(spec.n, spec.d)
+        return pin(self.est.score, x, t)
 
 
 def _build_estimator(spec: JobSpec, name: str):
@@ -72,7 +68,7 @@ def _build_estimator(spec: JobSpec, name: str):
     params = {"c_rho": spec.c_rho, "eps": spec.eps, "backend": spec.backend,
               "rtol": spec.rtol, "plan_m": spec.m, "order": spec.highorder_order,
               "C": spec.highorder_C, "noise_seed": _noise_seed(spec)}
-    return build(name, _draw_train(spec), params)
+    return build(name, draw_train(spec), params)
 
 
 def _noise_seed(spec: JobSpec) -> int:
@@ -80,104 +76,9 @@ def _noise_seed(spec: JobSpec) -> int:
     return int(seeding.seed_sequence(*spec.key, "highorder").generate_state(1)[0])
 
 
-def _score_mse_at(est, p0, t: float, n_mc: int, key: tuple) -> tuple[float, float]:
-    from . import metrics
-
-    mse, se = _pin(metrics.score_mse, est, p0, np.array([t]), n_mc=n_mc, key=key)
-    return float(np.asarray(mse).ravel()[0]), float(np.asarray(se).ravel()[0])
-
-
-def _sample_metric(name: str, samples: np.ndarray, p0, spec: JobSpec) -> float:
-    """One metric of the output samples; reference draws keyed by (job key, name)."""
-    from . import metrics
-
-    key = (*spec.key, "sample_metrics", name)
-    if name == "tv":
-        return float(_pin(metrics.tv_binned, samples, p0))
-    if name == "escapes":
-        return metrics.escape_fraction(samples, p0)
-    if name == "memorisation":
-        return _pin(metrics.nearest_distance_ratio, samples, _draw_train(spec), p0, key=key)
-    fn = {"w1": metrics.w1, "mmd2": metrics.mmd}[name]
-    return float(_pin(fn, samples, p0, key=key, n_ref=spec.n_ref))
-
-
-def _stop_steps(spec: JobSpec) -> tuple[tuple[int, ...], list[int | None]]:
-    """Step counts at which the chains pass t0 * f for f in STOP_FACTORS (f > 1) on the
-    sampler's geometric grid, and for each factor the index of its record (None: beyond T;
-    -1: the final output)."""
-    from .variables import STOP_FACTORS
-
-    span = math.log(spec.T / spec.t0)
-    record: list[int] = []
-    at: list[int | None] = []
-    for f in STOP_FACTORS:
-        if f == 1.0:
-            at.append(-1)
-            continue
-        if math.log(f) > span:
-            at.append(None)
-            continue
-        j = int(round(spec.steps * (1.0 - math.log(f) / span)))
-        if j < 1 or j >= spec.steps:
-            at.append(None if j < 1 else -1)
-            continue
-        if j not in record:
-            record.append(j)
-        at.append(j)
-    record.sort()
-    return tuple(record), [a if a in (None, -1) else record.index(a) for a in at]
-
-
 def _last(chains: np.ndarray) -> np.ndarray:
     """The final states of the sampler's output (it is (R + 1, m, d) with records)."""
     return chains[-1] if chains.ndim == 3 else chains
-
-
-def _memorisation_stop(chains: np.ndarray, at: list[int | None], p0, spec: JobSpec
-                       ) -> np.ndarray:
-    """metrics.nearest_distance_ratio of the chains at each stop (NaN where at is None)."""
-    from . import metrics
-
-    train = _draw_train(spec)
-    key = (*spec.key, "sample_metrics", "memorisation")
-    states = chains if chains.ndim == 3 else chains[None]
-    return np.array([math.nan if a is None else
-                     _pin(metrics.nearest_distance_ratio, states[a], train, p0, key=key)
-                     for a in at])
-
-
-def _law_metrics(score, p0, spec: JobSpec) -> tuple[float, float]:
-    """(tv_law, l2_law): TV and L2 between p0 and the exact law of the discretised sampler
-    (scorerate.law, d <= 2; probability flow in d = 1 only); NaN where it is not computed."""
-    from . import law
-
-    if spec.d > 2 or (spec.integrator == "probability_flow" and spec.d > 1):
-        return math.nan, math.nan
-    if spec.d == 2 and spec.law_n_max_2d is not None and spec.n > spec.law_n_max_2d:
-        return math.nan, math.nan  # the study's cost cap (spec.PARAMS law_n_max_2d)
-    try:
-        grid = law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T, steps=spec.steps,
-                              integrator=spec.integrator, resolution=spec.law_resolution)
-    except law.GridTooLarge:  # a diverging sampler (e.g. highorder at small n): not measured
-        return math.nan, math.nan
-    return float(law.tv_law(grid, p0)), float(law.l2_law(grid, p0))
-
-
-def _kde_metrics(spec: JobSpec, p0, t0: float, n_mc: int, key: tuple) -> tuple[float, float]:
-    from . import metrics
-
-    train = _draw_train(spec)  # redrawn, not shipped: see _build_estimator
-    tv, _se = _pin(metrics.tv_kde, train, t0, p0, n_mc=n_mc, key=(*key, "tv_kde"))
-    l2 = _pin(metrics.l2_kde, train, t0, p0)
-    return float(tv), float(l2)
-
-
-def _integrate(ts: np.ndarray, pairs: list[tuple[float, float]]) -> float:
-    """Trapezoid in log t of the per-t score MSE values (metrics.integrate_log_t)."""
-    from . import metrics
-
-    return float(metrics.integrate_log_t(ts, np.array([p[0] for p in pairs]))[0])
 
 
 def _wait(client, futures: list, show: bool | str, *, worker_timeout: float = 60.0,
@@ -290,22 +191,19 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None,
 
     started = time.perf_counter()
     show = False if progress is False else ("tty" if sys.stderr.isatty() else "log")
-    train = _draw_train(spec)
-    tasks = _graph(spec)
+    train = draw_train(spec)
+    graph = _graph(spec)
+    values = {k: v for k, v in graph.items() if isinstance(v, NotComputed)}
+    tasks = {k: v for k, v in graph.items() if k not in values}
     futures = client.compute(list(tasks.values()))
     _wait(client, futures, show, worker_timeout=worker_timeout, interval=progress_interval)
-    values = dict(zip(tasks, client.gather(futures), strict=True))
+    values.update(zip(tasks, client.gather(futures), strict=True))
     del futures
 
-    per_est = {name: np.stack([np.asarray(values[name, e]) for e in spec.estimators])
-               for name in {name for name, e in tasks if e is not None}}
-    # (variable, None) tasks are per-job scalars
-    mse = per_est.pop("score_mse")
-    lawv = per_est.pop("law")
-    per_est["tv_law"], per_est["l2_law"] = lawv[:, 0], lawv[:, 1]
-    results = {"train": train, **per_est, "score_mse": mse[..., 0], "score_mse_se": mse[..., 1]}
-    results["tv_kde"], results["l2_kde"] = values["kde", None]
-    results["tv_floor"] = values["tv_floor", None]
+    results: dict[str, object] = {"train": train}
+    not_computed = _reasons(spec, values)
+    for name, est_values in _by_variable(spec, values).items():
+        results[name] = est_values
     attrs = spec.params()
     attrs.update(
         job_key=spec.job_key,
@@ -317,36 +215,79 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None,
         versions=library_versions(),
         wall_time_s=time.perf_counter() - started,
     )
-    return store.run_dataset(results, estimators=spec.estimators, ts=spec.ts, d=spec.d,
-                             attrs=attrs)
+    ds = store.run_dataset(results, estimators=spec.estimators, ts=spec.ts, d=spec.d,
+                           attrs=attrs)
+    for name, reason in not_computed.items():
+        ds[name].attrs["not_computed"] = reason
+    return ds
+
+
+def _reasons(spec: JobSpec, values: dict) -> dict[str, str]:
+    """variable -> why it is NaN: a reason shared by all estimators once, else prefixed
+    with the estimators it concerns."""
+    by: dict[str, dict[str, list[str]]] = {}
+    for (name, est), value in values.items():
+        if isinstance(value, NotComputed):
+            by.setdefault(name, {}).setdefault(value.reason, []).append(est or "")
+    out = {}
+    for name, reasons in by.items():
+        parts = [r if set(ests) >= set(spec.estimators) or ests == [""] else
+                 f"{', '.join(ests)}: {r}" for r, ests in reasons.items()]
+        out[name] = "; ".join(parts)
+    return out
+
+
+def _by_variable(spec: JobSpec, values: dict) -> dict[str, np.ndarray]:
+    """Task results keyed (variable, estimator) -> one array per variable (estimators
+    stacked first); a NotComputed value becomes NaN of the variable's shape."""
+    def value(name: str, est: str | None) -> np.ndarray:
+        v = values[name, est]
+        return nan_value(name, spec) if isinstance(v, NotComputed) else np.asarray(v)
+
+    out = {"samples": np.stack([value("samples", e) for e in spec.estimators])}
+    for m in JOB_METRICS:
+        out[m.name] = (np.stack([value(m.name, e) for e in spec.estimators])
+                       if m.per_estimator else value(m.name, None))
+    return out
 
 
 def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
-    """The job's Dask tasks keyed by (variable, estimator); ("kde", None) gives (tv, l2)."""
+    """The job's Dask tasks keyed by (variable, estimator), estimator None for per-job ones.
+
+    The inputs a metric reads (job_metrics.INPUTS) are built once per estimator or per
+    job, and only when an applicable metric reads them; each metric of
+    job_metrics.JOB_METRICS is one task on its input, or NotComputed with the reason
+    where it does not apply.
+    """
     import dask
 
-    from . import metrics, sampler
+    from . import sampler
+    from .densities import density
 
-    p0 = _density(spec)
+    p0 = density(spec.density, beta=spec.beta, d=spec.d)
     delayed = dask.delayed
+    reasons = {m.name: m.applies(spec) for m in JOB_METRICS}
+    wanted = {m.reads for m in JOB_METRICS if reasons[m.name] is None}
 
-    def mse_at(est, t: float):
-        # keyed by the value of t alone: the same t gives the same draws in any grid, and
-        # a t shared by the two grids is one task (pure=True, identical arguments)
-        return delayed(_score_mse_at, pure=True)(est, p0, float(t), spec.n_mc,
-                                                 (*spec.key, "score_mse", float(t)))
+    def metric_tasks(inputs: dict[str, object], est: str | None) -> None:
+        for m in JOB_METRICS:
+            if m.per_estimator != (est is not None):
+                continue
+            tasks[m.name, est] = (
+                NotComputed(reasons[m.name]) if reasons[m.name] is not None else
+                delayed(compute_metric, pure=True)(m.name, inputs[m.reads], p0, spec))
 
     # task names carry the job's parameter hash: on a scheduler shared by concurrent jobs,
     # Dask would otherwise hand one job another job's estimator of the same name
     job_id = spec.params_hash[:20]
     tasks: dict[tuple[str, str | None], object] = {}
+    record, _ = stop_steps(spec)
     for name in spec.estimators:
         est = delayed(_build_estimator, pure=True)(spec, name,
                                                    dask_key_name=f"estimator-{name}-{job_id}")
         score = delayed(_PinnedScore, pure=True)(est, dask_key_name=f"score-{name}-{job_id}")
         # the estimator is in the key: sampler.sample names its Dask tasks from the key,
         # not from the score, so a shared key would make the estimators share one output
-        record, at = _stop_steps(spec)
         chains = sampler.sample(score, m=spec.m, d=spec.d, t0=spec.t0, T=spec.T,
                                 steps=spec.steps, integrator=spec.integrator,
                                 key=(*spec.key, "sample", name), chunk=spec.chunk,
@@ -354,17 +295,18 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         chains_d = delayed(np.asarray, pure=True)(chains)
         samples_d = delayed(_last, pure=True)(chains_d)
         tasks["samples", name] = samples_d
-        tasks["memorisation_stop", name] = delayed(_memorisation_stop, pure=True)(
-            chains_d, at, p0, spec)
-        tasks["law", name] = delayed(_law_metrics, pure=True)(score, p0, spec)
-        tasks["score_mse", name] = delayed(np.array, pure=True)([mse_at(est, t)
-                                                                 for t in spec.ts])
-        tasks["score_mse_int", name] = delayed(_integrate, pure=True)(
-            spec.ts_int, [mse_at(est, t) for t in spec.ts_int])
-        for metric in ("tv", "w1", "mmd2", "memorisation", "escapes"):
-            tasks[metric, name] = delayed(_sample_metric, pure=True)(metric, samples_d, p0, spec)
-    tasks["tv_floor", None] = delayed(_pin, pure=True)(metrics.tv_binned_floor, p0, spec.m,
-                                                       key=(*spec.key, "tv_floor"))
-    tasks["kde", None] = delayed(_kde_metrics, pure=True)(spec, p0, spec.t0, spec.n_mc_kde,
-                                                          spec.key)
+        inputs: dict[str, object] = {"samples": samples_d, "chains": chains_d}
+        if "law" in wanted:
+            inputs["law"] = delayed(law_of, pure=True)(score, spec)
+        if "score_t" in wanted:
+            ts = np.unique(np.concatenate([spec.ts, spec.ts_int]))
+            # one task per t, whichever grid it is on (pure=True, identical arguments)
+            inputs["score_t"] = {float(t): delayed(score_mse_at, pure=True)(est, p0, float(t),
+                                                                           spec)
+                                 for t in ts}
+        metric_tasks(inputs, name)
+    job_inputs: dict[str, object] = {"p0": None}
+    if "train" in wanted:
+        job_inputs["train"] = delayed(draw_train, pure=True)(spec)
+    metric_tasks(job_inputs, None)
     return tasks

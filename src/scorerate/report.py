@@ -279,14 +279,20 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     md += [f"| {k} | {n} |" for k, n in counts.items()]
     for title, df in sections.items():
         md += ["", f"## {title}", "", _md_table(df) if len(df) else "(no rows)"]
+    skipped = [(name, study[name].attrs["not_computed"]) for name in study.data_vars
+               if study[name].attrs.get("not_computed")]
+    if skipped:
+        md += ["", "## Not computed (NaN by design)", ""]
+        md += [f"- `{name}`: {why}" for name, why in skipped]
     (out / "summary.md").write_text("\n".join(md) + "\n")
 
     n_seeds = int(study.sizes["seed"])
     glossary = list(rates_mod.VERDICTS.items())
     columns = [(c, _COLUMN_MEANING.get(c, "")) for c in
                _table_columns(v) + ["t", "n", "regime"]]
-    metrics = [(x.name, x.long_name, x.units, x.description) for x in VARIABLES
-               if x.role == "metric"]
+    metrics = [(x.name, x.long_name, x.units, x.description,
+                study[x.name].attrs.get("not_computed", "") if x.name in study else "")
+               for x in VARIABLES if x.role == "metric"]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(

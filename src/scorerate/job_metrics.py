@@ -1,0 +1,289 @@
+"""The metrics one job computes: one declaration and one function per variable.
+
+`JOB_METRICS` is the table the job graph (`scorerate.job`) loops over; no metric name
+appears in the job itself. Each entry names the variable it fills (declared, with dims and
+units, in `scorerate.variables`), what it reads, the function that computes it (named as
+the variable) and `applies(spec)`, which returns the reason it does not apply to a job
+(benchopt's `skip`): the variable is then NaN and its `not_computed` attribute carries the
+reason into the run store, the study and the report.
+
+What a metric reads (built once per estimator or once per job by the job graph):
+
+- "samples": the sampler's m outputs (m, d) for one estimator;
+- "chains": the chains at the recorded steps (R + 1, m, d) (see `stop_steps`);
+- "law": the exact law of the discretised sampler for one estimator (`scorerate.law`);
+- "score_t": {t: (score MSE, its standard error)} for one estimator on the union of the
+  study's t grid and the integration grid;
+- "train": the job's training set (per job);
+- "p0": nothing beyond p0 itself (per job).
+
+Adding a metric: declare its `Variable` in `scorerate.variables`, write its function
+here, and add one `JobMetric` row. A store written before the variable existed is refused
+by `store.open_run` (missing variable) and recomputed by the workflow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import seeding
+from .spec import JobSpec
+from .variables import STOP_FACTORS, variable
+
+__all__ = ["INPUTS", "JOB_METRICS", "JobMetric", "NotComputed", "compute_metric",
+           "draw_train", "law_of", "metric", "nan_value", "pin", "score_mse_at", "stop_steps"]
+
+#: what a metric may read -> computed once per estimator (True) or once per job (False)
+INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "score_t": True,
+                           "train": False, "p0": False}
+
+
+@dataclass(frozen=True)
+class NotComputed:
+    """A value that was not computed, with the reason (becomes NaN in the store)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class JobMetric:
+    """One variable a job fills: what it reads, how it is computed, when it applies."""
+
+    name: str
+    reads: str
+    compute: Callable[[object, object, JobSpec], object]
+    applies: Callable[[JobSpec], str | None] = lambda spec: None
+
+    def __post_init__(self) -> None:
+        if self.reads not in INPUTS:
+            raise ValueError(f"{self.name}: reads {self.reads!r}; choose from {list(INPUTS)}")
+        variable(self.name)  # declared in scorerate.variables
+
+    @property
+    def per_estimator(self) -> bool:
+        """One value per estimator (else one per job)."""
+        return INPUTS[self.reads]
+
+
+# ---------------------------------------------------------------- helpers shared by metrics
+
+def pin(fn, *args, **kwargs):
+    """Call fn with numba's (thread-local) thread count at 1: Dask threads are the parallelism."""
+    import numba
+
+    numba.set_num_threads(1)
+    return fn(*args, **kwargs)
+
+
+def draw_train(spec: JobSpec) -> np.ndarray:
+    """The job's (n, d) training set: a pure function of its key, so any worker can redraw it."""
+    from .densities import density
+
+    p0 = density(spec.density, beta=spec.beta, d=spec.d)
+    return np.ascontiguousarray(p0.sample(spec.n, rng=seeding.rng(*spec.key, "train")),
+                                dtype=np.float64).reshape(spec.n, spec.d)
+
+
+def stop_steps(spec: JobSpec) -> tuple[tuple[int, ...], list[int | None]]:
+    """Step counts at which the chains pass t0 * f for f in STOP_FACTORS (f > 1) on the
+    sampler's geometric grid, and for each factor the index of its record (None: beyond T;
+    -1: the final output)."""
+    span = math.log(spec.T / spec.t0)
+    record: list[int] = []
+    at: list[int | None] = []
+    for f in STOP_FACTORS:
+        if f == 1.0:
+            at.append(-1)
+            continue
+        if math.log(f) > span:
+            at.append(None)
+            continue
+        j = int(round(spec.steps * (1.0 - math.log(f) / span)))
+        if j < 1 or j >= spec.steps:
+            at.append(None if j < 1 else -1)
+            continue
+        if j not in record:
+            record.append(j)
+        at.append(j)
+    record.sort()
+    return tuple(record), [a if a in (None, -1) else record.index(a) for a in at]
+
+
+def law_of(score, spec: JobSpec):
+    """The exact output law of the sampler driven by `score` (scorerate.law), or NotComputed
+    when its grid outgrows the cell budget (a diverging sampler, e.g. highorder at small n)."""
+    from . import law
+
+    try:
+        return law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T, steps=spec.steps,
+                              integrator=spec.integrator, resolution=spec.law_resolution)
+    except law.GridTooLarge as exc:
+        return NotComputed(f"the law's grid outgrew its cell budget ({exc})")
+
+
+def score_mse_at(est, p0, t: float, spec: JobSpec) -> tuple[float, float]:
+    """(score MSE, its standard error) at one t; its draws are keyed by the value of t
+    alone, so the same t gives the same draws in any grid."""
+    from .metrics import score_mse as mse_of
+
+    mse, se = pin(mse_of, est, p0, np.array([t]), n_mc=spec.n_mc,
+                  key=(*spec.key, "score_mse", float(t)))
+    return float(np.asarray(mse).ravel()[0]), float(np.asarray(se).ravel()[0])
+
+
+def _sample_key(spec: JobSpec, name: str) -> tuple:
+    return (*spec.key, "sample_metrics", name)
+
+
+# ---------------------------------------------------------------- when a metric applies
+
+def _law_applies(spec: JobSpec) -> str | None:
+    if spec.d > 2:
+        return "the exact output law is computed in d <= 2"
+    if spec.integrator == "probability_flow" and spec.d > 1:
+        return "the probability-flow law is computed in d = 1 only"
+    if spec.d == 2 and spec.law_n_max_2d is not None and spec.n > spec.law_n_max_2d:
+        return f"n > law_n_max_2d = {spec.law_n_max_2d} (the study's cost cap)"
+    return None
+
+
+def _binned_tv_applies(spec: JobSpec) -> str | None:
+    return "the binned TV's Monte Carlo floor swamps any signal in d > 3" if spec.d > 3 else None
+
+
+# ---------------------------------------------------------------- metrics, named as variables
+
+def tv(samples, p0, spec: JobSpec) -> float:
+    from .metrics import tv_binned
+
+    return float(pin(tv_binned, samples, p0))
+
+
+def tv_floor(_, p0, spec: JobSpec) -> float:
+    from .metrics import tv_binned_floor
+
+    return float(pin(tv_binned_floor, p0, spec.m, key=(*spec.key, "tv_floor")))
+
+
+def escapes(samples, p0, spec: JobSpec) -> float:
+    from .metrics import escape_fraction
+
+    return escape_fraction(samples, p0)
+
+
+def memorisation(samples, p0, spec: JobSpec) -> float:
+    from .metrics import nearest_distance_ratio
+
+    return pin(nearest_distance_ratio, samples, draw_train(spec), p0,
+               key=_sample_key(spec, "memorisation"))
+
+
+def memorisation_stop(chains, p0, spec: JobSpec) -> np.ndarray:
+    """memorisation of the chains at each stop (NaN where the stop lies beyond T)."""
+    from .metrics import nearest_distance_ratio
+
+    _, at = stop_steps(spec)
+    train = draw_train(spec)
+    states = chains if chains.ndim == 3 else chains[None]
+    return np.array([math.nan if a is None else
+                     pin(nearest_distance_ratio, states[a], train, p0,
+                         key=_sample_key(spec, "memorisation"))
+                     for a in at])
+
+
+def w1(samples, p0, spec: JobSpec) -> float:
+    from .metrics import w1 as w1_distance
+
+    return float(pin(w1_distance, samples, p0, key=_sample_key(spec, "w1"), n_ref=spec.n_ref))
+
+
+def mmd2(samples, p0, spec: JobSpec) -> float:
+    from .metrics import mmd
+
+    return float(pin(mmd, samples, p0, key=_sample_key(spec, "mmd2"), n_ref=spec.n_ref))
+
+
+def tv_law(grid, p0, spec: JobSpec) -> float:
+    from . import law
+
+    return float(law.tv_law(grid, p0))
+
+
+def l2_law(grid, p0, spec: JobSpec) -> float:
+    from . import law
+
+    return float(law.l2_law(grid, p0))
+
+
+def score_mse(score_t, p0, spec: JobSpec) -> np.ndarray:
+    return np.array([score_t[float(t)][0] for t in spec.ts], dtype=np.float64)
+
+
+def score_mse_se(score_t, p0, spec: JobSpec) -> np.ndarray:
+    return np.array([score_t[float(t)][1] for t in spec.ts], dtype=np.float64)
+
+
+def score_mse_int(score_t, p0, spec: JobSpec) -> float:
+    """Trapezoid in log t of the score MSE over the integration grid [t0, T]."""
+    from .metrics import integrate_log_t
+
+    ts = spec.ts_int
+    values = np.array([score_t[float(t)][0] for t in ts])
+    return float(integrate_log_t(ts, values)[0])
+
+
+def tv_kde(train, p0, spec: JobSpec) -> float:
+    from .metrics import tv_kde as tv_of_kde
+
+    value, _se = pin(tv_of_kde, train, spec.t0, p0, n_mc=spec.n_mc_kde,
+                     key=(*spec.key, "tv_kde"))
+    return float(value)
+
+
+def l2_kde(train, p0, spec: JobSpec) -> float:
+    from .metrics import l2_kde as l2_of_kde
+
+    return float(pin(l2_of_kde, train, spec.t0, p0))
+
+
+#: Every metric a job computes, in the order of scorerate.variables.
+JOB_METRICS: tuple[JobMetric, ...] = (
+    JobMetric("score_mse", "score_t", score_mse),
+    JobMetric("score_mse_se", "score_t", score_mse_se),
+    JobMetric("score_mse_int", "score_t", score_mse_int),
+    JobMetric("tv_law", "law", tv_law, _law_applies),
+    JobMetric("l2_law", "law", l2_law, _law_applies),
+    JobMetric("tv", "samples", tv, _binned_tv_applies),
+    JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),
+    JobMetric("memorisation", "samples", memorisation),
+    JobMetric("memorisation_stop", "chains", memorisation_stop),
+    JobMetric("escapes", "samples", escapes),
+    JobMetric("w1", "samples", w1),
+    JobMetric("mmd2", "samples", mmd2),
+    JobMetric("tv_kde", "train", tv_kde),
+    JobMetric("l2_kde", "train", l2_kde),
+)
+_BY_NAME = {m.name: m for m in JOB_METRICS}
+
+
+def metric(name: str) -> JobMetric:
+    """The declaration of the job metric `name`."""
+    return _BY_NAME[name]
+
+
+def compute_metric(name: str, value, p0, spec: JobSpec):
+    """metric(name).compute on its input, passing a NotComputed input through (a Dask task)."""
+    if isinstance(value, NotComputed):
+        return value
+    return metric(name).compute(value, p0, spec)
+
+
+def nan_value(name: str, spec: JobSpec) -> np.ndarray:
+    """NaN shaped like one estimator's (or the job's) value of variable `name`."""
+    sizes = {"t": len(spec.ts), "stop": len(STOP_FACTORS)}
+    dims = [d for d in variable(name).dims if d != "estimator"]
+    return np.full(tuple(sizes[d] for d in dims), np.nan)

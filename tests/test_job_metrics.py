@@ -1,0 +1,83 @@
+"""The job's metric table: every stored metric is declared once, the job graph is built
+from the table alone, and a NaN left by a metric that does not apply carries its reason
+from the run store through the study into the report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scorerate import cluster
+from scorerate.aggregate import combine_runs, write_study
+from scorerate.job import JobSpec, run_job
+from scorerate.job_metrics import INPUTS, JOB_METRICS, JobMetric, metric
+from scorerate.report import make_report
+from scorerate.store import write_run
+from scorerate.variables import VARIABLES
+
+JOB_SOURCE = Path(__file__).resolve().parents[1] / "src" / "scorerate" / "job.py"
+
+
+def test_every_stored_variable_but_the_data_is_one_job_metric():
+    names = [m.name for m in JOB_METRICS]
+    assert len(names) == len(set(names))
+    assert set(names) == {v.name for v in VARIABLES if v.role != "data"}
+
+
+def test_the_job_names_no_metric():
+    """Adding a metric touches the table, not the job: no metric name is written in job.py."""
+    text = JOB_SOURCE.read_text()
+    named = [m.name for m in JOB_METRICS if re.search(rf"[\"']{m.name}[\"']", text)]
+    assert named == []
+
+
+def test_a_declaration_must_name_a_declared_variable_and_a_known_input():
+    with pytest.raises(ValueError, match="unknown metric or variable"):
+        JobMetric("no_such_variable", "samples", lambda *a: 0.0)
+    with pytest.raises(ValueError, match="reads 'pixels'"):
+        JobMetric("tv", "pixels", lambda *a: 0.0)
+    assert set(INPUTS) == {"samples", "chains", "law", "score_t", "train", "p0"}
+
+
+def test_applies_gives_the_reason_and_none_where_it_applies():
+    d1 = JobSpec(density="sym_beta", beta=1.0, d=1, n=100)
+    d3 = JobSpec(density="sym_beta", beta=1.0, d=3, n=100)
+    flow = JobSpec(density="sym_beta", beta=1.0, d=2, n=100, integrator="probability_flow")
+    assert metric("tv_law").applies(d1) is None
+    assert "d <= 2" in metric("tv_law").applies(d3)
+    assert "d = 1" in metric("l2_law").applies(flow)
+    assert metric("tv").applies(d3) is None
+
+
+@pytest.fixture(scope="module")
+def d3_run():
+    spec = JobSpec(density="sym_beta", beta=1.0, d=3, n=60, seed=0, m=32, steps=4,
+                   estimators=("truncated", "empirical"), n_mc=40, n_mc_kde=200,
+                   t_grid=(0.1, 1.0, 2))
+    with cluster.dask_client(None, threads=1, n_workers=1) as client:
+        return run_job(spec, client, progress=False)
+
+
+def test_a_metric_that_does_not_apply_is_nan_with_its_reason(d3_run):
+    for name in ("tv_law", "l2_law"):
+        assert bool(d3_run[name].isnull().all())
+        assert d3_run[name].attrs["not_computed"] == "the exact output law is computed in d <= 2"
+    assert bool(d3_run["tv"].notnull().all())
+    assert "not_computed" not in d3_run["tv"].attrs
+
+
+def test_the_reason_travels_to_the_study_and_the_report(d3_run, tmp_path):
+    path = write_run(d3_run, tmp_path / "run.zarr")
+    study = combine_runs([d3_run], paths=[str(path)], predictions=False)
+    assert study["tv_law"].attrs["not_computed"] == (
+        "the exact output law is computed in d <= 2 (1 job)")
+    spath = write_study(study, tmp_path / "study.zarr")
+    make_report(spath, tmp_path / "report")
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "`tv_law`: the exact output law is computed in d <= 2 (1 job)" in summary
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "Not computed (NaN) where: the exact output law is computed in d &lt;= 2" in html
+    assert np.isnan(float(study["tv_law"].max()))
