@@ -16,8 +16,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["MAX_WALL_S", "Estimate", "available_memory_mb", "check_fits", "estimate",
-           "estimate_spec", "store_bytes"]
+__all__ = ["MAX_WALL_S", "Estimate", "available_memory_mb", "check_fits", "check_study_size",
+           "estimate", "estimate_spec", "resource_request", "store_bytes", "study_job_estimate"]
 
 #: a job estimated to run longer than this is refused (unless forced): a week
 MAX_WALL_S = 7 * 24 * 3600.0
@@ -46,9 +46,10 @@ def store_bytes(*, n: int, m: int, d: int, estimators: int, n_t: int = 12) -> fl
     return 8.0 * (estimators * m * d + n * d + 3 * estimators * n_t) + 100e3
 
 
-def estimate(*, n: int, m: int, d: int, steps: int, estimators: int = 4, n_t: int = 12,
-             n_mc: int = 1000, n_int: int = 12, n_ref: int = 2000, n_mc_kde: int = 20000,
-             highorder: int = 1) -> Estimate:
+def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
+             estimators: int | None = None, n_t: int | None = None, n_mc: int | None = None,
+             n_int: int | None = None, n_ref: int | None = None, n_mc_kde: int | None = None,
+             highorder: int | None = None) -> Estimate:
     """Estimate one job's peak memory, wall time and store size (cost O(1), floats only).
 
     Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
@@ -56,8 +57,22 @@ def estimate(*, n: int, m: int, d: int, steps: int, estimators: int = 4, n_t: in
     b_d m n steps (scaled by estimators / 4, b_d for d > 3 grown like d) plus the score
     MSE (estimators (n_t + n_int) n_mc n kernel evaluations) and the KDE TV (n_mc_kde n).
     highorder: how many of the estimators are highorder (variants included), each with its
-    own k-d tree budget.
+    own k-d tree budget. An argument left None takes the job's default (spec.PARAMS).
     """
+    from .spec import BY_NAME
+
+    default_estimators = BY_NAME["estimators"].default
+    m = BY_NAME["m"].default if m is None else m
+    steps = BY_NAME["steps"].default if steps is None else steps
+    n_t = BY_NAME["n_t"].default if n_t is None else n_t
+    n_mc = BY_NAME["n_mc"].default if n_mc is None else n_mc
+    n_int = BY_NAME["n_int"].default if n_int is None else n_int
+    n_ref = BY_NAME["n_ref"].default if n_ref is None else n_ref
+    n_mc_kde = BY_NAME["n_mc_kde"].default if n_mc_kde is None else n_mc_kde
+    if estimators is None:
+        estimators = len(default_estimators)
+    if highorder is None:
+        highorder = _highorder_count(default_estimators)
     n, m, d, steps = float(n), float(m), float(d), float(steps)
     mem = (_BASE_MB * 1e6 + 100.0 * n * d + 40.0 * estimators * m * d
            + 64.0 * (n_mc + n_ref + n_mc_kde + m) * d) / 1e6
@@ -130,6 +145,29 @@ def check_fits(est: Estimate, *, mem_mb: float | None = None, what: str = "job",
                          f"{_fmt_time(MAX_WALL_S)} limit{hint}")
 
 
+def study_job_estimate(cfg: Mapping, n: int, d: int) -> Estimate:
+    """The estimate of a study's job at (n, d): the config's values where it sets them,
+    else the job's defaults (spec.PARAMS), as the job itself would resolve them."""
+    from .spec import BY_NAME
+
+    ests = cfg.get("estimators") or BY_NAME["estimators"].default
+    tg = cfg.get("t_grid")
+    n_t = int(tg["num"]) if isinstance(tg, Mapping) else None
+    kw = {k: (int(cfg[k]) if cfg.get(k) is not None else None)
+          for k in ("m", "steps", "n_mc", "n_int", "n_ref", "n_mc_kde")}
+    return estimate(n=n, d=d, estimators=len(ests), n_t=n_t,
+                    highorder=_highorder_count(ests), **kw)
+
+
+def resource_request(est: Estimate, attempt: int = 1) -> tuple[int, int]:
+    """(mem_mb, runtime minutes) to ask a scheduler for a job of estimate `est`: twice the
+    estimate (it is good to a factor ~2), at least 1 GB and 10 min, times the attempt (a
+    retry after an out-of-memory or time-limit kill asks for more)."""
+    mem = max(1000, math.ceil(2.0 * est.mem_mb))
+    minutes = max(10, math.ceil(2.0 * est.wall_s / 60.0))
+    return mem * int(attempt), minutes * int(attempt)
+
+
 def check_study_size(cfg: Mapping, jobs: list[dict], *, mem_mb: float | None = None) -> None:
     """Check every job of a study grid against a budget (default: this machine's memory).
 
@@ -138,18 +176,15 @@ def check_study_size(cfg: Mapping, jobs: list[dict], *, mem_mb: float | None = N
     """
     if os.environ.get("SCORERATE_FORCE_SIZE"):
         return
-    ests = cfg.get("estimators") or ("truncated", "regularized", "empirical", "highorder")
-    tg = cfg.get("t_grid")
-    n_t = int(tg["num"]) if isinstance(tg, Mapping) else 12
-    defaults = {"m": 1000, "steps": 64, "n_mc": 1000, "n_int": 12, "n_ref": 2000,
-                "n_mc_kde": 20000}
-    kw = {k: int(cfg.get(k) or v) for k, v in defaults.items()}
+    from .spec import BY_NAME
+
+    m = cfg.get("m") or BY_NAME["m"].default
+    steps = cfg.get("steps") or BY_NAME["steps"].default
     for n, d in sorted({(int(j["n"]), int(j["d"])) for j in jobs}, reverse=True):
-        est = estimate(n=n, d=d, estimators=len(ests), n_t=n_t,
-                       highorder=_highorder_count(ests), **kw)
+        est = study_job_estimate(cfg, n, d)
         try:
-            check_fits(est, mem_mb=mem_mb, what=f"a job with n={n}, d={d}, m={kw['m']}, "
-                                                  f"steps={kw['steps']}")
+            check_fits(est, mem_mb=mem_mb, what=f"a job with n={n}, d={d}, m={m}, "
+                                                  f"steps={steps}")
         except ValueError as exc:
             raise ValueError(f"config: {str(exc).replace('--force-size', 'SCORERATE_FORCE_SIZE=1')}"
                              ) from None

@@ -295,10 +295,15 @@ def test_tiny_study_through_slurm(cluster, tmp_path):
             assert info.get("JobState") == "COMPLETED", (rule, info)
             assert info["Partition"] == PARTITION
             mems.setdefault(rule, set()).add(info["MinMemoryNode"])
-    # run_mem_mb(attempt=1) = 1500 + n d / 100 MB: 1501, 1502, 1504 for n = 100, 200, 400;
+    # run_mem_mb(attempt=1): scorerate.sizing's request for each job of the study (the
+    # repository's config.yaml under the test's config, as Snakemake merges them);
     # aggregate and report ask for 2000 MB (their rules' resources)
-    assert mems == {"run_job": {"1501M", "1502M", "1504M"}, "aggregate": {"2000M"},
-                    "report": {"2000M"}}, mems
+    from scorerate.sizing import resource_request, study_job_estimate
+
+    cfg = {**yaml.safe_load((REPO / "config.yaml").read_text()), **STUDY}
+    want = {f"{resource_request(study_job_estimate(cfg, n, d))[0]}M"
+            for n in STUDY["n"] for d in STUDY["d"]}
+    assert mems == {"run_job": want, "aggregate": {"2000M"}, "report": {"2000M"}}, mems
     # nothing of the cluster run landed in the checkout
     assert not (REPO / ".snakemake" / "slurm_logs").exists()
 

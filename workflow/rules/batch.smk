@@ -36,12 +36,14 @@ def batch_job_list(wildcards, output):
 
 def batch_mem_mb(jobs_):
     """Memory of a batch: the largest job's (jobs run one after another in one process)."""
-    return max(1500 + int(j["n"]) * int(j["d"]) // 100 for j in jobs_)
+    return max(resource_request(study_job_estimate(config, int(j["n"]), int(j["d"])))[0]
+               for j in jobs_)
 
 
 def batch_runtime(jobs_):
-    """Minutes of a batch: the sum of its jobs' generous estimates (see run_runtime)."""
-    return sum(10 + int(j["n"]) * int(j["d"]) // 2000 for j in jobs_)
+    """Minutes of a batch: the sum of its jobs' requests (scorerate.sizing)."""
+    return sum(resource_request(study_job_estimate(config, int(j["n"]), int(j["d"])))[1]
+               for j in jobs_)
 
 
 #: run store path -> its job, for batch_job_list

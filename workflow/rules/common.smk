@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from scorerate.sizing import resource_request, study_job_estimate
 from scorerate.spec import job_args
 from scorerate.store import quarantine_bad_stores
 from scorerate.study import check_study, jobs, normalise_study
@@ -59,13 +60,16 @@ def all_targets():
 
 
 def run_mem_mb(wildcards, attempt):
-    """Memory of one job: base + the training set and kernel blocks (grows with n, d)."""
-    return (1500 + int(wildcards.n) * int(wildcards.d) // 100) * attempt
+    """Memory (MB) of one job: scorerate.sizing's cost model for this study's job, with its
+    margin, times the attempt (a retry after an out-of-memory kill asks for more)."""
+    est = study_job_estimate(config, int(wildcards.n), int(wildcards.d))
+    return resource_request(est, attempt)[0]
 
 
 def run_runtime(wildcards, attempt):
-    """Minutes of one job (generous: the sampler is O(steps m n) kernel evaluations)."""
-    return (10 + int(wildcards.n) * int(wildcards.d) // 2000) * attempt
+    """Minutes of one job: scorerate.sizing's cost model, with its margin, times the attempt."""
+    est = study_job_estimate(config, int(wildcards.n), int(wildcards.d))
+    return resource_request(est, attempt)[1]
 
 
 def opt(flag, value):
