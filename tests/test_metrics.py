@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from scorerate import metrics, seeding
+from scorerate import metrics, score_error, seeding
 from scorerate.densities import density
 
 
@@ -111,7 +111,7 @@ def tv_shift_1d(delta: float) -> float:
 
 def test_score_mse_of_the_exact_score_is_zero():
     p0 = Gauss(2)
-    mse, se = metrics.score_mse(Scaled(p0, 0.0), p0, [0.01, 1.0, 100.0], n_mc=500, key=("k",))
+    mse, se = score_error.score_mse(Scaled(p0, 0.0), p0, [0.01, 1.0, 100.0], n_mc=500, key=("k",))
     assert np.array_equal(mse, np.zeros(3)) and np.array_equal(se, np.zeros(3))
 
 
@@ -120,14 +120,14 @@ def test_score_mse_of_a_scaled_score_matches_the_fisher_information():
     d, s2, a = 3, 0.5, 0.3
     p0 = Gauss(d, s2)
     ts = np.array([1e-3, 0.1, 1.0, 30.0])
-    mse, se = metrics.score_mse(Scaled(p0, a), p0, ts, n_mc=20000, key=("fisher",))
+    mse, se = score_error.score_mse(Scaled(p0, a), p0, ts, n_mc=20000, key=("fisher",))
     exact = a * a * d / (s2 + ts)
     assert np.all(np.abs(mse - exact) < 4 * se), (mse, exact, se)
     # the SE is honest: it matches the exact standard deviation of the importance-sampling
     # estimator (radial quadrature below), not just any number that covers the error
     np.testing.assert_allclose(se, [mixture_se_gauss(d, s2, a, t, 20000) for t in ts],
                                rtol=0.1)
-    again, _ = metrics.score_mse(Scaled(p0, a), p0, ts, n_mc=20000, key=("fisher",))
+    again, _ = score_error.score_mse(Scaled(p0, a), p0, ts, n_mc=20000, key=("fisher",))
     assert np.array_equal(mse, again)
 
 
@@ -138,32 +138,32 @@ def test_integrate_log_t_converges_to_the_integral():
     errs = []
     for num in (50, 100):
         ts = np.geomspace(1e-3, 50.0, num)
-        val, se = metrics.integrate_log_t(ts, f(ts))
+        val, se = score_error.integrate_log_t(ts, f(ts))
         errs.append(abs(val - exact))
         assert math.isnan(se)
     assert errs[1] < 1e-3 * exact and 3.5 < errs[0] / errs[1] < 4.5
     # exact for f = 1/t
     ts = np.geomspace(1e-2, 1e2, 7)
-    assert metrics.integrate_log_t(ts, 1 / ts)[0] == pytest.approx(math.log(1e4), rel=1e-13)
+    assert score_error.integrate_log_t(ts, 1 / ts)[0] == pytest.approx(math.log(1e4), rel=1e-13)
 
 
 def test_integrated_score_error_of_a_scaled_score():
     d, s2, a, t0, T = 2, 1.0, 0.2, 1e-2, 20.0
     p0 = Gauss(d, s2)
-    val, se = metrics.integrated_score_error(Scaled(p0, a), p0, t0, T, num=60, n_mc=4000,
+    val, se = score_error.integrated_score_error(Scaled(p0, a), p0, t0, T, num=60, n_mc=4000,
                                              key=("ise",), return_se=True)
     exact = a * a * d * math.log((s2 + T) / (s2 + t0))  # closed form of int a^2 d/(s2+t) dt
     # MC (4 se) plus the log-trapezoid error at num = 60 (< 1e-3 relative, test above)
     assert abs(val - exact) < 4 * se + 1e-3 * exact, (val, exact, se)
-    assert val == metrics.integrated_score_error(Scaled(p0, a), p0, t0, T, num=60, n_mc=4000,
+    assert val == score_error.integrated_score_error(Scaled(p0, a), p0, t0, T, num=60, n_mc=4000,
                                                  key=("ise",))
 
 
 @pytest.mark.parametrize("call", [
-    lambda p0: metrics.score_mse(Scaled(p0, 0), p0, [0.0, 1.0], n_mc=10, key="k"),
-    lambda p0: metrics.score_mse(Scaled(p0, 0), p0, [1.0], n_mc=1, key="k"),
-    lambda p0: metrics.integrated_score_error(Scaled(p0, 0), p0, 1.0, 1.0, key="k"),
-    lambda p0: metrics.integrated_score_error(Scaled(p0, 0), p0, 0.1, 1.0, num=1, key="k"),
+    lambda p0: score_error.score_mse(Scaled(p0, 0), p0, [0.0, 1.0], n_mc=10, key="k"),
+    lambda p0: score_error.score_mse(Scaled(p0, 0), p0, [1.0], n_mc=1, key="k"),
+    lambda p0: score_error.integrated_score_error(Scaled(p0, 0), p0, 1.0, 1.0, key="k"),
+    lambda p0: score_error.integrated_score_error(Scaled(p0, 0), p0, 0.1, 1.0, num=1, key="k"),
 ])
 def test_score_error_bad_input(call):
     with pytest.raises(ValueError):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from scorerate import metrics, score_error, seeding, theory
+from scorerate import score_error, seeding, theory
 from scorerate.densities import density
 from scorerate.estimators import build
 
@@ -129,12 +129,9 @@ def test_every_estimator_gives_finite_values_at_extreme_times(kind):
     assert np.all(np.isfinite(mse) & np.isfinite(se) & (mse > 0) & (se >= 0)), (mse, se)
 
 
-def test_small_n_mc_plans_and_metrics_reexport():
+def test_small_n_mc_plans():
     for n_mc in (2, 3, 4, 7, 24, 1000, 1001):
         lam, counts = score_error.mixture_plan(n_mc)
         assert counts.sum() == n_mc and np.all(counts >= 2) and lam[0] == 1.0
         assert counts[0] >= n_mc / 2 and np.all(np.diff(lam) > 0)
     assert score_error.mixture_plan(1000)[0].tolist() == [1.0, *score_error.LADDER]
-    assert metrics.score_mse is score_error.score_mse
-    assert metrics.integrate_log_t is score_error.integrate_log_t
-    assert metrics.integrated_score_error is score_error.integrated_score_error

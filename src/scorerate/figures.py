@@ -19,7 +19,7 @@ import xarray as xr  # noqa: E402
 
 from .rates import KDE_ESTIMATOR, N_METRICS, bootstrap_means  # noqa: E402
 from .seeding import rng  # noqa: E402
-from .theory import score_mse_t_exponent  # noqa: E402
+from .theory import T_REGIMES, score_mse_t_exponent, t_regime_mask  # noqa: E402
 from .variables import variable  # noqa: E402
 
 __all__ = ["KIND_STYLE", "MAX_COLS", "STYLE", "error_vs_n", "overview", "samples_vs_density",
@@ -215,8 +215,8 @@ def score_mse_vs_t(mse: xr.DataArray, d: int, title: str) -> plt.Figure:
             finite = m[np.isfinite(m) & (m > 0)]
             if finite.size:
                 y1 = float(np.exp(np.mean(np.log(finite))))
-                for regime, style, text in (("small", "k:", "t<1"), ("large", "k--", "t>1")):
-                    sel = ts <= 1 if regime == "small" else ts >= 1
+                for (regime, text), style in zip(T_REGIMES.items(), ("k:", "k--"), strict=True):
+                    sel = t_regime_mask(ts, regime)
                     slope = score_mse_t_exponent(d, regime)
                     if sel.sum() >= 2:
                         xs = ts[sel][[0, -1]]

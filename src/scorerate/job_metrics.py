@@ -128,7 +128,7 @@ def law_of(score, spec: JobSpec):
 def score_mse_at(est, p0, t: float, spec: JobSpec) -> tuple[float, float]:
     """(score MSE, its standard error) at one t; its draws are keyed by the value of t
     alone, so the same t gives the same draws in any grid."""
-    from .metrics import score_mse as mse_of
+    from .score_error import score_mse as mse_of
 
     mse, se = pin(mse_of, est, p0, np.array([t]), n_mc=spec.n_mc,
                   key=(*spec.key, "score_mse", float(t)))
@@ -229,7 +229,7 @@ def score_mse_se(score_t, p0, spec: JobSpec) -> np.ndarray:
 
 def score_mse_int(score_t, p0, spec: JobSpec) -> float:
     """Trapezoid in log t of the score MSE over the integration grid [t0, T]."""
-    from .metrics import integrate_log_t
+    from .score_error import integrate_log_t
 
     ts = spec.ts_int
     values = np.array([score_t[float(t)][0] for t in ts])

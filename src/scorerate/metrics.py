@@ -19,21 +19,16 @@ from . import seeding
 from .checks import check_int
 from .engine import GaussianEngine
 from .engine.base import as_points
-from .score_error import integrate_log_t, integrated_score_error, score_mse
 from .seeding import key_parts
 from .variables import ESCAPE_MARGIN
 
 __all__ = [
-    "ESCAPE_MARGIN",
     "escape_fraction",
-    "integrate_log_t",
-    "integrated_score_error",
     "l2_kde",
     "median_bandwidth",
     "mmd",
     "nearest_distance_ratio",
     "projection_directions",
-    "score_mse",
     "tv_binned",
     "tv_binned_bins",
     "tv_binned_edges",
@@ -53,9 +48,8 @@ def _samples(samples: np.ndarray, d: int) -> np.ndarray:
     return x
 
 
-# ---------------------------------------------------------------- score error
-# score_mse, integrate_log_t, integrated_score_error live in score_error.py (importance
-# sampling of the rare truncation region); re-exported above so old imports keep working.
+# score_mse, integrate_log_t and integrated_score_error live in score_error.py
+# (importance sampling of the rare truncation region).
 
 
 # ---------------------------------------------------------------- TV of the sample output

@@ -32,7 +32,7 @@ import xarray as xr
 from scipy import stats
 
 from .aggregate import cells
-from .theory import score_mse_t_exponent
+from .theory import T_REGIMES, score_mse_t_exponent, t_regime_mask
 from .variables import RATE_METRICS as N_METRICS
 from .variables import exponent as theory_exponent
 from .variables import variable
@@ -383,7 +383,8 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
                 judged = _judge(fit, th_n, ns, _nanmean(vals), None, None, min_seeds)
                 rows.append(_row(c, "score_mse", "n", fit, th_n, judged, t=float(t)))
         for i, n in enumerate(ns):
-            for regime, sel, label in (("small", ts < 1, "t<1"), ("large", ts > 1, "t>1")):
+            for regime, label in T_REGIMES.items():
+                sel = t_regime_mask(ts, regime)
                 vals = m[i][:, sel].T  # (t, seed): one job's curve over t, seeds paired
                 if not sel.any() or not np.isfinite(vals).any():
                     continue

@@ -225,10 +225,7 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     rates.to_csv(out / "rates.csv", index=False)
     v = verdict_view(rates)
     if density_factory is None:
-        try:
-            from . import density as density_factory
-        except ImportError:
-            density_factory = None
+        from .densities import density as density_factory
 
     cell_list = cells(study)
     ov = _overview_rows(v)

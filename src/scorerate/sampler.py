@@ -154,7 +154,7 @@ def _chunk(score: ScoreFn, start_points: np.ndarray | None, i0: int, i1: int, d:
 def sample(score: ScoreFn, *, m: int, d: int, t0: float, T: float, steps: int,
            integrator: str = "euler_maruyama", key: Sequence[object] | str = (),
            start: str = "gaussian", start_points: np.ndarray | None = None,
-           chunk: int = 1024, record: Sequence[int] = ()) -> da.Array:
+           chunk: int = 250, record: Sequence[int] = ()) -> da.Array:
     """m particles of the reverse SDE from forward time T down to t0, as a lazy Dask array.
 
     Parameters

@@ -27,7 +27,7 @@ from scipy import special
 
 from .checks import check_time
 
-__all__ = ["SHAPES", "Gauss", "Laplace", "Shape", "SymBeta", "log1mexp"]
+__all__ = ["Gauss", "Laplace", "Shape", "SymBeta", "log1mexp"]
 
 _LOG2 = math.log(2.0)
 _LOG2PI = math.log(2.0 * math.pi)
@@ -485,6 +485,3 @@ def _symbeta_quad_kernel(x, t, g, levels, omz, opz, logw, halfpow, log_norm):  #
         sc[q] = v
     return lf, sc
 
-
-#: name -> shape factory (SymBeta takes gamma).
-SHAPES = {"sym_beta": SymBeta, "gauss": Gauss, "laplace": Laplace}

@@ -77,6 +77,25 @@ def score_mse_t_exponent(d: int, t_regime: str) -> float:
     raise ValueError(f"t_regime must be 'small' or 'large', got {t_regime!r}")
 
 
+#: the t at which the score MSE's exponent in t changes (t^{d/2} v 1 in the rate)
+T_REGIME_BOUNDARY = 1.0
+#: the regimes of the score MSE in t: name -> short label
+T_REGIMES = {"small": "t<1", "large": "t>1"}
+
+
+def t_regime_mask(ts, t_regime: str):
+    """Which of the times ts lie in a regime: t < 1 ("small") or t > 1 ("large"); the
+    boundary itself belongs to neither, so fits and figures select the same points."""
+    import numpy as np
+
+    ts = np.asarray(ts, dtype=float)
+    if t_regime == "small":
+        return ts < T_REGIME_BOUNDARY
+    if t_regime == "large":
+        return ts > T_REGIME_BOUNDARY
+    raise ValueError(f"t_regime must be 'small' or 'large', got {t_regime!r}")
+
+
 def integrated_score_exponent(beta: float, d: int) -> float:
     """Exponent in n of int_{t0}^{T} MSE(t) dt ~ n^-1 t0^(-d/2) with the default t0."""
     return -2.0 * beta / (2.0 * beta + d)
