@@ -11,7 +11,7 @@ from scipy.stats import norm
 
 import scorerate.estimators.highorder as est_mod
 from scorerate import theory
-from scorerate.estimators import ESTIMATORS, build, resolve
+from scorerate.estimators import ESTIMATORS, build, options_of, resolve
 from scorerate.kernels import legendre_kernel
 from scorerate.seeding import rng
 
@@ -63,7 +63,7 @@ def test_refuses_an_option_it_does_not_use(kind, option):
     X, _ = _data(10, 1, 2)
     with pytest.raises(ValueError, match=f"does not take.*{option}") as err:
         _est(X, kind, **{option: 1.0})
-    for valid in resolve(kind).options:  # the message names the valid ones
+    for valid in options_of(resolve(kind)):  # the message names the valid ones
         assert valid in str(err.value)
 
 

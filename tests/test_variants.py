@@ -224,3 +224,32 @@ def test_figures_give_many_estimators_distinct_styles_and_wrap_panels():
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 6 and fig.get_size_inches()[0] <= 4.6 * figures.MAX_COLS + 1e-9
     assert {ax.get_title() for ax in visible} == set(mse["estimator"].values)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("truncated[c_rho=-1]", "c_rho must be a finite number > 0"),
+    ("highorder[order=0]", "order must be an integer in"),
+    ("highorder[order=2.5]", "order must be an integer"),
+    ("highorder[order=1000000]", "order must be an integer in"),
+    ("regularized[eps=-1]", "eps must be a finite number > 0"),
+    ("truncated[rtol=5]", "rtol must be a finite number in (0, 1)"),
+    ("highorder[C=0]", "C must be a finite number > 0"),
+])
+def test_variant_options_are_checked_against_their_declared_bounds(name, words):
+    """A variant's value is refused where the config is read (one line naming the
+    variant), not in a worker after the job started."""
+    with pytest.raises(ValueError) as err:
+        check_variant(name)
+    text = str(err.value)
+    assert words in text and name in text and "\n" not in text
+
+
+def test_the_config_rows_of_estimator_options_come_from_the_estimators():
+    from scorerate.estimators import config_params
+    from scorerate.spec import BY_NAME
+
+    rows = {p.name: p for p in config_params()}
+    assert set(rows) == {"c_rho", "eps", "highorder_order", "highorder_C"}
+    for name, p in rows.items():
+        assert BY_NAME[name] == p and p.in_config
+    assert rows["highorder_order"].used_by == "highorder" and rows["c_rho"].used_by == "truncated"

@@ -64,10 +64,9 @@ def _build_estimator(spec: JobSpec, name: str):
     """
     from .estimators import build
 
+    # every job parameter by its name (each estimator takes the ones it declares), plus
     # plan_m: the engine's backend choice may not depend on the chunk size (bit-identity)
-    params = {"c_rho": spec.c_rho, "eps": spec.eps, "backend": spec.backend,
-              "rtol": spec.rtol, "plan_m": spec.m, "order": spec.highorder_order,
-              "C": spec.highorder_C, "noise_seed": _noise_seed(spec)}
+    params = {**spec.params(), "plan_m": spec.m, "noise_seed": _noise_seed(spec)}
     return build(name, draw_train(spec), params)
 
 

@@ -60,14 +60,15 @@ def all_targets():
 
 
 def run_mem_mb(wildcards, attempt):
-    """Memory (MB) of one job: scorerate.sizing's cost model for this study's job, with its
-    margin, times the attempt (a retry after an out-of-memory kill asks for more)."""
+    """Memory (MB) of one job: the cost model of scorerate.sizing for this job of the study,
+    with its margin, times the attempt (a retry after an out-of-memory kill asks for more)."""
     est = study_job_estimate(config, int(wildcards.n), int(wildcards.d))
     return resource_request(est, attempt)[0]
 
 
 def run_runtime(wildcards, attempt):
-    """Minutes of one job: scorerate.sizing's cost model, with its margin, times the attempt."""
+    """Minutes of one job: the cost model of scorerate.sizing, with its margin, times the
+    attempt."""
     est = study_job_estimate(config, int(wildcards.n), int(wildcards.d))
     return resource_request(est, attempt)[1]
 
@@ -84,7 +85,8 @@ def dask_options(wildcards, threads):
     embedded cluster). A param that takes `threads` counts as derived, so Snakemake keeps
     it out of the params rerun trigger: jobs give bit-identical numbers on any cluster and
     thread count, so changing either reruns nothing."""
-    return f"--threads {threads} " + opt("--scheduler", config["dask"]["scheduler_address"])
+    scheduler = opt("--scheduler", config["dask"]["scheduler_address"])
+    return " ".join(filter(None, (f"--threads {threads}", scheduler)))
 
 
 def report_dir(wildcards, output):

@@ -23,6 +23,7 @@ without a decimal point, others as Python's repr ("highorder[C=2.5,order=4]").
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping
@@ -30,15 +31,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..params import Param
 from ..registry import Registry
-from .base import Estimator
+from .base import Estimator, option_name
 from .gaussian import Empirical, GaussianScore, Regularized, Truncated
 from .highorder import HighOrder
 
 __all__ = ["ESTIMATORS", "Empirical", "Estimator", "GaussianScore", "HighOrder",
            "Regularized", "ScoreEstimator", "Truncated", "base_name", "build",
-           "check_variant", "options_of", "parse_variant", "register", "resolve",
-           "split_names", "variant_label"]
+           "check_variant", "config_params", "declared_options", "options_of",
+           "parse_variant", "register", "resolve", "split_names", "variant_label"]
 
 
 @runtime_checkable
@@ -59,12 +61,13 @@ class ScoreEstimator(Protocol):
 
 
 #: the only list of estimator names: name -> factory(X, **options)
-ESTIMATORS = Registry("estimator", "scorerate.estimators", {
+_BUILTIN = {
     "truncated": Truncated,
     "regularized": Regularized,
     "empirical": Empirical,
     "highorder": HighOrder,
-})
+}
+ESTIMATORS = Registry("estimator", "scorerate.estimators", dict(_BUILTIN))
 
 
 def register(name: str, factory: Any, *, replace: bool = False) -> Any:
@@ -80,30 +83,68 @@ def resolve(name: str) -> Any:
     return ESTIMATORS.resolve(name)
 
 
-def options_of(factory: Any) -> tuple[str, ...]:
-    """The job parameters a factory declares (its `options` attribute; () if none)."""
+def declared_options(factory: Any) -> tuple[str | Param, ...]:
+    """A factory's `options` as declared: names of job parameters and its own `Param`s."""
     opts = getattr(factory, "options", ())
-    if isinstance(opts, str) or not all(isinstance(o, str) for o in opts):
-        raise ValueError(f"{factory!r}.options must be a tuple of parameter names, got {opts!r}")
+    if isinstance(opts, str) or not all(isinstance(o, str | Param) for o in opts):
+        raise ValueError(f"{factory!r}.options must be a tuple of parameter names or Params, "
+                         f"got {opts!r}")
     return tuple(opts)
+
+
+def options_of(factory: Any) -> tuple[str, ...]:
+    """The keywords a factory takes (its `options`; () if none)."""
+    return tuple(option_name(o) for o in declared_options(factory))
+
+
+def config_params() -> tuple[Param, ...]:
+    """The job parameters the built-in estimators' options add (spec.PARAMS), one per
+    option a study may set: named by its job_name, read only by its estimator."""
+    out = []
+    for est, factory in _BUILTIN.items():
+        for o in declared_options(factory):
+            if isinstance(o, Param) and o.in_config:
+                out.append(dataclasses.replace(o, name=o.job_name or o.name, used_by=est,
+                                               job_name=None))
+    return tuple(out)
 
 
 def build(name: str, X: np.ndarray, params: Mapping[str, Any] | None = None) -> ScoreEstimator:
     """The estimator `name` (a variant allowed) on training points X, given the params
     its factory declares, overridden by the variant's inline options.
 
-    `params` may hold every job parameter (c_rho, eps, backend, ...); keys the factory
-    does not declare are left out, so one mapping serves every estimator of a job.
+    `params` may hold every job parameter (c_rho, eps, backend, highorder_order, ...);
+    keys the factory does not declare are left out, so one mapping serves every estimator
+    of a job. An option declared with a job_name is read under that name (or its own).
     """
     base, inline = parse_variant(check_variant(name))  # one spelling, one estimator
     factory = resolve(base)
     params = {} if params is None else params
-    kwargs = {k: params[k] for k in options_of(factory) if k in params}
+    kwargs = {}
+    for o in declared_options(factory):
+        key = o.job_name if isinstance(o, Param) and o.job_name in params else option_name(o)
+        if key in params:
+            kwargs[option_name(o)] = params[key]
     est = factory(X, **{**kwargs, **inline})
     if not callable(getattr(est, "score", None)):
         raise ValueError(f"estimator {name!r} built {type(est).__name__}, which has no "
                          f"score(x, t) method")
     return est
+
+
+def _check_option(name: str, option: str | Param, value: int | float) -> int | float:
+    """An inline option's value against its declared bound (a Param of the factory, else
+    the job parameter of that name); ValueError naming the variant."""
+    if not isinstance(option, Param):
+        from ..spec import BY_NAME  # a job parameter the factory takes (rtol, c_rho, ...)
+
+        option = BY_NAME.get(option)
+        if option is None:
+            return value
+    try:
+        return option.check(value)
+    except ValueError as exc:
+        raise ValueError(f"estimator {name!r}: {exc}") from None
 
 
 # ---------------------------------------------------------------- variants
@@ -198,7 +239,9 @@ def check_variant(name: str) -> str:
     m = _VARIANT.fullmatch(name) if isinstance(name, str) else None
     if m is None:
         return variant_label(name)  # the syntax error
-    return _label(*_parse(name, options_of(resolve(m["base"]))))
+    declared = {option_name(o): o for o in declared_options(resolve(m["base"]))}
+    base, opts = _parse(name, tuple(declared))
+    return _label(base, {k: _check_option(name, declared[k], v) for k, v in opts.items()})
 
 
 def split_names(text: str) -> list[str]:

@@ -1,4 +1,10 @@
-"""Shared plumbing of the built-in estimators: training data, declared options, checks."""
+"""Shared plumbing of the built-in estimators: training data, declared options, checks.
+
+An estimator declares its options in `options`: a `Param` (kind, bound, default, help, and
+with `in_config` the study config row that sets it, see spec.PARAMS) is an option of its
+own, checked here once; a plain name is a job parameter it takes as it is (the engine's
+backend, rtol, plan_m; highorder's noise_seed), as a plug-in's `options = ("c_rho",)`.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +14,36 @@ import numpy as np
 
 from ..checks import check_time
 from ..engine.base import as_points
+from ..params import Param
 
-__all__ = ["Estimator"]
+__all__ = ["Estimator", "option_name"]
+
+
+def option_name(option: str | Param) -> str:
+    """The keyword an estimator receives an option under."""
+    return option.name if isinstance(option, Param) else option
 
 
 class Estimator:
     """Base of the built-in estimators: validated training points and declared options.
 
     Subclasses list the options they take in `options` and implement `_configure` with
-    exactly those keywords; `__init__` refuses any other with a ValueError naming them.
+    exactly those keywords; `__init__` refuses any other with a ValueError naming them and
+    checks each declared `Param` against its bound before `_configure` sees it.
     """
 
-    options: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[tuple[str | Param, ...]] = ()
     name: ClassVar[str] = "estimator"
 
     def __init__(self, X: np.ndarray, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self.options))
+        names = [option_name(o) for o in self.options]
+        unknown = sorted(set(options) - set(names))
         if unknown:
             raise ValueError(f"estimator {self.name!r} does not take option(s) {unknown}; "
-                             f"its options are {list(self.options)}")
+                             f"its options are {names}")
+        for o in self.options:
+            if isinstance(o, Param) and o.name in options:
+                options[o.name] = o.check(options[o.name])
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
             raise ValueError(f"X must be an (n, d) array with n >= 2 and d >= 1, "

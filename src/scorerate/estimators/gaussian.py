@@ -17,9 +17,9 @@ import math
 import numpy as np
 
 from .. import theory
-from ..checks import check_positive
 from ..engine import GaussianEngine
 from ..engine.base import BIG
+from ..params import Param
 from .base import Estimator
 
 __all__ = ["Empirical", "GaussianScore", "Regularized", "Truncated"]
@@ -86,10 +86,12 @@ class Truncated(GaussianScore):
     """
 
     name = "truncated"
-    options = (*GaussianScore.options, "c_rho")
+    options = (*GaussianScore.options,
+               Param("c_rho", "float", 1.0, "truncation constant: rho_n(t) = c_rho / (n t^(d/2))",
+                     lo=0, lo_open=True, in_config=True))
 
     def _configure(self, c_rho: float = 1.0, **engine) -> None:
-        self.c_rho = check_positive("c_rho", c_rho)
+        self.c_rho = float(c_rho)
         super()._configure(**engine)
 
     def _adjust(self, s: np.ndarray, logp: np.ndarray, t: float) -> np.ndarray:
@@ -104,10 +106,12 @@ class Regularized(GaussianScore):
     """
 
     name = "regularized"
-    options = (*GaussianScore.options, "eps")
+    options = (*GaussianScore.options,
+               Param("eps", "float", None, "floor of the regularized estimator (null: n^-2)",
+                     lo=0, lo_open=True, nullable=True, in_config=True))
 
     def _configure(self, eps: float | None = None, **engine) -> None:
-        self.eps = float(self.n) ** -2 if eps is None else check_positive("eps", eps)
+        self.eps = float(self.n) ** -2 if eps is None else float(eps)
         super()._configure(**engine)
 
     def _adjust(self, s: np.ndarray, logp: np.ndarray, t: float) -> np.ndarray:

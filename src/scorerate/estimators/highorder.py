@@ -14,9 +14,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..cache import ByteLRU
-from ..checks import check_int, check_positive
 from ..engine.base import BIG
 from ..kernels import legendre_kernel
+from ..params import Param
 from ..seeding import rng
 from .base import Estimator
 
@@ -57,13 +57,20 @@ class HighOrder(Estimator):
     """
 
     name = "highorder"
-    options = ("order", "C", "noise_seed")
+    options = (
+        # ceil(log n) < 64 for any n a float counts; higher orders only add cancellation
+        Param("order", "int", None, "Legendre kernel order l of highorder (null: "
+              "ceil(log n))", lo=1, hi=64, nullable=True, in_config=True,
+              job_name="highorder_order"),
+        Param("C", "float", None, "bandwidth constant C of highorder (null: d e)",
+              lo=0, lo_open=True, nullable=True, in_config=True, job_name="highorder_C"),
+        "noise_seed",
+    )
 
     def _configure(self, order: int | None = None, C: float | None = None,
                    noise_seed: int = 0) -> None:
-        self.order = math.ceil(math.log(self.n)) if order is None \
-            else check_int("order", order, lo=1)
-        self.C = self.d * math.e if C is None else check_positive("C", C)
+        self.order = math.ceil(math.log(self.n)) if order is None else int(order)
+        self.C = self.d * math.e if C is None else float(C)
         self.noise_seed = noise_seed
         digest = hashlib.sha256(self.X.tobytes()).hexdigest()[:16]
         g = rng(noise_seed, "highorder-noise", self.n, self.d, digest)
