@@ -194,3 +194,26 @@ def test_cells_skip_cells_without_data(runs):
 
     ds = aggregate(runs, config=CONFIG)  # gauss_mix and beta = 2 are in the grid, all NaN
     assert cells(ds) == [("sym_beta", 1.0, 1), ("sym_beta", 1.0, 2)]
+
+
+def test_has_run_marks_exactly_the_runs_also_in_memory():
+    """has_run is the one record of which jobs have data: runs combined from memory (no
+    store path) count, the config's missing jobs and a metric that is NaN by design
+    (not a missing run) do not change it, and the cells, the predictions' cells and the
+    report's cell table read it."""
+    from scorerate.aggregate import cells, has_run
+    from scorerate.prediction import job_cells
+
+    a, b = make_run(n=100, seed=0), make_run(n=300, seed=1)
+    for v in ("tv_law", "l2_law", "tv_kde", "l2_kde"):  # NaN metrics still are a run
+        b[v][...] = np.nan
+    config = {"densities": [{"name": "sym_beta", "beta": [1.0]}], "d": [1],
+              "n": [100, 300, 1000], "seeds": [0, 1]}
+    study = combine_runs([a, b], config=config)
+    runs = has_run(study)
+    assert runs.dtype == bool and int(runs.sum()) == 2
+    assert bool(runs.sel(n=100, seed=0)) and bool(runs.sel(n=300, seed=1))
+    assert not bool(runs.sel(n=1000).any()) and not bool(runs.sel(n=100, seed=1))
+    assert list(study["store"].values.ravel()) == [""] * study["store"].size
+    assert cells(study) == [("sym_beta", 1.0, 1)]
+    assert job_cells(study).ravel().tolist() == [True, True, False]

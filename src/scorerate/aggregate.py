@@ -30,6 +30,7 @@ __all__ = [
     "aggregate",
     "cells",
     "combine_runs",
+    "has_run",
     "read_run",
     "write_study",
 ]
@@ -152,6 +153,7 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     for a in RUN_ATTRS:
         data[a] = (JOB_DIMS, np.full(shape, np.nan))
     data["store"] = (JOB_DIMS, np.full(shape, "", dtype=object))
+    data["has_run"] = (JOB_DIMS, np.zeros(shape, dtype=bool))
     index = {dim: {v: i for i, v in enumerate(coords[dim])} for dim in JOB_DIMS}
 
     not_computed: dict[str, dict[str, int]] = {name: {} for name in METRICS}
@@ -167,6 +169,7 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
         for a in RUN_ATTRS:
             data[a][1][at] = float(keyed[key][1].attrs.get(a, np.nan))
         data["store"][1][at] = path
+        data["has_run"][1][at] = True
 
     # variable-length strings (object dtype): Zarr v3 has a spec for those, not fixed UTF-32
     for k in ("density", "estimator"):
@@ -201,29 +204,39 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     if predictions:  # only for the (density, beta, d, n) that have a run
         from .prediction import prediction_dataset
 
-        jobs = np.zeros(shape[:-1], dtype=bool)
-        for key in keyed:
-            jobs[tuple(index[dim][v] for dim, v in zip(JOB_DIMS[:-1], key, strict=False))] = True
-        out = out.merge(prediction_dataset(out, jobs=jobs), combine_attrs="override")
+        out = out.merge(prediction_dataset(out), combine_attrs="override")
     return out
 
 
-def cells(study: xr.Dataset) -> list[tuple[str, float, int]]:
-    """The (density, beta, d) cells of a study holding any metric, in coordinate order.
+def has_run(study: xr.Dataset) -> xr.DataArray | None:
+    """Boolean (density, beta, d, n, seed): which jobs of a study have a run.
 
-    The one cell filter of the rate table and the report (a config may ask for cells no
-    run has filled yet, and a ragged config's dense grid holds cells that are no job;
-    both hold only NaN and are skipped).
+    The one answer to "which cells have data": the study's `has_run` variable, written by
+    `combine_runs` from the runs themselves (a ragged grid's holes and the config's
+    missing jobs are False). A study written before that variable existed gets it derived
+    from its metrics (a job with any non-NaN metric has a run); a dataset of coordinates
+    alone (no runs to tell) gives None.
     """
-    names = [m for m in METRICS if m in study]
+    if "has_run" in study:
+        return study["has_run"].astype(bool)
     have = None
-    for m in names:
-        extra = [dim for dim in study[m].dims if dim not in ("density", "beta", "d")]
+    for m in (m for m in METRICS if m in study):
+        extra = [dim for dim in study[m].dims if dim not in JOB_DIMS]
         cur = study[m].notnull().any(extra) if extra else study[m].notnull()
         have = cur if have is None else have | cur
-    if have is None:
+    return None if have is None else have.transpose(*JOB_DIMS)
+
+
+def cells(study: xr.Dataset) -> list[tuple[str, float, int]]:
+    """The (density, beta, d) cells of a study that have a run, in coordinate order.
+
+    The one cell filter of the rate table and the report (a config may ask for cells no
+    run has filled yet, and a ragged config's dense grid holds cells that are no job).
+    """
+    runs = has_run(study)
+    if runs is None:
         return []
-    have = have.transpose("density", "beta", "d").values
+    have = runs.any(("n", "seed")).transpose("density", "beta", "d").values
     return [(str(a), float(b), int(c))
             for i, a in enumerate(study["density"].values)
             for j, b in enumerate(study["beta"].values)

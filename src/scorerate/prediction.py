@@ -273,23 +273,15 @@ def predict(p0: ProductMixture, ns: Sequence[float], t0s: Sequence[float] | None
 
 
 def job_cells(study) -> np.ndarray:
-    """Boolean (density, beta, d, n) array: where the study holds any metric of a job.
+    """Boolean (density, beta, d, n) array: where the study has a run of any seed
+    (aggregate.has_run); the cells a prediction is for. Coordinates alone (no runs to
+    tell) ask for every cell."""
+    from .aggregate import has_run
 
-    The cells a prediction is for; a study with no metric variables (coords only) counts
-    every cell. A ragged study's holes (no job) and missing runs are False.
-    """
-    from .variables import METRICS
-
-    dims = ("density", "beta", "d", "n")
-    have = np.zeros(tuple(study.sizes[k] for k in dims), dtype=bool)
-    names = [v.name for v in METRICS if v.name in study]  # a run store's own variables
-    if not names:
-        return ~have
-    for name in names:
-        var = study[name]
-        extra = [k for k in var.dims if k not in dims]
-        have |= (var.notnull().any(extra) if extra else var.notnull()).transpose(*dims).values
-    return have
+    runs = has_run(study)
+    if runs is None:
+        return np.ones(tuple(study.sizes[k] for k in ("density", "beta", "d", "n")), dtype=bool)
+    return runs.any("seed").transpose("density", "beta", "d", "n").values
 
 
 def prediction_dataset(study, density_factory=None, jobs=None):

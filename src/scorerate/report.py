@@ -23,7 +23,7 @@ import xarray as xr
 
 from . import figures
 from . import rates as rates_mod
-from .aggregate import cells
+from .aggregate import cells, has_run
 from .rates import rate_table
 from .variables import VARIABLES
 
@@ -151,9 +151,10 @@ def _cell_table(study: xr.Dataset, v: pd.DataFrame, cell_list: list[tuple]) -> d
     """The short table of cells: (density, beta, d), n and seeds with data, verdict counts."""
     kinds = list(figures.KIND_STYLE)
     rows = []
+    runs = has_run(study)
     for dens, beta, d in cell_list:
         sel = v[(v["density"] == dens) & (v["beta"] == beta) & (v["d"] == d)]
-        have = study["tv_kde"].sel(density=dens, beta=beta, d=d).notnull()
+        have = runs.sel(density=dens, beta=beta, d=d)
         ns = study["n"].values[have.any("seed").values]
         seeds = int(have.sum("seed").max())
         counts = sel["kind"].value_counts()

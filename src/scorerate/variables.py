@@ -160,6 +160,8 @@ COORDINATES: dict[str, tuple[str, str, str]] = {
     "T": ("forward horizon", "time", "forward horizon T of each job"),
     "wall_time_s": ("wall time", "s", "wall-clock seconds of each job"),
     "store": ("run store", "1", "path of the run store of each cell ('' where missing)"),
+    "has_run": ("job has a run", "1", "True where the job's run was aggregated: the one "
+                "record of which (density, beta, d, n, seed) have data"),
 }
 #: the variables the study collects (everything but the bulky data)
 METRICS: tuple[Variable, ...] = tuple(v for v in VARIABLES if v.role != "data")
