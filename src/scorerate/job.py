@@ -266,15 +266,18 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
     p0 = density(spec.density, beta=spec.beta, d=spec.d)
     delayed = dask.delayed
     reasons = {m.name: m.applies(spec) for m in JOB_METRICS}
-    wanted = {m.reads for m in JOB_METRICS if reasons[m.name] is None}
+    wanted = {r for m in JOB_METRICS if reasons[m.name] is None for r in m.inputs}
 
     def metric_tasks(inputs: dict[str, object], est: str | None) -> None:
         for m in JOB_METRICS:
             if m.per_estimator != (est is not None):
                 continue
-            tasks[m.name, est] = (
-                NotComputed(reasons[m.name]) if reasons[m.name] is not None else
-                delayed(compute_metric, pure=True)(m.name, inputs[m.reads], p0, spec))
+            if reasons[m.name] is not None:
+                tasks[m.name, est] = NotComputed(reasons[m.name])
+                continue
+            value = (inputs[m.reads] if isinstance(m.reads, str) else
+                     tuple(inputs[r] for r in m.reads))
+            tasks[m.name, est] = delayed(compute_metric, pure=True)(m.name, value, p0, spec)
 
     # task names carry the job's parameter hash: on a scheduler shared by concurrent jobs,
     # Dask would otherwise hand one job another job's estimator of the same name
@@ -297,6 +300,8 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         inputs: dict[str, object] = {"samples": samples_d, "chains": chains_d}
         if "law" in wanted:
             inputs["law"] = delayed(law_of, pure=True)(score, spec)
+        if "law_half" in wanted:
+            inputs["law_half"] = delayed(law_of, pure=True)(score, spec, spec.steps // 2)
         if "score_t" in wanted:
             ts = np.unique(np.concatenate([spec.ts, spec.ts_int]))
             # one task per t, whichever grid it is on (pure=True, identical arguments)

@@ -12,10 +12,14 @@ What a metric reads (built once per estimator or once per job by the job graph):
 - "samples": the sampler's m outputs (m, d) for one estimator;
 - "chains": the chains at the recorded steps (R + 1, m, d) (see `stop_steps`);
 - "law": the exact law of the discretised sampler for one estimator (`scorerate.law`);
+- "law_half": the same law with half the steps (`spec.steps // 2`), for the numerical
+  error of a first-order scheme;
 - "score_t": {t: (score MSE, its standard error)} for one estimator on the union of the
   study's t grid and the integration grid;
 - "train": the job's training set (per job);
 - "p0": nothing beyond p0 itself (per job).
+
+A metric may read several inputs (a tuple); its function then gets them as a tuple.
 
 Adding a metric: declare its `Variable` in `scorerate.variables`, write its function
 here, and add one `JobMetric` row. A store written before the variable existed is refused
@@ -38,8 +42,8 @@ __all__ = ["INPUTS", "JOB_METRICS", "JobMetric", "NotComputed", "compute_metric"
            "draw_train", "law_of", "metric", "nan_value", "pin", "score_mse_at", "stop_steps"]
 
 #: what a metric may read -> computed once per estimator (True) or once per job (False)
-INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "score_t": True,
-                           "train": False, "p0": False}
+INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "law_half": True,
+                           "score_t": True, "train": False, "p0": False}
 
 
 @dataclass(frozen=True)
@@ -54,19 +58,27 @@ class JobMetric:
     """One variable a job fills: what it reads, how it is computed, when it applies."""
 
     name: str
-    reads: str
+    reads: str | tuple[str, ...]
     compute: Callable[[object, object, JobSpec], object]
     applies: Callable[[JobSpec], str | None] = lambda spec: None
 
     def __post_init__(self) -> None:
-        if self.reads not in INPUTS:
-            raise ValueError(f"{self.name}: reads {self.reads!r}; choose from {list(INPUTS)}")
+        for r in self.inputs:
+            if r not in INPUTS:
+                raise ValueError(f"{self.name}: reads {r!r}; choose from {list(INPUTS)}")
+        if len({INPUTS[r] for r in self.inputs}) != 1:
+            raise ValueError(f"{self.name}: reads per-estimator and per-job inputs at once")
         variable(self.name)  # declared in scorerate.variables
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The inputs it reads, as a tuple."""
+        return (self.reads,) if isinstance(self.reads, str) else tuple(self.reads)
 
     @property
     def per_estimator(self) -> bool:
         """One value per estimator (else one per job)."""
-        return INPUTS[self.reads]
+        return INPUTS[self.inputs[0]]
 
 
 # ---------------------------------------------------------------- helpers shared by metrics
@@ -113,13 +125,15 @@ def stop_steps(spec: JobSpec) -> tuple[tuple[int, ...], list[int | None]]:
     return tuple(record), [a if a in (None, -1) else record.index(a) for a in at]
 
 
-def law_of(score, spec: JobSpec):
-    """The exact output law of the sampler driven by `score` (scorerate.law), or NotComputed
-    when its grid outgrows the cell budget (a diverging sampler, e.g. highorder at small n)."""
+def law_of(score, spec: JobSpec, steps: int | None = None):
+    """The exact output law of the sampler driven by `score` (scorerate.law) with `steps`
+    (default the job's), or NotComputed when its grid outgrows the cell budget (a
+    diverging sampler, e.g. highorder at small n)."""
     from . import law
 
     try:
-        return law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T, steps=spec.steps,
+        return law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T,
+                              steps=spec.steps if steps is None else steps,
                               integrator=spec.integrator, resolution=spec.law_resolution)
     except law.GridTooLarge as exc:
         return NotComputed(f"the law's grid outgrew its cell budget ({exc})")
@@ -276,10 +290,14 @@ def metric(name: str) -> JobMetric:
 
 
 def compute_metric(name: str, value, p0, spec: JobSpec):
-    """metric(name).compute on its input, passing a NotComputed input through (a Dask task)."""
-    if isinstance(value, NotComputed):
-        return value
-    return metric(name).compute(value, p0, spec)
+    """metric(name).compute on its input (a tuple of inputs for a metric that reads
+    several), passing a NotComputed input through (a Dask task)."""
+    m = metric(name)
+    values = (value,) if isinstance(m.reads, str) else tuple(value)
+    for v in values:
+        if isinstance(v, NotComputed):
+            return v
+    return m.compute(value, p0, spec)
 
 
 def nan_value(name: str, spec: JobSpec) -> np.ndarray:
