@@ -81,3 +81,17 @@ def test_the_reason_travels_to_the_study_and_the_report(d3_run, tmp_path):
     html = (tmp_path / "report" / "index.html").read_text()
     assert "Not computed (NaN) where: the exact output law is computed in d &lt;= 2" in html
     assert np.isnan(float(study["tv_law"].max()))
+
+
+def test_every_job_stores_the_samplers_own_error():
+    """tv_sampler, l2_sampler, tv_steps are stored beside tv_law: finite where the law is,
+    and the sampler's error from the law alone (S vs S/2) within a factor 2 of it."""
+    spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=200, seed=0, m=32, steps=64,
+                   estimators=("regularized", "empirical"), n_mc=40, n_mc_kde=200,
+                   t_grid=(0.1, 1.0, 2), law_resolution=2.0)
+    with cluster.dask_client(None, threads=1, n_workers=1) as client:
+        run = run_job(spec, client, progress=False)
+    for name in ("tv_sampler", "l2_sampler", "tv_steps"):
+        assert bool(run[name].notnull().all()) and bool((run[name] > 0).all())
+    ratio = run["tv_steps"] / run["tv_sampler"]
+    assert bool(((ratio > 0.5) & (ratio < 2.0)).all()), ratio.values

@@ -233,6 +233,28 @@ def l2_law(grid, p0, spec: JobSpec) -> float:
     return float(law.l2_law(grid, p0))
 
 
+def tv_sampler(grid, p0, spec: JobSpec) -> float:
+    from .law_distance import tv_to_kde
+
+    return tv_to_kde(grid, draw_train(spec), spec.t0)
+
+
+def l2_sampler(grid, p0, spec: JobSpec) -> float:
+    from .law_distance import l2_to_kde
+
+    return l2_to_kde(grid, draw_train(spec), spec.t0)
+
+
+def tv_steps(laws, p0, spec: JobSpec) -> float:
+    from .law_distance import tv_between
+
+    return tv_between(*laws)
+
+
+def _steps_applies(spec: JobSpec) -> str | None:
+    return _law_applies(spec) or ("needs at least 2 steps" if spec.steps < 2 else None)
+
+
 def score_mse(score_t, p0, spec: JobSpec) -> np.ndarray:
     return np.array([score_t[float(t)][0] for t in spec.ts], dtype=np.float64)
 
@@ -271,6 +293,9 @@ JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("score_mse_int", "score_t", score_mse_int),
     JobMetric("tv_law", "law", tv_law, _law_applies),
     JobMetric("l2_law", "law", l2_law, _law_applies),
+    JobMetric("tv_sampler", "law", tv_sampler, _law_applies),
+    JobMetric("l2_sampler", "law", l2_sampler, _law_applies),
+    JobMetric("tv_steps", ("law", "law_half"), tv_steps, _steps_applies),
     JobMetric("tv", "samples", tv, _binned_tv_applies),
     JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),
     JobMetric("memorisation", "samples", memorisation),

@@ -89,6 +89,19 @@ VARIABLES: tuple[Variable, ...] = (
              "(d <= 2, in 2-D n <= law_n_max_2d; NaN elsewhere)", units="length^(-d/2)",
              label="L2(p0, output law)",
              exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True),
+    Variable("tv_sampler", _EST, "the sampler's own error (TV)",
+             "TV(exact law of the discretised sampler's output, p_hat_{t0}) on the law's "
+             "cells: the sampler's distance to the law it converges to as its steps become "
+             "exact, i.e. its numerical error apart from the score's (d <= 2)",
+             label="TV(output law, p̂_t0)", role="diagnostic"),
+    Variable("l2_sampler", _EST, "the sampler's own error (L2)",
+             "L2(exact law of the sampler's output, p_hat_{t0}) on the law's cells (d <= 2)",
+             units="length^(-d/2)", label="L2(output law, p̂_t0)", role="diagnostic"),
+    Variable("tv_steps", _EST, "discretisation error estimate (TV)",
+             "TV(output law at steps, output law at steps // 2): for a first-order "
+             "integrator an estimate of tv_sampler from the laws alone (1.2-1.5 times "
+             "tv_sampler for sym_beta, d = 1, n = 200, 64-256 steps: it carries the two "
+             "grids' difference too)", label="TV(law_S, law_S/2)", role="diagnostic"),
     Variable("tv", _EST, "TV of the samples (binned)",
              "TV(p0, empirical law of the m samples) on fixed cells of p0's support plus "
              "tail cells (NaN for d > 3); floor: tv_floor",
