@@ -255,3 +255,40 @@ def test_l2_rows_fit_the_root_mean_square_over_seeds():
     rms = np.sqrt(np.nanmean(vals ** 2, axis=1))
     assert row["slope"] == pytest.approx(float(fit_slope(study["n"].values, rms)), rel=1e-9)
     assert row["ci_low"] < row["slope"] < row["ci_high"]
+
+
+def test_numerical_ratio_is_the_mean_error_over_the_standard_error_of_the_mean():
+    from scorerate.rates import numerical_ratio
+
+    vals = np.array([[1.0, 2.0, 3.0, 4.0], [2.0, 2.0, np.nan, 2.0]])
+    num = np.array([[0.1, 0.3, 0.2, 0.2], [0.5, 0.5, 0.5, np.nan]])
+    se0 = np.std([1.0, 2.0, 3.0, 4.0], ddof=1) / 2.0
+    r = numerical_ratio(vals, num)
+    assert r[0] == pytest.approx(0.2 / se0, rel=1e-12)
+    assert np.isnan(r[1])  # no spread: no standard error to compare with
+
+
+@pytest.mark.parametrize("scale, judged", [(1e-6, True), (0.5, False)])
+def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, judged):
+    """tv_law's verdict needs its numerical error (tv_sampler) below NUMERICAL_FRACTION of
+    the standard error of its seed mean at every n; else no verdict, and the reason says so."""
+    from scorerate.rates import NUMERICAL_FRACTION
+
+    runs = []
+    for n in (100, 300, 1000, 3000):
+        for s in range(6):
+            r = make_run(n=n, seed=s, noise=0.05)
+            r["tv_sampler"][...] = scale * float(n) ** -0.5
+            runs.append(r)
+    table = rate_table(combine_runs(runs, predictions=False))
+    rows = table[(table["metric"] == "tv_law") & (table["axis"] == "n")]
+    assert len(rows) == 2  # two estimators
+    for _, row in rows.iterrows():
+        if judged:
+            assert row["verdict_theory"] != "no verdict" and row["numerical_ratio"] < 1e-3
+        else:
+            assert row["verdict_theory"] == "no verdict"
+            assert row["numerical_ratio"] > NUMERICAL_FRACTION
+            assert "numerical error (tv_sampler)" in row["reason"]
+    other = table[(table["metric"] == "tv_kde") & (table["axis"] == "n")]
+    assert (other["verdict_theory"] != "no verdict").all()  # the KDE has no sampler error

@@ -59,6 +59,10 @@ KDE_ESTIMATOR = "ideal_kde"
 #: fewest x values (n or t) and seeds for a verdict
 MIN_POINTS = 3
 MIN_SEEDS = 5
+#: a fit in n gets a verdict only where, at every n of the fit, the metric's numerical
+#: error (seed mean of its `numerical` variable) is at most this fraction of the standard
+#: error of its seed mean: the error the slope's interval is built on
+NUMERICAL_FRACTION = 0.5
 #: every verdict word, with its one-line meaning (the report's glossary)
 VERDICTS = {
     "consistent": "the 95% interval of the slope contains the theory's exponent",
@@ -70,14 +74,16 @@ VERDICTS = {
     "does not match": "the finite-n prediction's slope lies outside the interval",
     "no prediction": "no finite-n prediction was given for this metric and cell",
     "no verdict": "not judged; the reason column says why (no theorem, too few seeds or "
-                  "values of n, values within twice their floor)",
+                  "values of n, values within twice their floor, a numerical error not "
+                  "well below the statistical error)",
 }
 THEORY_VERDICTS = ("consistent", "faster than the bound", "slower than the bound",
                    "no verdict")
 PREDICTION_VERDICTS = ("matches", "does not match", "no prediction", "no verdict")
 COLUMNS = ["density", "beta", "d", "estimator", "metric", "axis", "t", "n", "regime",
            "num_points", "num_seeds", "slope", "ci_low", "ci_high", "se", "df", "theory",
-           "verdict_theory", "prediction_slope", "verdict_prediction", "reason", "verdict"]
+           "numerical_ratio", "verdict_theory", "prediction_slope", "verdict_prediction",
+           "reason", "verdict"]
 
 
 def fit_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -209,15 +215,16 @@ def slope_with_ci(x: Sequence[float], values: np.ndarray, *, level: float = 0.95
 
 
 def verdicts(fit: Mapping, theory: float, *, prediction_slope: float = math.nan,
-             at_floor: bool = False, min_points: int = MIN_POINTS,
+             at_floor: bool = False, numerical: str = "", min_points: int = MIN_POINTS,
              min_seeds: int = MIN_SEEDS) -> tuple[str, str, str]:
     """(verdict_theory, verdict_prediction, reason) for one fitted slope (words: VERDICTS).
 
     No verdict, with the reason, where the metric has no theorem (theory NaN), with fewer
-    than min_seeds seeds or min_points values of x, or where a value is within twice its
-    floor. Otherwise the theory's exponent against the interval (consistent / faster than
-    the bound / slower than the bound) and the prediction's slope (matches / does not match,
-    or no prediction).
+    than min_seeds seeds or min_points values of x, where a value is within twice its
+    floor, or where `numerical` says why the numerical error is too large. Otherwise the
+    theory's exponent against the interval (consistent / faster than the bound / slower
+    than the bound) and the prediction's slope (matches / does not match, or no
+    prediction).
     """
     lo, hi = fit["ci_low"], fit["ci_high"]
     reason = ""
@@ -229,6 +236,8 @@ def verdicts(fit: Mapping, theory: float, *, prediction_slope: float = math.nan,
         reason = f"fewer than {min_points} values of the abscissa ({fit['num_points']})"
     elif at_floor:
         reason = "a value is within twice its floor"
+    elif numerical:
+        reason = numerical
     elif not (math.isfinite(lo) and math.isfinite(hi)):
         reason = "no interval (too little spread data)"
     if reason:
@@ -290,9 +299,35 @@ def _lookup(table: Mapping | None, cell: dict, est: str, metric: str):
     return None
 
 
+def numerical_ratio(vals: np.ndarray, num: np.ndarray) -> np.ndarray:
+    """Per n: seed mean of the numerical error over the standard error of the seed mean of
+    the metric (vals, num: (n, seed)); NaN where either is unknown."""
+    cnt = np.isfinite(vals).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = _nanmean(vals)
+        var = _nanmean((vals - mean[:, None]) ** 2) * cnt / np.maximum(cnt - 1, 1)
+        se = np.sqrt(var / np.maximum(cnt, 1))
+        return np.where((cnt >= 2) & (se > 0), _nanmean(num) / se, np.nan)
+
+
+def _numerical_check(metric: str, ratio: np.ndarray | None, x: np.ndarray) -> tuple[float, str]:
+    """(largest ratio over the n with data, the no-verdict reason or "")."""
+    if ratio is None or not np.isfinite(ratio).any():
+        return math.nan, ""
+    worst = float(np.nanmax(ratio))
+    bad = x[np.isfinite(ratio) & (ratio > NUMERICAL_FRACTION)]
+    if not bad.size:
+        return worst, ""
+    src = variable(metric).numerical
+    return worst, (f"numerical error ({src}) above {NUMERICAL_FRACTION:g} x the standard "
+                   f"error of the seed mean at n = {', '.join(f'{v:g}' for v in bad)} "
+                   f"(up to {worst:.2g} x)")
+
+
 def _judge(fit: dict, theory: float, x: np.ndarray, mean: np.ndarray, pred, floor,
-           min_seeds: int) -> dict:
-    """The verdict columns of one row: prediction slope over the fit's x, floor check."""
+           min_seeds: int, numerical: tuple[float, str] = (math.nan, "")) -> dict:
+    """The verdict columns of one row: prediction slope over the fit's x, floor and
+    numerical-error checks."""
     used = np.isfinite(mean) & (mean > 0)
     pslope = math.nan
     if pred is not None:
@@ -303,9 +338,9 @@ def _judge(fit: dict, theory: float, x: np.ndarray, mean: np.ndarray, pred, floo
         f = np.broadcast_to(np.asarray(floor, dtype=float), mean.shape)
         at_floor = bool(np.any(used & np.isfinite(f) & (mean <= 2.0 * f)))
     vt, vp, reason = verdicts(fit, theory, prediction_slope=pslope, at_floor=at_floor,
-                              min_seeds=min_seeds)
+                              numerical=numerical[1], min_seeds=min_seeds)
     return {"prediction_slope": pslope, "verdict_theory": vt, "verdict_prediction": vp,
-            "reason": reason, "verdict": vt}
+            "reason": reason, "verdict": vt, "numerical_ratio": numerical[0]}
 
 
 def _row(cell: dict, metric: str, axis: str, fit: dict, theory: float, judged: dict,
@@ -363,9 +398,15 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
                             if k in fit})
             else:
                 fit = slope_with_ci(ns, vals, level=level)
+            num = variable(metric).numerical
+            ratio = None
+            if num is not None and num in ds:
+                nv = ds[num].sel(estimator=est) if "estimator" in ds[num].dims else ds[num]
+                ratio = numerical_ratio(vals, nv.transpose("n", "seed").values)
             judged = _judge(fit, th, ns, _nanmean(vals),
                             _lookup(predictions, cell, str(est), metric),
-                            _lookup(floors, cell, str(est), metric), min_seeds)
+                            _lookup(floors, cell, str(est), metric), min_seeds,
+                            _numerical_check(metric, ratio, ns))
             rows.append(_row({**cell, "estimator": str(est)}, metric, "n", fit, th, judged))
     if "score_mse" not in ds:
         return rows

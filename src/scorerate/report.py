@@ -97,7 +97,10 @@ def _fmt(v) -> str:
 
 def _table_columns(v: pd.DataFrame) -> list[str]:
     cols = ["density", "beta", "d", "estimator", "metric", "num_points", "num_seeds", "slope",
-            "ci_low", "ci_high", "theory", "verdict_theory"]
+            "ci_low", "ci_high", "theory"]
+    if v["numerical_ratio"].notna().any():
+        cols += ["numerical_ratio"]
+    cols += ["verdict_theory"]
     if (v["verdict_prediction"] != "").any() or v["prediction_slope"].notna().any():
         cols += ["prediction_slope", "verdict_prediction"]
     return cols + ["reason"]
@@ -323,6 +326,9 @@ _COLUMN_MEANING = {
               "means, t quantile)",
     "ci_high": "upper end of the slope's 95% interval",
     "theory": "the theory's exponent (empty: no theorem)",
+    "numerical_ratio": "largest ratio, over the fit's n, of the numerical error (the "
+                       "sampler's own error, seed mean) to the standard error of the seed "
+                       f"mean; above {rates_mod.NUMERICAL_FRACTION:g} at any n: no verdict",
     "verdict_theory": "slope against the theory's exponent (see the verdicts)",
     "prediction_slope": "slope of the finite-n prediction over the same n",
     "verdict_prediction": "slope against the finite-n prediction",

@@ -28,6 +28,9 @@ class Variable:
     None where no theorem bounds it. fit_n: its log-log slope in n is fitted. floor: the
     variable holding the value it cannot go below by construction (its Monte Carlo floor).
     prediction: the study variable (STUDY_VARIABLES) holding its finite-n prediction.
+    numerical: the variable bounding its numerical error (the sampler's own error: by the
+    triangle inequality |TV(law, p0) - TV(p̂_t0, p0)| <= TV(law, p̂_t0)); a fit in n whose
+    numerical error is not well below its statistical error gets no verdict (rates).
     fit_rms: the slope is that of the root mean square over seeds (half the slope of the
     mean of squares), as its prediction is sqrt(E X^2): the mean of X lies below it by a
     Jensen gap that shrinks with n and would tilt the slope.
@@ -45,6 +48,7 @@ class Variable:
     floor: str | None = None
     prediction: str | None = None
     fit_rms: bool = False
+    numerical: str | None = None
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -83,12 +87,13 @@ VARIABLES: tuple[Variable, ...] = (
              "an adaptive grid (scorerate.law; d <= 2, in 2-D n <= law_n_max_2d; NaN "
              "elsewhere): no Monte Carlo floor",
              label="TV(p0, output law)", exponent=theory.tv_exponent, fit_n=True,
-             prediction="tv_pred"),
+             prediction="tv_pred", numerical="tv_sampler"),
     Variable("l2_law", _EST, "L2 distance of the output law",
              "L2(p0, exact law of the discretised sampler's output) on the law's cells "
              "(d <= 2, in 2-D n <= law_n_max_2d; NaN elsewhere)", units="length^(-d/2)",
              label="L2(p0, output law)",
-             exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True),
+             exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True,
+             numerical="l2_sampler"),
     Variable("tv_sampler", _EST, "the sampler's own error (TV)",
              "TV(exact law of the discretised sampler's output, p_hat_{t0}) on the law's "
              "cells: the sampler's distance to the law it converges to as its steps become "
