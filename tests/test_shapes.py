@@ -216,3 +216,21 @@ def test_symbeta_kernel_matches_numpy_rule(gamma):
         lb, sb = SymBeta(gamma, method="quad").smooth(x, t)
         np.testing.assert_allclose(la, lb, rtol=1e-13, atol=1e-10)
         np.testing.assert_allclose(sa, sb, rtol=1e-10, atol=1e-12 / math.sqrt(t))
+
+
+@pytest.mark.parametrize("shape", [Gauss(), Laplace(), SymBeta(0.0), SymBeta(0.5),
+                                   SymBeta(1.5)], ids=repr)
+def test_a_shapes_own_facts_agree_with_quadrature(shape):
+    """The facts the predictions read off a shape (self_overlap, features, edge_exponent)
+    are its own: int f^2 by quadrature, and f is smooth away from its features."""
+    from scipy import integrate
+
+    lo, hi = shape.interval(1e-16)
+    pts = [p for p in shape.features if lo < p < hi]
+    want, _ = integrate.quad(lambda x: float(shape.pdf(np.array([x]))[0]) ** 2, lo, hi,
+                             points=pts or None, limit=400, epsabs=0, epsrel=1e-12)
+    assert shape.self_overlap() == pytest.approx(want, rel=1e-9)
+    if shape.edge_exponent:
+        x = np.array([0.999, 0.9999])  # f ~ (1 - x)^gamma at the right edge
+        slope = np.diff(np.log(shape.pdf(x))) / np.diff(np.log(1 - x))
+        assert slope[0] == pytest.approx(shape.edge_exponent, rel=1e-3)

@@ -272,15 +272,11 @@ class ProductMixture:
 def _overlap(sa: Shape, ma: float, ca: float, sb: Shape, mb: float, cb: float) -> float:
     """int f_a f_b for the 1-D scaled shapes f = c^-1 S((x - m)/c)."""
     same = sa is sb or (type(sa) is type(sb) and repr(sa) == repr(sb))
-    if isinstance(sa, Gauss) and isinstance(sb, Gauss):
+    if sa.gaussian and sb.gaussian:
         v = ca * ca + cb * cb
         return math.exp(-0.5 * (ma - mb) ** 2 / v) / math.sqrt(2.0 * math.pi * v)
-    if same and ma == mb and ca == cb:
-        if isinstance(sa, SymBeta):  # c^2 int (1 - x^2)^(2 gamma) = c^2 B(1/2, 2 gamma + 1)
-            g = sa.gamma
-            return math.exp(2.0 * sa.log_norm + special.betaln(0.5, 2.0 * g + 1.0)) / ca
-        if isinstance(sa, Laplace):
-            return 0.25 / ca
+    if same and ma == mb and ca == cb and (own := sa.self_overlap()) is not None:
+        return own / ca
     la, ha = sa.interval(1e-16)
     lb, hb = sb.interval(1e-16)
     lo = max(ma + ca * la, mb + cb * lb)

@@ -30,7 +30,7 @@ from scipy import integrate, special
 
 from . import seeding
 from .densities import ProductMixture, _overlap
-from .shapes import Gauss, Laplace, Shape, SymBeta
+from .shapes import Shape
 from .theory import t0_early_stop
 
 __all__ = ["expected_l2_sq", "expected_tv", "job_cells", "predict", "prediction_dataset",
@@ -49,12 +49,8 @@ def _scaled_pdf_t(shape: Shape, mu: float, sigma: float, x: np.ndarray, t: float
 
 
 def _features(shape: Shape, mu: float, sigma: float) -> list[float]:
-    """Points where the scaled shape is not smooth (support edges, kinks)."""
-    if isinstance(shape, SymBeta):
-        return [mu - sigma, mu + sigma]
-    if isinstance(shape, Laplace):
-        return [mu]
-    return []
+    """Points where the scaled shape is not smooth (Shape.features, scaled)."""
+    return [mu + sigma * f for f in shape.features]
 
 
 def smoothed_overlap(sa: Shape, ma: float, ca: float, sb: Shape, mb: float, cb: float,
@@ -69,7 +65,7 @@ def smoothed_overlap(sa: Shape, ma: float, ca: float, sb: Shape, mb: float, cb: 
     s = float(s)
     if s == 0.0:
         return _overlap(sa, ma, ca, sb, mb, cb)
-    if isinstance(sa, Gauss) and isinstance(sb, Gauss):
+    if sa.gaussian and sb.gaussian:
         v = ca * ca + cb * cb + s
         return math.exp(-0.5 * (ma - mb) ** 2 / v) / math.sqrt(2.0 * math.pi * v)
     la, ha = sb.interval(1e-16)
@@ -83,7 +79,7 @@ def smoothed_overlap(sa: Shape, ma: float, ca: float, sb: Shape, mb: float, cb: 
     def fa(x: float) -> float:
         return float(_scaled_pdf_t(sa, ma, ca, np.array([x]), s)[0])
 
-    g = sb.gamma if isinstance(sb, SymBeta) else 0.0
+    g = sb.edge_exponent
     total = 0.0
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         if g != 0.0:

@@ -60,6 +60,18 @@ class Shape:
     name: str = "shape"
     smoothness: float = math.inf
     support: tuple[float, float] = (-math.inf, math.inf)
+    #: a standard normal (pairs of Gaussians have closed-form overlaps at any smoothing)
+    gaussian: bool = False
+    #: points where f is not smooth (support edges, kinks): quadrature breaks there
+    features: tuple[float, ...] = ()
+    #: f ~ (distance to the support's edge)^edge_exponent at its edges (0: no singularity),
+    #: the algebraic end weight that integrates it exactly; non-zero promises
+    #: f(x) = exp(log_norm) ((1 - x)(1 + x))^edge_exponent on (-1, 1), as SymBeta's
+    edge_exponent: float = 0.0
+
+    def self_overlap(self) -> float | None:
+        """int f^2 in closed form, or None (then computed by quadrature)."""
+        return None
 
     def logpdf(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -97,6 +109,11 @@ class Gauss(Shape):
 
     name = "gauss"
     smoothness = math.inf
+    gaussian = True
+
+    def self_overlap(self) -> float:
+        """int phi^2 = 1 / (2 sqrt(pi))."""
+        return 1.0 / math.sqrt(4.0 * math.pi)
 
     def logpdf(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
@@ -138,6 +155,11 @@ class Laplace(Shape):
 
     name = "laplace"
     smoothness = 1.5
+    features = (0.0,)
+
+    def self_overlap(self) -> float:
+        """int (e^-|x| / 2)^2 = 1/4."""
+        return 0.25
 
     def logpdf(self, x: np.ndarray) -> np.ndarray:
         return -np.abs(np.asarray(x, dtype=np.float64)) - _LOG2
@@ -205,6 +227,7 @@ class SymBeta(Shape):
 
     name = "sym_beta"
     support = (-1.0, 1.0)
+    features = (-1.0, 1.0)
 
     def __init__(self, gamma: float, method: str = "auto", *, levels: np.ndarray | None = None,
                  nodes: int = _NODES, block: int = 2048) -> None:
@@ -214,6 +237,7 @@ class SymBeta(Shape):
         if method not in ("auto", "quad"):
             raise ValueError(f"method must be 'auto' or 'quad', got {method!r}")
         self.gamma = gamma
+        self.edge_exponent = gamma
         self.smoothness = gamma + 0.5
         self.method = method
         self.log_norm = -float(special.betaln(0.5, gamma + 1.0))
@@ -230,6 +254,10 @@ class SymBeta(Shape):
         self._logw = np.log(np.array([r[1] for r in rules]))
         self._halfpow = np.array([1.0, 1.0 + g, 1.0 + g, 1.0 + 2.0 * g])  # power of half-length
 
+
+    def self_overlap(self) -> float:
+        """int f^2 = c^2 int (1 - x^2)^(2 gamma) = c^2 B(1/2, 2 gamma + 1)."""
+        return math.exp(2.0 * self.log_norm + special.betaln(0.5, 2.0 * self.gamma + 1.0))
     def __repr__(self) -> str:
         return f"SymBeta(gamma={self.gamma!r})"
 
