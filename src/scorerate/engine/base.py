@@ -225,3 +225,25 @@ def overflow_safe(sums):
         return np.maximum(logp, -BIG, out=logp), mean
 
     return wrapped
+
+
+class KernelSums:
+    """The shared front of a backend's `sums`: checked queries (overflow_safe), the empty
+    call, and the normalising constant log(1/n) - d/2 log(2 pi t); a backend implements
+    `_sums(x, t, log_norm)` on (m >= 1, d) contiguous float64 queries and a float t."""
+
+    train: np.ndarray
+
+    @overflow_safe
+    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """logp (m,) and softmax mean (m, d) of the training points at time t."""
+        n, d = self.train.shape
+        x = as_points(queries, d=d, name="queries")
+        if x.shape[0] == 0:
+            return np.empty(0), np.empty((0, d))
+        log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
+        return self._sums(x, float(t), log_norm)
+
+    def _sums(self, x: np.ndarray, t: float,
+              log_norm: float) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError

@@ -109,16 +109,24 @@ def _lagrange(s, q, out):  # pragma: no cover - numba
         out[a] = w
 
 
+@njit(inline="always", cache=True)
+def _stencil(x, lo, h, q, w):  # pragma: no cover - numba
+    """Fill w with the q Lagrange weights of the point x on the lattice lo + i h; return the
+    index of the stencil's first node."""
+    u = (x - lo) / h
+    k = int(math.floor(u))
+    _lagrange(u - k, q, w)
+    return k - (q // 2 - 1)
+
+
 @njit(cache=True)
 def _bin1(X, lo, h, n0, q):  # pragma: no cover - numba
     c = np.zeros(n0)
     w = np.empty(q)
     for i in range(X.shape[0]):
-        u = (X[i, 0] - lo) / h
-        k = int(math.floor(u))
-        _lagrange(u - k, q, w)
+        k0 = _stencil(X[i, 0], lo, h, q, w)
         for a in range(q):
-            c[k - (q // 2 - 1) + a] += w[a]
+            c[k0 + a] += w[a]
     return c
 
 
@@ -128,15 +136,11 @@ def _bin2(X, lo0, lo1, h, n0, n1, q):  # pragma: no cover - numba
     w0 = np.empty(q)
     w1 = np.empty(q)
     for i in range(X.shape[0]):
-        u = (X[i, 0] - lo0) / h
-        v = (X[i, 1] - lo1) / h
-        k = int(math.floor(u))
-        j = int(math.floor(v))
-        _lagrange(u - k, q, w0)
-        _lagrange(v - j, q, w1)
+        k0 = _stencil(X[i, 0], lo0, h, q, w0)
+        j0 = _stencil(X[i, 1], lo1, h, q, w1)
         for a in range(q):
             for b in range(q):
-                c[k - (q // 2 - 1) + a, j - (q // 2 - 1) + b] += w0[a] * w1[b]
+                c[k0 + a, j0 + b] += w0[a] * w1[b]
     return c
 
 
@@ -146,13 +150,11 @@ def _interp1(xq, lo, h, G, q, out):  # pragma: no cover - numba
     nr = G.shape[0]
     for i in prange(xq.shape[0]):
         w = np.empty(q)
-        u = (xq[i] - lo) / h
-        k = int(math.floor(u))
-        _lagrange(u - k, q, w)
+        k0 = _stencil(xq[i], lo, h, q, w)
         for r in range(nr):
             acc = 0.0
             for a in range(q):
-                acc += w[a] * G[r, k - (q // 2 - 1) + a]
+                acc += w[a] * G[r, k0 + a]
             out[i, r] = acc
 
 
@@ -162,14 +164,8 @@ def _interp2(xq, lo0, lo1, h, G, q, out):  # pragma: no cover - numba
     for i in prange(xq.shape[0]):
         w0 = np.empty(q)
         w1 = np.empty(q)
-        u = (xq[i, 0] - lo0) / h
-        v = (xq[i, 1] - lo1) / h
-        k = int(math.floor(u))
-        j = int(math.floor(v))
-        _lagrange(u - k, q, w0)
-        _lagrange(v - j, q, w1)
-        k0 = k - (q // 2 - 1)
-        j0 = j - (q // 2 - 1)
+        k0 = _stencil(xq[i, 0], lo0, h, q, w0)
+        j0 = _stencil(xq[i, 1], lo1, h, q, w1)
         for r in range(nr):
             acc = 0.0
             for a in range(q):

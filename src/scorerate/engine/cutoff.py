@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit, prange
 from scipy.spatial import cKDTree
 
-from .base import as_points, dim_factor, overflow_safe, register_backend
+from .base import KernelSums, as_points, dim_factor, register_backend
 from .dense import Dense, dense_sums
 
 __all__ = ["Cutoff", "cutoff_log_ratio", "dense_fraction", "expected_neighbours"]
@@ -132,7 +132,7 @@ def _sums_lists(xq, X, ptr, idx, t, logp, mean):  # pragma: no cover - numba
 
 
 @register_backend
-class Cutoff:
+class Cutoff(KernelSums):
     """Sum over the training points within the tolerance radius of each query.
 
     Exact to `rtol` (see the module docstring) for every query and every t > 0; fast
@@ -200,18 +200,10 @@ class Cutoff:
             return np.zeros(counts.shape, dtype=bool)
         return counts > dense_fraction(d) * n
 
-    @overflow_safe
-    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """logp (m,) and mean (m, d); see engine.base."""
+    def _sums(self, x: np.ndarray, t: float, log_norm: float) -> tuple[np.ndarray, np.ndarray]:
         X = self.train
         n, d = X.shape
-        x = as_points(queries, d=d, name="queries")
-        m = x.shape[0]
-        t = float(t)
-        logp = np.empty(m)
-        mean = np.empty((m, d))
-        if m == 0:
-            return logp, mean
+        logp, mean = np.empty(x.shape[0]), np.empty_like(x)
         dmin2, R = self.radii(x, t)
         if self._tree is None:
             xs = self._sorted
@@ -234,7 +226,6 @@ class Cutoff:
                                             counts[keep], t)
             logp[keep] = lp_k - math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
         # balls holding much of the data: the exact dense kernel is cheaper than lists
-        log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
         logp[wide], mean[wide] = dense_sums(X, np.ascontiguousarray(x[wide]), t, log_norm)
         return logp, mean
 

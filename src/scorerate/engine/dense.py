@@ -25,7 +25,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
-from .base import as_points, dim_factor, overflow_safe, register_backend
+from .base import KernelSums, as_points, dim_factor, register_backend
 
 __all__ = ["Dense", "block_sums", "dense_sums"]
 
@@ -43,26 +43,24 @@ _C = [1.0 / math.factorial(k) for k in range(13)]
 _C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12 = _C
 
 
-@intrinsic
-def _f2i(typingctx, x):
-    """Reinterpret the bits of a float64 as an int64 (no conversion)."""
-    sig = types.int64(types.float64)
+def bitcast(src, dst, llvm_type):
+    """A compiled function reinterpreting the bits of a `src` value as a `dst` (same width,
+    no conversion): how the fast exp builds 2^k from an integer (dense32 uses it too)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
+    @intrinsic
+    def cast(typingctx, x):
+        sig = dst(src)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], llvm_type)
+
+        return sig, codegen
+
+    return cast
 
 
-@intrinsic
-def _i2f(typingctx, i):
-    """Reinterpret the bits of an int64 as a float64 (no conversion)."""
-    sig = types.float64(types.int64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return sig, codegen
+_f2i = bitcast(types.float64, types.int64, ir.IntType(64))
+_i2f = bitcast(types.int64, types.float64, ir.DoubleType())
 
 
 @njit(inline="always", nogil=True, cache=True)
@@ -210,7 +208,7 @@ def dense_sums(X: np.ndarray, x: np.ndarray, t: float,
 
 
 @register_backend
-class Dense:
+class Dense(KernelSums):
     """Exact dense evaluation, compiled and multi-threaded (numba); O(m n d) time.
 
     The result does not depend on `rtol` (it is exact to rounding: ~1e-15 relative in
@@ -230,13 +228,5 @@ class Dense:
         self.train = as_points(train, name="train")
         self.rtol = rtol
 
-    @overflow_safe
-    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """logp (m,) and softmax mean (m, d) of the training points at time t."""
-        X = self.train
-        n, d = X.shape
-        x = as_points(queries, d=d, name="queries")
-        if x.shape[0] == 0:
-            return np.empty(0), np.empty((0, d))
-        log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
-        return dense_sums(X, x, float(t), log_norm)
+    def _sums(self, x: np.ndarray, t: float, log_norm: float) -> tuple[np.ndarray, np.ndarray]:
+        return dense_sums(self.train, x, t, log_norm)

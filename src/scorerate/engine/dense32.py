@@ -25,10 +25,9 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
 
-from .base import as_points, dim_factor, overflow_safe, register_backend
-from .dense import _EXP32, block_sums
+from .base import KernelSums, as_points, dim_factor, register_backend
+from .dense import _EXP32, bitcast, block_sums
 
 __all__ = ["MIN_RTOL", "Dense32", "dense32_sums", "expected_error"]
 
@@ -54,26 +53,8 @@ _BIAS_BITS = np.int32(127 << 23)
 _C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7 = (_F(1.0 / math.factorial(k)) for k in range(8))
 
 
-@intrinsic
-def _f2i(typingctx, x):
-    """Reinterpret the bits of a float32 as an int32."""
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return sig, codegen
-
-
-@intrinsic
-def _i2f(typingctx, i):
-    """Reinterpret the bits of an int32 as a float32."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
+_f2i = bitcast(types.float32, types.int32, ir.IntType(32))
+_i2f = bitcast(types.int32, types.float32, ir.FloatType())
 
 
 @njit(inline="always", nogil=True, cache=True)
@@ -105,7 +86,7 @@ def dense32_sums(X: np.ndarray, x: np.ndarray, t: float,
 
 
 @register_backend
-class Dense32:
+class Dense32(KernelSums):
     """Dense evaluation in single precision (about 1e-5 relative above rho_n; see module)."""
 
     name = "dense32"
@@ -129,14 +110,7 @@ class Dense32:
         self.train32 = np.ascontiguousarray(train - self.center, dtype=np.float32)
         self.rtol = rtol
 
-    @overflow_safe
-    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """logp (m,) and softmax mean (m, d) of the training points at time t."""
-        n, d = self.train32.shape
-        x = as_points(queries, d=d, name="queries")
-        if x.shape[0] == 0:
-            return np.empty(0), np.empty((0, d))
+    def _sums(self, x: np.ndarray, t: float, log_norm: float) -> tuple[np.ndarray, np.ndarray]:
         x32 = np.ascontiguousarray(x - self.center, dtype=np.float32)
-        log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
-        logp, mean = dense32_sums(self.train32, x32, float(t), log_norm)
+        logp, mean = dense32_sums(self.train32, x32, t, log_norm)
         return logp, mean + self.center

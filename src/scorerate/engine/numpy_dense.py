@@ -7,17 +7,15 @@ whatever n and m are. The slow, obviously-correct yardstick for the other backen
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .base import as_points, dim_factor, overflow_safe, register_backend
+from .base import KernelSums, as_points, dim_factor, register_backend
 
 __all__ = ["NumpyDense"]
 
 
 @register_backend
-class NumpyDense:
+class NumpyDense(KernelSums):
     """Exact dense evaluation with NumPy (reference; O(m n d) time)."""
 
     name = "numpy"
@@ -36,16 +34,12 @@ class NumpyDense:
         self.q_block = q_block
         self.n_block = n_block
 
-    @overflow_safe
-    def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """logp (m,) and softmax mean (m, d) of the training points at time t."""
+    def _sums(self, x: np.ndarray, t: float, log_norm: float) -> tuple[np.ndarray, np.ndarray]:
         X = self.train
         n, d = X.shape
-        x = as_points(queries, d=d, name="queries")
         m = x.shape[0]
         logp = np.empty(m)
         mean = np.empty((m, d))
-        log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
         for q0 in range(0, m, self.q_block):
             xq = x[q0:q0 + self.q_block]
             run_max = np.full(xq.shape[0], -np.inf)
