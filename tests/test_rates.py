@@ -292,3 +292,20 @@ def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, j
             assert "numerical error (tv_sampler)" in row["reason"]
     other = table[(table["metric"] == "tv_kde") & (table["axis"] == "n")]
     assert (other["verdict_theory"] != "no verdict").all()  # the KDE has no sampler error
+
+
+def test_the_figures_band_is_the_verdicts_interval_per_n():
+    """mean_band: per n, the delta-method t interval of log(mean) whose variances
+    slope_with_ci combines into the slope's interval (not a bootstrap band)."""
+    from scipy import stats as st
+
+    from scorerate.rates import mean_band
+
+    v = np.array([[1.0, 2.0, 4.0], [3.0, np.nan, 3.0], [5.0, np.nan, np.nan]])
+    mean, lo, hi = mean_band(v)
+    m0 = 7.0 / 3.0
+    half = st.t.ppf(0.975, 2) * math.sqrt(np.var([1.0, 2.0, 4.0], ddof=1) / (3 * m0 * m0))
+    assert mean[0] == pytest.approx(m0) and lo[0] == pytest.approx(m0 * math.exp(-half))
+    assert hi[0] == pytest.approx(m0 * math.exp(half))
+    assert lo[1] == hi[1] == 3.0  # no spread
+    assert np.isnan(lo[2]) and np.isnan(hi[2])  # one seed: no interval

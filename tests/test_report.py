@@ -194,3 +194,23 @@ def test_figures_have_labelled_axes_and_readable_text(study):
             assert min(t.get_fontsize() for t in texts) >= 8
             assert not any("nan" in t.get_text() for t in texts)
         plt.close(fig)
+
+
+def test_the_overview_figure_and_the_cell_table_count_the_same_slopes(study):
+    """One hover target per point of the overview, each naming its slope; the cell table
+    under it counts exactly those slopes."""
+    text = study["index"].read_text()
+    n = int(re.search(r"Every fitted slope in n \((\d+) slopes", text).group(1))
+    points = re.findall(r'<span class="point" style="left:([\d.]+)%;top:([\d.]+)%" '
+                        r'title="([^"]+)"', text)
+    assert len(points) == n > 0
+    for left, top, title in points:
+        assert 0 < float(left) < 100 and 0 < float(top) < 100
+        assert re.match(r"sym_beta beta 1 d [12]: \w+", title) and "slope" in title
+    table = text[text.index('<table id="cells">'):]
+    table = table[:table.index("</table>")]
+    counts = 0
+    for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
+        cells_ = re.findall(r"<td>(.*?)</td>", row)
+        counts += sum(int(c) for c in cells_[5:])
+    assert counts == n

@@ -17,8 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from .rates import KDE_ESTIMATOR, N_METRICS, bootstrap_means  # noqa: E402
-from .seeding import rng  # noqa: E402
+from .rates import KDE_ESTIMATOR, N_METRICS, mean_band  # noqa: E402
 from .theory import T_REGIMES, score_mse_t_exponent, t_regime_mask  # noqa: E402
 from .variables import variable  # noqa: E402
 
@@ -66,22 +65,6 @@ def _ylabel(metric: str) -> str:
     return v.label if v.units == "1" else f"{v.label} [{v.units}]"
 
 
-def _band(values: np.ndarray, key: tuple, level: float = 0.95) -> tuple[np.ndarray, ...]:
-    """Mean over seeds per n and its bootstrap percentile band (400 replicates)."""
-    boots = bootstrap_means(values, n_boot=400, rng=rng("report-band", *key))
-    finite = np.where(np.isfinite(values), values, np.nan)
-    cnt = np.isfinite(finite).sum(1)
-    mean = np.where(cnt > 0, np.nansum(finite, 1) / np.maximum(cnt, 1), np.nan)
-    lo = np.full(values.shape[0], np.nan)
-    hi = lo.copy()
-    ok = np.isfinite(boots).any(0)
-    if ok.any():
-        a = (1 - level) / 2
-        lo[ok] = np.nanquantile(boots[:, ok], a, axis=0)
-        hi[ok] = np.nanquantile(boots[:, ok], 1 - a, axis=0)
-    return mean, lo, hi
-
-
 def _fit_label(est: str, row: pd.Series | None) -> str:
     """Legend text of one estimator: the fitted slope and CI, or why there is none."""
     if row is None:
@@ -96,7 +79,7 @@ def _fit_label(est: str, row: pd.Series | None) -> str:
 
 
 def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.DataFrame,
-             metric: str, key: tuple, prediction: np.ndarray | None = None,
+             metric: str, prediction: np.ndarray | None = None,
              floor: np.ndarray | None = None) -> None:
     """Error vs n: seeds as dots, mean line, 95% band, theory line; the finite-n prediction
     (its values over n, parameter-free) and the metric's floor where given."""
@@ -107,7 +90,7 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
         colour, dash = series_style(i)
         sel = rows[rows["estimator"] == est]
         row = sel.iloc[0] if len(sel) else None
-        mean, lo, hi = _band(vals, (*key, est))
+        mean, lo, hi = mean_band(vals)
         pos = np.where(vals > 0, vals, np.nan)
         seed_x = np.repeat(ns[:, None], vals.shape[1], 1)
         ax.plot(seed_x.ravel(), pos.ravel(), ".", color=colour, ms=4, alpha=0.5)
@@ -144,7 +127,8 @@ def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
     """One log-log panel per metric of `cell` (a study sliced at one density, beta, d).
 
     rows: the rate-table rows (axis "n") of the cell; the score MSE is shown at the middle
-    t of the grid. Cost: 400 bootstrap means per (metric, estimator).
+    t of the grid. Bands: the per-n interval of the seed mean that the verdicts rest on
+    (rates.mean_band).
     """
     ns = cell["n"].values.astype(float)
     ts = cell["t"].values.astype(float)
@@ -175,11 +159,12 @@ def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
                     if decl.prediction in cell else None)
             floor = (cell[decl.floor].mean("seed", skipna=True).values.astype(float)
                      if decl.floor in cell else None)
-            _panel_n(ax, ns, series, rr, metric, (title, metric), pred, floor)
+            _panel_n(ax, ns, series, rr, metric, pred, floor)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
-        fig.suptitle(f"{title}: error vs n (dots: seeds; line: mean; band: 95% bootstrap "
-                     "band of the mean; dotted: theory slope; dashed: finite-n prediction)")
+        fig.suptitle(f"{title}: error vs n (dots: seeds; line: mean; band: 95% interval of "
+                     "the mean, as the verdicts; dotted: theory slope; dashed: finite-n "
+                     "prediction)")
         fig.tight_layout()
     return fig
 
@@ -299,19 +284,32 @@ def samples_vs_density(run: xr.Dataset, p0: Callable | None) -> plt.Figure:
     return fig
 
 
-def overview(rows: pd.DataFrame, kinds: pd.Series) -> plt.Figure:
-    """Every judged slope in n (with its 95% CI) against the theory's exponent, marked by
-    verdict kind; the diagonal is slope = exponent, points below it decay faster."""
+def point_label(row: pd.Series) -> str:
+    """Short text naming one slope: cell, metric, estimator."""
+    est = f", {row['estimator']}" if row.get("estimator") not in (None, "") else ""
+    return (f"{row['density']} beta {row['beta']:g} d {int(row['d'])}: {row['metric']}{est}")
+
+
+def overview(rows: pd.DataFrame, kinds: pd.Series, *,
+             labelled: int = 8) -> tuple[plt.Figure, np.ndarray]:
+    """Every slope in n of `rows` (with its 95% CI) against the theory's exponent, marked
+    by verdict kind; the diagonal is slope = exponent, points below it decay faster. The
+    `labelled` points farthest above the diagonal (slower than the exponent, in units of
+    their interval's half width) carry their name. Returns the figure and each row's
+    point as fractions (x from the left, y from the top) of the saved image (no tight
+    bounding box), NaN where not drawn: where a page puts hover targets."""
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(7.5, 5.2))
         th = rows["theory"].to_numpy(float)
+        slope = rows["slope"].to_numpy(float)
         # spread the points of one exponent a little so their intervals stay apart
         offset = np.zeros(len(rows))
         for v in np.unique(th[np.isfinite(th)]):
             idx = np.flatnonzero(th == v)
             offset[idx] = (np.arange(len(idx)) - (len(idx) - 1) / 2) * 0.012
+        drawn = np.isfinite(slope) & np.isfinite(th)
         for kind, (marker, colour, text) in KIND_STYLE.items():
-            sel = (kinds.to_numpy() == kind) & np.isfinite(rows["slope"].to_numpy(float))
+            sel = (kinds.to_numpy() == kind) & drawn
             if not sel.any():
                 continue
             r = rows[sel]
@@ -321,7 +319,14 @@ def overview(rows: pd.DataFrame, kinds: pd.Series) -> plt.Figure:
             ax.errorbar(th[sel] + offset[sel], r["slope"], yerr=err, fmt=marker, color=colour,
                         ms=5, capsize=2, lw=0.8, mfc=colour if kind != "not judged" else "none",
                         label=f"{text} ({int(sel.sum())})")
-        finite = np.concatenate([th[np.isfinite(th)], rows["slope"].to_numpy(float)])
+        half = 0.5 * (rows["ci_high"] - rows["ci_low"]).to_numpy(float)
+        excess = np.where(drawn, (slope - th) / np.where(half > 0, half, np.inf), -np.inf)
+        for i in np.argsort(-excess)[:labelled]:
+            if excess[i] > 1.0:  # above the diagonal by more than its interval
+                ax.annotate(point_label(rows.iloc[i]), (th[i] + offset[i], slope[i]),
+                            xytext=(4, 3), textcoords="offset points", fontsize=6.5,
+                            color="0.25")
+        finite = np.concatenate([th[np.isfinite(th)], slope])
         finite = finite[np.isfinite(finite)]
         if finite.size:
             lim = np.array([finite.min() - 0.1, finite.max() + 0.1])
@@ -334,4 +339,10 @@ def overview(rows: pd.DataFrame, kinds: pd.Series) -> plt.Figure:
             ax.legend(loc="best", framealpha=0.8)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-    return fig
+        fig.canvas.draw()
+        xy = np.full((len(rows), 2), np.nan)
+        if drawn.any():
+            disp = ax.transData.transform(np.column_stack([th + offset, slope])[drawn])
+            w, h = fig.bbox.width, fig.bbox.height
+            xy[drawn] = np.column_stack([disp[:, 0] / w, 1.0 - disp[:, 1] / h])
+    return fig, xy

@@ -44,6 +44,7 @@ __all__ = [
     "N_METRICS",
     "VERDICTS",
     "bootstrap_means",
+    "mean_band",
     "fit_slope",
     "rate_table",
     "slope_ci_arrays",
@@ -132,6 +133,25 @@ def bootstrap_means(values: np.ndarray, *, n_boot: int, rng: np.random.Generator
         if v.size:
             out[:, i] = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(-1)
     return out
+
+
+def mean_band(values: np.ndarray, *, level: float = 0.95) -> tuple[np.ndarray, ...]:
+    """(mean, low, high) over seeds per row of values (k, S): the interval the verdicts
+    rest on, per row: the delta method on log(mean), var(log mean) ~ s^2 / (S mean^2),
+    with a t quantile on S - 1 degrees of freedom; NaN where fewer than 2 seeds or the
+    mean is not positive."""
+    v = np.asarray(values, dtype=float)
+    fin = np.isfinite(v)
+    cnt = fin.sum(-1)
+    mean = _nanmean(v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = np.where(fin, v - mean[..., None], 0.0)
+        rel = (dev * dev).sum(-1) / (cnt - 1.0) / (cnt * mean * mean)
+        half = stats.t.ppf(0.5 + level / 2.0, cnt - 1.0) * np.sqrt(rel)
+    ok = (cnt >= 2) & (mean > 0) & np.isfinite(half)
+    lo = np.where(ok, mean * np.exp(-np.where(ok, half, 0.0)), np.nan)
+    hi = np.where(ok, mean * np.exp(np.where(ok, half, 0.0)), np.nan)
+    return mean, lo, hi
 
 
 def slope_ci_arrays(x: Sequence[float], values: np.ndarray, *, level: float = 0.95,

@@ -78,12 +78,13 @@ def run_store(study: xr.Dataset, cell: tuple, base: str | os.PathLike | None = N
     return None
 
 
-def _png(fig, path: Path) -> str:
-    """Save `fig` as PNG at `path`; returns the base64 text for the page."""
+def _png(fig, path: Path, *, tight: bool = True) -> str:
+    """Save `fig` as PNG at `path`; returns the base64 text for the page. tight=False keeps
+    the figure's own frame, so positions computed on it hold in the image."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight" if tight else None)
     plt.close(fig)
     path.write_bytes(buf.getvalue())
     return base64.b64encode(buf.getvalue()).decode()
@@ -141,13 +142,29 @@ def _verdict_label(v: pd.DataFrame) -> pd.Series:
 
 
 def _overview_rows(v: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the overview: every slope in n with an exponent, score MSE at mid t."""
+    """The rows of the overview figure and of the cell table under it (the same slopes):
+    every fitted slope in n with an exponent, the score MSE at the middle t."""
     r = v[(v["axis"] == "n") & np.isfinite(v["theory"]) & (v["metric"] != "score_mse")]
     per_t = v[(v["axis"] == "n") & (v["metric"] == "score_mse")]
     if len(per_t):
         ts = np.sort(per_t["t"].unique())
         r = pd.concat([r, per_t[np.isclose(per_t["t"], ts[len(ts) // 2])]])
+    r = r[np.isfinite(r["slope"].to_numpy(float))]
     return r.reset_index(drop=True)
+
+
+def _hover_points(rows: pd.DataFrame, xy: np.ndarray, words: pd.Series) -> list[dict]:
+    """One hover target per drawn point of the overview: position in % of the image and
+    the text naming it (cell, metric, estimator, slope and interval, verdict, reason)."""
+    out = []
+    for (_, r), (fx, fy), word in zip(rows.iterrows(), xy, words, strict=True):
+        if not (np.isfinite(fx) and np.isfinite(fy)):
+            continue
+        text = (f"{figures.point_label(r)}: slope {r['slope']:.3g} "
+                f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}], theory {r['theory']:.3g}; "
+                f"{word}" + (f" ({r['reason']})" if r.get("reason") else ""))
+        out.append({"left": f"{100 * fx:.2f}", "top": f"{100 * fy:.2f}", "text": text})
+    return out
 
 
 def _cell_table(study: xr.Dataset, v: pd.DataFrame, cell_list: list[tuple]) -> dict:
@@ -233,7 +250,9 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
 
     cell_list = cells(study)
     ov = _overview_rows(v)
-    overview = _png(figures.overview(ov, ov["kind"]), figdir / "verdicts.png")
+    ov_fig, ov_xy = figures.overview(ov, ov["kind"])
+    overview = _png(ov_fig, figdir / "verdicts.png", tight=False)
+    hover = _hover_points(ov, ov_xy, _verdict_label(ov))
     groups: dict[tuple, list[dict]] = {}
     for cell in cell_list:
         dens, beta, d = cell
@@ -301,7 +320,8 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     page = template.render(
         study_path=str(study_path), grid=_grid_text(study), overview=overview,
         warn_seeds=n_seeds < MIN_SEEDS_WARN, n_seeds=n_seeds, min_seeds=MIN_SEEDS_WARN,
-        cell_table=_cell_table(study, v, cell_list), groups=groups,
+        cell_table=_cell_table(study, ov, cell_list), groups=groups, hover=hover,
+        n_overview=len(ov),
         sections={k: {"head": [c for c in df.columns if c != "kind"], "rows": _html_rows(df)}
                   for k, df in sections.items()},
         counts=counts.to_dict(), glossary=glossary, columns=columns, metrics=metrics,
