@@ -135,3 +135,25 @@ def test_small_n_mc_plans():
         assert counts.sum() == n_mc and np.all(counts >= 2) and lam[0] == 1.0
         assert counts[0] >= n_mc / 2 and np.all(np.diff(lam) > 0)
     assert score_error.mixture_plan(1000)[0].tolist() == [1.0, *score_error.LADDER]
+
+
+def test_the_zero_region_part_is_a_split_of_the_same_estimate():
+    """parts=True splits the same weighted draws: the MSE is unchanged bit for bit, the part
+    where a truncated estimate is 0 is E |s_t|^2 1{ŝ = 0} (between 0 and the MSE), and an
+    estimator that is never 0 has no such part."""
+    from scorerate.estimators import build
+
+    p0 = density("sym_beta", beta=1.0, d=1)
+    X = p0.sample(300, rng=np.random.default_rng(0))
+    ts = [0.01, 1.0, 10.0]
+    for name in ("truncated", "regularized"):
+        est = build(name, X, {"plan_m": 500})
+        mse, se = score_error.score_mse(est, p0, ts, n_mc=400, key="split")
+        m2, s2, zero, mass = score_error.score_mse(est, p0, ts, n_mc=400, key="split",
+                                                   parts=True)
+        assert np.array_equal(mse, m2) and np.array_equal(se, s2)
+        assert np.all((zero >= 0) & (zero <= mse)) and np.all((mass >= 0) & (mass <= 1))
+        if name == "regularized":
+            assert np.all(zero == 0) and np.all(mass == 0)
+        else:  # at t = 10 the truncation region carries most of the error (issue 17: 84-100%)
+            assert zero[2] > 0.5 * mse[2] and 0 < mass[2] < 0.05

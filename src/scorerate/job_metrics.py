@@ -139,14 +139,15 @@ def law_of(score, spec: JobSpec, steps: int | None = None):
         return NotComputed(f"the law's grid outgrew its cell budget ({exc})")
 
 
-def score_mse_at(est, p0, t: float, spec: JobSpec) -> tuple[float, float]:
-    """(score MSE, its standard error) at one t; its draws are keyed by the value of t
-    alone, so the same t gives the same draws in any grid."""
+def score_mse_at(est, p0, t: float, spec: JobSpec) -> tuple[float, float, float, float]:
+    """(score MSE, its standard error, the part where ŝ_t = 0, that region's p_t-mass) at
+    one t (score_error.score_mse); its draws are keyed by the value of t alone, so the
+    same t gives the same draws in any grid."""
     from .score_error import score_mse as mse_of
 
-    mse, se = pin(mse_of, est, p0, np.array([t]), n_mc=spec.n_mc,
-                  key=(*spec.key, "score_mse", float(t)))
-    return float(np.asarray(mse).ravel()[0]), float(np.asarray(se).ravel()[0])
+    out = pin(mse_of, est, p0, np.array([t]), n_mc=spec.n_mc,
+              key=(*spec.key, "score_mse", float(t)), parts=True)
+    return tuple(float(np.asarray(v).ravel()[0]) for v in out)
 
 
 def _sample_key(spec: JobSpec, name: str) -> tuple:

@@ -74,9 +74,12 @@ def _logpdf_t(p0, x: np.ndarray, t: float) -> np.ndarray:
 
 
 def _weighted_sq_err(est, p0, x: np.ndarray, t: float, lam: np.ndarray,
-                     log_c: np.ndarray) -> np.ndarray:
-    """p_t(x) / q(x) |ŝ_t(x) - s_t(x)|^2 row by row, in blocks of _BLOCK rows."""
+                     log_c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """p_t(x) / q(x) |ŝ_t(x) - s_t(x)|^2 row by row, in blocks of _BLOCK rows; also the
+    weights p_t / q and where ŝ_t(x) is exactly 0 (a truncated estimate's region)."""
     out = np.empty(x.shape[0])
+    weights = np.empty(x.shape[0])
+    zero = np.empty(x.shape[0], dtype=bool)
     w_max = -float(log_c[0])                        # p_t / q <= 1 / a_0
     for b0 in range(0, x.shape[0], _BLOCK):
         xb = x[b0:b0 + _BLOCK]
@@ -85,13 +88,16 @@ def _weighted_sq_err(est, p0, x: np.ndarray, t: float, lam: np.ndarray,
             lw = lq[:, 0] - logsumexp(lq + log_c, axis=1)
         # a draw where every density underflows has p_t ~ 0: weight 0, never NaN
         w = np.exp(np.minimum(np.nan_to_num(lw, nan=-np.inf), w_max))
-        diff = np.asarray(est.score(xb, t)) - np.asarray(p0.score_t(xb, t))
+        sh = np.asarray(est.score(xb, t))
+        diff = sh - np.asarray(p0.score_t(xb, t))
         out[b0:b0 + _BLOCK] = w * np.einsum("ij,ij->i", diff, diff)
-    return out
+        weights[b0:b0 + _BLOCK] = w
+        zero[b0:b0 + _BLOCK] = np.all(sh == 0.0, axis=1)
+    return out, weights, zero
 
 
 def score_mse(est, p0, ts: Sequence[float] | np.ndarray, *, n_mc: int = 4096,
-              key: Sequence[object] | str) -> tuple[np.ndarray, np.ndarray]:
+              key: Sequence[object] | str, parts: bool = False) -> tuple[np.ndarray, ...]:
     """E_{x~p_t} |ŝ_t(x) - s_t(x)|^2 at each t in ts, by defensive-mixture importance sampling.
 
     For ts[k], draws from seeding.rng(*key, "score_mse", k): for each component of
@@ -103,6 +109,9 @@ def score_mse(est, p0, ts: Sequence[float] | np.ndarray, *, n_mc: int = 4096,
     -------
     mse, se : (K,) arrays; se^2 = sum_j n_j var_j / n_mc^2, the estimator's own variance
         (var_j the sample variance of the weighted terms drawn from component j).
+    zero_part, zero_mass : with parts=True also (K,) arrays from the same draws: the part
+        of mse from where ŝ_t is exactly 0 (E |s_t|^2 1{ŝ_t = 0}: a truncated estimate's
+        region p̂_t < rho_n(t)) and that region's p_t-probability.
     Cost: K n_mc score evaluations of est and p0 plus K n_mc (L + 1) evaluations of
     p0.logpdf_t, in blocks of 4096 rows (bounded memory).
     """
@@ -116,17 +125,21 @@ def score_mse(est, p0, ts: Sequence[float] | np.ndarray, *, n_mc: int = 4096,
     log_c = np.log(counts / n_mc)
     mse = np.empty(ts.size)
     se = np.empty(ts.size)
+    zero_part = np.empty(ts.size)
+    zero_mass = np.empty(ts.size)
     for k, t in enumerate(ts):
         r = seeding.rng(*key, "score_mse", k)
         xs = []
         for lj, c in zip(lam, counts, strict=True):
             x0 = as_points(p0.sample(int(c), rng=r), d=d, name="p0 sample")
             xs.append(x0 + math.sqrt(lj * t) * r.standard_normal((int(c), d)))
-        g = _weighted_sq_err(est, p0, np.concatenate(xs), float(t), lam, log_c)
-        parts = np.split(g, np.cumsum(counts)[:-1])
+        g, w, zero = _weighted_sq_err(est, p0, np.concatenate(xs), float(t), lam, log_c)
+        by_component = np.split(g, np.cumsum(counts)[:-1])
         mse[k] = float(g.mean())
-        se[k] = math.sqrt(sum(p.size * p.var(ddof=1) for p in parts)) / n_mc
-    return mse, se
+        se[k] = math.sqrt(sum(p.size * p.var(ddof=1) for p in by_component)) / n_mc
+        zero_part[k] = float(np.where(zero, g, 0.0).mean())
+        zero_mass[k] = float(np.where(zero, w, 0.0).mean())
+    return (mse, se, zero_part, zero_mass) if parts else (mse, se)
 
 
 def integrate_log_t(ts: np.ndarray, f: np.ndarray,
