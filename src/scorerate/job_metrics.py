@@ -264,6 +264,14 @@ def score_mse_se(score_t, p0, spec: JobSpec) -> np.ndarray:
     return np.array([score_t[float(t)][1] for t in spec.ts], dtype=np.float64)
 
 
+def score_mse_zero(score_t, p0, spec: JobSpec) -> np.ndarray:
+    return np.array([score_t[float(t)][2] for t in spec.ts], dtype=np.float64)
+
+
+def score_zero_mass(score_t, p0, spec: JobSpec) -> np.ndarray:
+    return np.array([score_t[float(t)][3] for t in spec.ts], dtype=np.float64)
+
+
 def score_mse_int(score_t, p0, spec: JobSpec) -> float:
     """Trapezoid in log t of the score MSE over the integration grid [t0, T]."""
     from .score_error import integrate_log_t
@@ -291,6 +299,8 @@ def l2_kde(train, p0, spec: JobSpec) -> float:
 JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("score_mse", "score_t", score_mse),
     JobMetric("score_mse_se", "score_t", score_mse_se),
+    JobMetric("score_mse_zero", "score_t", score_mse_zero),
+    JobMetric("score_zero_mass", "score_t", score_zero_mass),
     JobMetric("score_mse_int", "score_t", score_mse_int),
     JobMetric("tv_law", "law", tv_law, _law_applies),
     JobMetric("l2_law", "law", l2_law, _law_applies),

@@ -78,6 +78,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("score_mse_se", ("estimator", "t"), "standard error of score_mse",
              "the importance-sampling estimator's own standard error of score_mse",
              units="1/length^2", role="error"),
+    Variable("score_mse_zero", ("estimator", "t"), "score MSE where the estimate is 0",
+             "the part of score_mse from where s_hat_t is exactly 0 (truncated: p_hat_t < "
+             "rho_n(t); 0 for estimators that never return 0): E_{p_t} |s_t|^2 "
+             "1{s_hat_t = 0}, from the same draws", units="1/length^2", role="diagnostic"),
+    Variable("score_zero_mass", ("estimator", "t"), "p_t-mass where the estimate is 0",
+             "P_{x~p_t}(s_hat_t(x) = 0): near 1, the estimate is 0 on the whole support and "
+             "a fit of score_mse in n tests the truncation, not the estimate",
+             role="diagnostic"),
     Variable("score_mse_int", _EST, "integrated score error",
              "int_{t0}^{T} score MSE dt", units="1/length^2 * time",
              label="∫ score MSE dt over [t0, T]", exponent=theory.integrated_score_exponent,
