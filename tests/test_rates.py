@@ -309,3 +309,38 @@ def test_the_figures_band_is_the_verdicts_interval_per_n():
     assert hi[0] == pytest.approx(m0 * math.exp(half))
     assert lo[1] == hi[1] == 3.0  # no spread
     assert np.isnan(lo[2]) and np.isnan(hi[2])  # one seed: no interval
+
+
+def test_the_score_mse_at_fixed_t_is_judged_with_the_polylog_factor_allowed():
+    """A score MSE falling like (log n)^(d/2)/n (the truncation region's own scaling) is
+    consistent with n^-1 up to that factor, not slower than the bound; one falling like
+    n^-0.7 is slower; where the estimate is 0 on most of p_t's mass there is no verdict."""
+    from scorerate.rates import polylog_slope
+
+    ns = (100, 1000, 10000, 100000)
+    d = 2
+
+    def table(shape, zero_mass=0.0):
+        runs = []
+        for n in ns:
+            for s in range(8):
+                r = make_run(n=n, seed=s, d=d, noise=0.02)
+                r["score_mse"][...] = shape(float(n)) * np.exp(
+                    0.02 * seeding.rng("mse", n, s).standard_normal(r["score_mse"].shape))
+                r["score_zero_mass"][...] = zero_mass
+                runs.append(r)
+        t = rate_table(combine_runs(runs, predictions=False))
+        return t[(t["metric"] == "score_mse") & (t["axis"] == "n")]
+
+    poly = table(lambda n: np.log(n) ** (d / 2) / n)
+    assert poly["theory_polylog"].iloc[0] == pytest.approx(polylog_slope(np.array(ns), d))
+    assert -1 < poly["theory_polylog"].iloc[0] < -0.8
+    # each row's interval covers the truth 95% of the time: most rows, not all, are
+    # consistent; against exactly -1 every one would be "slower than the bound"
+    assert (poly["verdict_theory"] == "consistent").mean() >= 0.75
+    assert (poly["ci_low"] > -1).all()
+    slow = table(lambda n: n ** -0.7)
+    assert (slow["verdict_theory"] == "slower than the bound").all()
+    zero = table(lambda n: 1.0 / n, zero_mass=0.9)
+    assert (zero["verdict_theory"] == "no verdict").all()
+    assert zero["reason"].str.contains("0 on most of p_t's mass").all()

@@ -45,6 +45,7 @@ __all__ = [
     "VERDICTS",
     "bootstrap_means",
     "mean_band",
+    "polylog_slope",
     "fit_slope",
     "rate_table",
     "slope_ci_arrays",
@@ -64,6 +65,9 @@ MIN_SEEDS = 5
 #: error (seed mean of its `numerical` variable) is at most this fraction of the standard
 #: error of its seed mean: the error the slope's interval is built on
 NUMERICAL_FRACTION = 0.5
+#: a fit of the score MSE in n at fixed t gets no verdict where, at some n, the estimate
+#: is 0 on more than this p_t-mass (score_zero_mass): it would test the truncation alone
+ZERO_MASS_MAX = 0.5
 #: every verdict word, with its one-line meaning (the report's glossary)
 VERDICTS = {
     "consistent": "the 95% interval of the slope contains the theory's exponent",
@@ -83,8 +87,8 @@ THEORY_VERDICTS = ("consistent", "faster than the bound", "slower than the bound
 PREDICTION_VERDICTS = ("matches", "does not match", "no prediction", "no verdict")
 COLUMNS = ["density", "beta", "d", "estimator", "metric", "axis", "t", "n", "regime",
            "num_points", "num_seeds", "slope", "ci_low", "ci_high", "se", "df", "theory",
-           "numerical_ratio", "verdict_theory", "prediction_slope", "verdict_prediction",
-           "reason", "verdict"]
+           "theory_polylog", "numerical_ratio", "verdict_theory", "prediction_slope",
+           "verdict_prediction", "reason", "verdict"]
 
 
 def fit_slope(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -235,7 +239,8 @@ def slope_with_ci(x: Sequence[float], values: np.ndarray, *, level: float = 0.95
 
 
 def verdicts(fit: Mapping, theory: float, *, prediction_slope: float = math.nan,
-             at_floor: bool = False, numerical: str = "", min_points: int = MIN_POINTS,
+             at_floor: bool = False, numerical: str = "", theory_hi: float = math.nan,
+             min_points: int = MIN_POINTS,
              min_seeds: int = MIN_SEEDS) -> tuple[str, str, str]:
     """(verdict_theory, verdict_prediction, reason) for one fitted slope (words: VERDICTS).
 
@@ -244,7 +249,9 @@ def verdicts(fit: Mapping, theory: float, *, prediction_slope: float = math.nan,
     floor, or where `numerical` says why the numerical error is too large. Otherwise the
     theory's exponent against the interval (consistent / faster than the bound / slower
     than the bound) and the prediction's slope (matches / does not match, or no
-    prediction).
+    prediction). With theory_hi (a bound up to a polylog factor: the slope of the bound
+    with that factor over the fit's x), consistent means the interval meets [theory,
+    theory_hi], slower that it lies above theory_hi.
     """
     lo, hi = fit["ci_low"], fit["ci_high"]
     reason = ""
@@ -262,7 +269,8 @@ def verdicts(fit: Mapping, theory: float, *, prediction_slope: float = math.nan,
         reason = "no interval (too little spread data)"
     if reason:
         return "no verdict", "no verdict", reason
-    if lo <= theory <= hi:
+    top = theory_hi if math.isfinite(theory_hi) else theory
+    if lo <= top and hi >= theory:
         vt = "consistent"
     else:
         vt = "faster than the bound" if hi < theory else "slower than the bound"
@@ -344,8 +352,31 @@ def _numerical_check(metric: str, ratio: np.ndarray | None, x: np.ndarray) -> tu
                    f"(up to {worst:.2g} x)")
 
 
+def polylog_slope(ns: np.ndarray, d: int) -> float:
+    """Log-log slope over ns of (log n)^(d/2) / n: the score MSE's bound at fixed t with the
+    polylog factor the theorem allows (the zero region of a truncated estimate scales so:
+    sqrt(log n)/n in d = 1, log n/n in d = 2); NaN with fewer than 2 n."""
+    ns = np.asarray(ns, dtype=float)
+    if ns.size < 2:
+        return math.nan
+    return float(fit_slope(ns, np.log(ns) ** (d / 2.0) / ns))
+
+
+def _zero_check(mass: np.ndarray | None, ns: np.ndarray) -> str:
+    """The no-verdict reason where the estimate is 0 on most of p_t's mass at some n."""
+    if mass is None:
+        return ""
+    bad = np.isfinite(mass) & (mass > ZERO_MASS_MAX)
+    if not bad.any():
+        return ""
+    return (f"the estimate is 0 on most of p_t's mass (score_zero_mass up to "
+            f"{float(np.nanmax(mass)):.2g}) at n = {', '.join(f'{v:g}' for v in ns[bad])}: "
+            "the fit would test the truncation, not the estimate")
+
+
 def _judge(fit: dict, theory: float, x: np.ndarray, mean: np.ndarray, pred, floor,
-           min_seeds: int, numerical: tuple[float, str] = (math.nan, "")) -> dict:
+           min_seeds: int, numerical: tuple[float, str] = (math.nan, ""),
+           theory_hi: float = math.nan) -> dict:
     """The verdict columns of one row: prediction slope over the fit's x, floor and
     numerical-error checks."""
     used = np.isfinite(mean) & (mean > 0)
@@ -358,9 +389,11 @@ def _judge(fit: dict, theory: float, x: np.ndarray, mean: np.ndarray, pred, floo
         f = np.broadcast_to(np.asarray(floor, dtype=float), mean.shape)
         at_floor = bool(np.any(used & np.isfinite(f) & (mean <= 2.0 * f)))
     vt, vp, reason = verdicts(fit, theory, prediction_slope=pslope, at_floor=at_floor,
-                              numerical=numerical[1], min_seeds=min_seeds)
+                              numerical=numerical[1], theory_hi=theory_hi,
+                              min_seeds=min_seeds)
     return {"prediction_slope": pslope, "verdict_theory": vt, "verdict_prediction": vp,
-            "reason": reason, "verdict": vt, "numerical_ratio": numerical[0]}
+            "reason": reason, "verdict": vt, "numerical_ratio": numerical[0],
+            "theory_polylog": theory_hi}
 
 
 def _row(cell: dict, metric: str, axis: str, fit: dict, theory: float, judged: dict,
@@ -437,11 +470,17 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
         if not np.isfinite(m).any():
             continue
         c = {**cell, "estimator": str(est)}
+        zmass = (ds["score_zero_mass"].sel(estimator=est).transpose("n", "seed", "t").values
+                 if "score_zero_mass" in ds else None)
         for j, t in enumerate(ts):
             vals = m[:, :, j]
             if np.isfinite(vals).any():
                 fit = slope_with_ci(ns, vals, level=level)
-                judged = _judge(fit, th_n, ns, _nanmean(vals), None, None, min_seeds)
+                used = np.isfinite(_nanmean(vals))
+                th_hi = polylog_slope(ns[used], d)
+                zero = _zero_check(None if zmass is None else _nanmean(zmass[:, :, j]), ns)
+                judged = _judge(fit, th_n, ns, _nanmean(vals), None, None, min_seeds,
+                                (math.nan, zero), theory_hi=th_hi)
                 rows.append(_row(c, "score_mse", "n", fit, th_n, judged, t=float(t)))
         for i, n in enumerate(ns):
             for regime, label in T_REGIMES.items():

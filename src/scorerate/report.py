@@ -99,6 +99,8 @@ def _fmt(v) -> str:
 def _table_columns(v: pd.DataFrame) -> list[str]:
     cols = ["density", "beta", "d", "estimator", "metric", "num_points", "num_seeds", "slope",
             "ci_low", "ci_high", "theory"]
+    if v["theory_polylog"].notna().any():
+        cols += ["theory_polylog"]
     if v["numerical_ratio"].notna().any():
         cols += ["numerical_ratio"]
     cols += ["verdict_theory"]
@@ -346,6 +348,9 @@ _COLUMN_MEANING = {
               "means, t quantile)",
     "ci_high": "upper end of the slope's 95% interval",
     "theory": "the theory's exponent (empty: no theorem)",
+    "theory_polylog": "upper end of the theory's slope with the polylog factor the theorem "
+                      "allows ((log n)^(d/2) for the score MSE at fixed t, over the fit's "
+                      "n); consistent means the interval meets [theory, theory_polylog]",
     "numerical_ratio": "largest ratio, over the fit's n, of the numerical error (the "
                        "sampler's own error, seed mean) to the standard error of the seed "
                        f"mean; above {rates_mod.NUMERICAL_FRACTION:g} at any n: no verdict",
