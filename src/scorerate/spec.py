@@ -16,7 +16,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -337,9 +336,11 @@ def job_args(config: Mapping) -> str:
     A parameter used by one estimator only is passed only when that estimator (or a
     variant of it) runs, so changing it changes nothing for the jobs that do not use it.
     Null values are left out (the job's default applies). The result changes exactly when
-    a job's numbers may; estimator names go as canonical labels, quoted for the shell.
+    a job's numbers may; every value is checked (`Param.check`) and goes through the one
+    quoting helper (scorerate.shell.quote), estimator names as canonical labels.
     """
     from .estimators import base_name
+    from .shell import option, words
 
     ests = config.get("estimators", BY_NAME["estimators"].default)
     bases = {base_name(e) for e in ests}  # highorder[order=4] uses highorder's params
@@ -353,9 +354,13 @@ def job_args(config: Mapping) -> str:
         if v is None:
             continue
         if p.kind == "names":  # canonical labels, quoted for the shell ([ is a glob)
-            v = " ".join(shlex.quote(x) for x in p.check(v))
-        elif p.kind == "grid":
-            v = "{tmin} {tmax} {num}".format(**v) if isinstance(v, Mapping) else " ".join(
-                map(str, v))
-        parts.append(f"{p.flag} {v}")
+            parts.append(f"{p.flag} {words(p.check(v))}")
+            continue
+        if p.kind == "grid":
+            v = (v["tmin"], v["tmax"], v["num"]) if isinstance(v, Mapping) else tuple(v)
+            p.check(v)
+            parts.append(f"{p.flag} {words(v)}")
+            continue
+        p.check(v)  # the config's text is passed on (so 1 stays 1), once it is checked
+        parts.append(option(p.flag, v))
     return " ".join(parts)

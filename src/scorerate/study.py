@@ -141,6 +141,7 @@ def check_study(cfg: Mapping) -> None:
     tg = cfg.get("t_grid")
     if isinstance(tg, Mapping) and not tg["tmin"] < tg["tmax"]:
         raise ValueError(f"config t_grid: tmin ({tg['tmin']}) must be < tmax ({tg['tmax']})")
+    _check_dask(cfg)
     _check_density_names(cfg)
     entries = _density_entries(cfg)
     _check_overlaps(cfg, entries)
@@ -167,6 +168,24 @@ def check_study(cfg: Mapping) -> None:
     from .sizing import check_study_size
 
     check_study_size(cfg, jobs(cfg))  # n: 1e9 or m: 1e10 fails here, not after hours
+
+
+def _check_dask(cfg: Mapping) -> None:
+    """dask.scheduler_address, if set, is scheme://host:port and nothing else (it reaches
+    every job's command line; scorerate.shell.check_address)."""
+    from .shell import check_address
+
+    dask = cfg.get("dask")
+    address = dask.get("scheduler_address") if isinstance(dask, Mapping) else None
+    if address is None:
+        return
+    if not isinstance(address, str) or "://" not in address:
+        raise ValueError(f"config dask.scheduler_address: expected tcp://HOST:PORT, "
+                         f"got {address!r}")
+    try:
+        check_address(address)
+    except ValueError as exc:
+        raise ValueError(f"config dask.scheduler_address: {exc}") from None
 
 
 def _check_density_names(cfg: Mapping) -> None:

@@ -1,4 +1,8 @@
 # Helpers shared by the rules: output paths, per-job resources and the unknown-key check.
+# Shell lines: a config value reaches one only (a) inside a param built here or in
+# scorerate.spec.job_args, each word through scorerate.shell.quote (shlex.quote), after the
+# schema and check_study have validated it; or (b) as a path or wildcard, whose parts the
+# schema's patterns and the wildcard_constraints limit to names and numbers.
 # The job grid, the study checks and the job's arguments come from the library
 # (scorerate.study, scorerate.spec). No mathematics here: the rules call the CLI.
 import json
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from scorerate.shell import option, words
 from scorerate.spec import job_args
 from scorerate.store import quarantine_bad_stores
 from scorerate.study import check_study, jobs, normalise_study
@@ -68,11 +73,6 @@ def run_runtime(wildcards, attempt):
     return (10 + int(wildcards.n) * int(wildcards.d) // 2000) * attempt
 
 
-def opt(flag, value):
-    """'--flag value', or '' when value is None (the CLI's default then applies)."""
-    return "" if value is None else f"{flag} {value}"
-
-
 def dask_options(wildcards, threads):
     """Where a job's Dask work runs: `--threads N` (the embedded LocalCluster gets the threads
     Snakemake gave the job) and, with dask.scheduler_address set, `--scheduler ADDRESS` (an
@@ -80,7 +80,8 @@ def dask_options(wildcards, threads):
     embedded cluster). A param that takes `threads` counts as derived, so Snakemake keeps
     it out of the params rerun trigger: jobs give bit-identical numbers on any cluster and
     thread count, so changing either reruns nothing."""
-    return f"--threads {threads} " + opt("--scheduler", config["dask"]["scheduler_address"])
+    return option("--threads", threads) + " " + option(
+        "--scheduler", config["dask"]["scheduler_address"])
 
 
 def report_dir(wildcards, output):

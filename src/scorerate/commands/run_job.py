@@ -194,6 +194,7 @@ def check_execution(args: argparse.Namespace) -> str | None:
     """Check --threads and --worker-timeout, and the scheduler (ValueError or
     ConnectionError with the reason); return the scheduler address, None for embedded."""
     from .. import cluster
+    from ..shell import check_address
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -201,7 +202,7 @@ def check_execution(args: argparse.Namespace) -> str | None:
         raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
     address = cluster.resolve_address(args.scheduler)
     if address is not None:
-        cluster.check_scheduler(address)
+        cluster.check_scheduler(check_address(address))
     return address
 
 
