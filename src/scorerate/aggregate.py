@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,16 +75,54 @@ def read_run(path: str | os.PathLike) -> tuple[tuple, xr.Dataset]:
 def aggregate(paths: Sequence[str | os.PathLike], config: Mapping | None = None) -> xr.Dataset:
     """Read and check every run store, then combine them (see `combine_runs`).
 
-    Raises StoreError naming the first bad store, or two stores for the same job.
+    Raises StoreError naming the first bad store, two stores for the same job, or a store
+    whose density or estimator the config does not name (`check_named`).
     """
     if not paths:
         raise ValueError("aggregate needs at least one run store")
+    densities, is_named = named_components(config)
     runs, where = [], []
     for p in paths:
         _key, ds = read_run(p)
+        check_named(ds, str(p), densities, is_named)
         runs.append(ds)
         where.append(str(p))
     return combine_runs(runs, config=config, paths=where)
+
+
+def named_components(config: Mapping | None) -> tuple[set[str], Callable[[str], bool]]:
+    """(densities, is_named(estimator)) a study may hold: what its config names, or with no
+    config the registered names (so nothing a store names is ever imported)."""
+    from .densities import DENSITIES
+    from .estimators import ESTIMATORS, base_name, variant_label
+
+    if config is None:
+        return set(DENSITIES), lambda e: base_name(e) in ESTIMATORS
+    from .spec import BY_NAME
+
+    dens = {str(e.get("name")) for e in config.get("densities") or [] if isinstance(e, Mapping)}
+    labels = {variant_label(e) for e in config.get("estimators") or BY_NAME["estimators"].default}
+    return dens, lambda e: variant_label(e) in labels
+
+
+def check_named(ds: xr.Dataset, path: str, densities: set[str],
+                is_named: Callable[[str], bool]) -> None:
+    """StoreError unless the store's density and estimators are among those named: a
+    store's attributes (which anyone can write, checksum included) never choose a module
+    for the aggregation to import (the finite-n prediction builds each density)."""
+    dens = str(ds.attrs.get("density"))
+    if dens not in densities:
+        raise StoreError(f"run store {path} names density {dens!r}, which the study config "
+                         f"does not name ({', '.join(sorted(densities)) or 'none'}); refusing "
+                         f"to import it (pass a --config that lists it, if you trust it)")
+    for e in (str(v) for v in ds["estimator"].values):
+        try:
+            ok = is_named(e)
+        except ValueError:  # not even an estimator's syntax
+            ok = False
+        if not ok:
+            raise StoreError(f"run store {path} names estimator {e!r}, which the study "
+                             f"config does not name; refusing it")
 
 
 #: run attrs a study shares (recorded once in the study's attrs when all runs agree, as a

@@ -28,11 +28,15 @@ ENTRY_GRID_KEYS = ("d", "n")
 
 
 def load_study(path: str | os.PathLike) -> dict:
-    """Read a study config (YAML or JSON) into a dict."""
+    """Read a study config (YAML or JSON) into a dict; ValueError (one line) if it is not
+    YAML or not a mapping, OSError if it cannot be read."""
     import yaml
 
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh)
+    try:
+        with open(path) as fh:
+            cfg = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:  # one line, not a parser traceback
+        raise ValueError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"config {path}: expected a mapping at top level")
     return cfg
