@@ -124,8 +124,7 @@ OUT_CASES = {  # --out problems: (setup(tmp) -> out path, extra args, regex)
     "out / overwrite": (lambda tmp: Path("/"), ["--overwrite"], r"working directory or one"),
     "out cwd ancestor": (lambda tmp: tmp.parent, ["--overwrite"], r"working directory or one"),
     "out plain dir overwrite": (lambda tmp: _plain_dir(tmp), ["--overwrite"],
-                                r"not a scorerate run store; --overwrite replaces only run "
-                                r"stores: refusing"),
+                                r"not a scorerate run store; refusing to replace it"),
     "out plain dir": (lambda tmp: _plain_dir(tmp), [],
                       r"exists and is a directory, not a scorerate run store"),
     "out is a file": (lambda tmp: _file(tmp), ["--overwrite"], r"not a scorerate run store"),

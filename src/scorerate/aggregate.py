@@ -27,6 +27,7 @@ __all__ = [
     "RUN_ATTRS",
     "StoreError",
     "SHARED_ATTRS",
+    "STUDY_MARKER",
     "aggregate",
     "cells",
     "combine_runs",
@@ -37,6 +38,8 @@ __all__ = [
 #: metric variables of a run store -> their dims there (the study adds JOB_DIMS in front);
 #: the store's schema less the bulky per-job arrays (samples stay in the run stores)
 METRICS: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLE_METRICS}
+#: the study store's marker (attribute scorerate_store; see scorerate.targets)
+STUDY_MARKER = "study/1"
 #: numeric per-job attrs copied into the study as (density, beta, d, n, seed) variables
 RUN_ATTRS = ("t0", "T", "wall_time_s")
 
@@ -269,8 +272,13 @@ def _chunks(ds: xr.Dataset) -> dict[str, int]:
 def write_study(ds: xr.Dataset, out: str | os.PathLike) -> Path:
     """Write the study store atomically (store.write_zarr_atomic), consolidated metadata.
 
-    An existing store at `out` is replaced only once the new one is complete.
+    An existing store at `out` is replaced only once the new one is complete. The store
+    carries the marker scorerate_store = STUDY_MARKER.
     """
+    from .store import MARKER_ATTR
+
+    ds = ds.copy()
+    ds.attrs[MARKER_ATTR] = STUDY_MARKER  # what `scorerate aggregate --out` may replace
     chunks = _chunks(ds)
     encoding = {name: {"chunks": tuple(chunks[d] for d in var.dims)}
                 for name, var in ds.data_vars.items() if var.dtype.kind == "f"}

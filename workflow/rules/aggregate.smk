@@ -25,7 +25,7 @@ if workflow.is_main_process:
         CORRUPT,
         cache=STORE_CACHE,
     ):
-        print(f"scorerate: moved a bad run store aside, it will be recomputed: {_line}",
+        print(f"scorerate: {_line} (a moved store is recomputed by this run)",
               file=sys.stderr)
 
 
