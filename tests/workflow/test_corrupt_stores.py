@@ -94,3 +94,21 @@ def test_check_stores_refuses_a_bad_store_and_moves_it_aside(study, tmp_path):
     jobs = planned(study, TINY)  # the aggregate waits for the check, which waits for the job
     assert run_jobs(jobs) == {("50", "1")}
     assert {"check_stores", "aggregate"} <= {name for name, _ in jobs}
+
+
+@pytest.mark.slow
+def test_a_study_lost_mid_aggregation_is_rebuilt_by_the_next_run(study):
+    """A kill during the aggregation leaves no study.zarr (atomic writer; Snakemake deletes
+    the incomplete output): the next snakemake must aggregate again, not say 'Nothing to
+    be done', and the report follows the new study."""
+    import shutil
+
+    shutil.rmtree(study / "results" / "study.zarr")
+    jobs = planned(study, TINY)
+    assert {"aggregate", "report"} <= {name for name, _ in jobs}
+    res = smk(study, TINY, "--cores", "2")
+    assert res.returncode == 0, res.stdout
+    assert xr.open_zarr(study / "results" / "study.zarr").attrs["n_runs"] == 4
+    assert (study / "results" / "report" / "index.html").is_file()
+    assert "Nothing to be done" in smk(study, TINY, "-n").stdout
+

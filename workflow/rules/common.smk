@@ -55,11 +55,12 @@ def run_store_jobs():
 
 
 def all_targets():
-    """The default targets: the report files and every run store. The stores are named too
-    so that a deleted store is recomputed (Snakemake does not rerun a job for a missing
-    intermediate file when everything downstream is up to date); the new store then makes
-    the aggregation and the report rerun."""
-    return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md",
+    """The default targets: the report files, the study store and every run store. The
+    stores are named too so that a missing one is rebuilt (Snakemake does not rerun a job
+    for a missing intermediate file when everything downstream is up to date): a deleted
+    run store is recomputed, and a study.zarr lost to a kill mid-aggregation (the atomic
+    writer leaves none) is aggregated again, and the report with it."""
+    return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md", STUDY,
             *run_stores()]
 
 
