@@ -283,15 +283,22 @@ def open_run(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
 
 
 def _signature(path: Path) -> str:
-    """Cheap fingerprint of a store's files (relative path, size, mtime_ns): O(files) stats."""
+    """Fingerprint of a store's content: sha256 over every file's relative path and bytes.
+
+    Content, not size and mtime: a byte flipped with both kept (bit rot, a careless copy)
+    changes it, so the verification cache cannot vouch for a store that changed. Cost: one
+    read of the store's files (no decompression), far less than `open_run`'s check.
+    """
     h = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
-            st = os.stat(os.path.join(root, name))
-            rel = os.path.relpath(os.path.join(root, name), path)
-            h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+            full = os.path.join(root, name)
+            h.update(f"{os.path.relpath(full, path)}|{os.path.getsize(full)}|".encode())
+            with open(full, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(block)
+    return "sha256:" + h.hexdigest()
 
 
 def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_dir: str |
@@ -302,8 +309,9 @@ def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_
     A workflow calls this before planning, so a damaged store is missing when the plan is
     made and gets recomputed. Only run stores of this project (`is_run_store`) are moved;
     any other directory there is left in place and reported. `cache` (a JSON file)
-    remembers the file fingerprint of each store found good, so an unchanged store costs a
-    few stat calls instead of a full read. Returns one line per bad store (moved or left).
+    remembers the content hash of each store found good (`_signature`), so an unchanged
+    store costs one read of its files instead of a full verification. Returns one line
+    per bad store (moved or left).
     """
     cache_path = Path(cache) if cache is not None else None
     known: dict[str, str] = {}

@@ -25,7 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corrupt-dir", required=True, type=Path,
                         help="where bad stores are moved (e.g. results/corrupt)")
     parser.add_argument("--cache", type=Path, help="JSON file remembering stores found good "
-                        "(by file sizes and mtimes), so unchanged stores are not re-read")
+                        "(by a hash of their files' content), so unchanged stores are not "
+                        "re-verified")
     parser.add_argument("--ok", type=Path, help="file written when every store is good "
                         "(the workflow's marker)")
 
