@@ -243,6 +243,35 @@ def test_bad_study_config(case, tmp_path):
     _assert_fast(wall, cpu)
 
 
+#: values each job would refuse only once it runs (a worker traceback, or an aggregation
+#: that dies): refused at `snakemake -n` by the parameter's declared bound
+BOUNDS = {
+    "truncated c_rho -1": (with_(TINY, estimators=["truncated[c_rho=-1]"]),
+                           r"option c_rho: c_rho must be a finite number > 0, got -1"),
+    "highorder order 0": (with_(TINY, estimators=["highorder[order=0]"]),
+                          r"option order: highorder_order must be an integer >= 1, got 0"),
+    "highorder order 2.5": (with_(TINY, estimators=["highorder[order=2.5]"]),
+                            r"highorder_order must be an integer >= 1, got 2\.5"),
+    "regularized eps -1": (with_(TINY, estimators=["regularized[eps=-1]"]),
+                           r"option eps: eps must be a finite number > 0"),
+    "truncated rtol 5": (with_(TINY, estimators=["truncated[rtol=5]"]),
+                         r"option rtol: rtol must be a finite number in \(0, 1\), got 5"),
+    "seeds 1e30": (with_(TINY, seeds=[1e30]), r"1e\+30 is greater than or equal to the max"),
+    "seeds 2^64": (with_(TINY, seeds=[2**64]), r"greater than or equal to the maximum"),
+    "t0 1e10": (with_(TINY, t0=1e10), r"config t0: 10000000000\.0 must be below the horizon"),
+}
+
+
+@pytest.mark.parametrize("case", list(BOUNDS))
+def test_out_of_bound_values_are_refused_at_dry_run(case, tmp_path):
+    config, pattern = BOUNDS[case]
+    proc, _wall, _cpu = _smk_dry(tmp_path, config)
+    assert proc.returncode != 0, proc.stdout
+    assert re.search(pattern, proc.stdout), proc.stdout
+    assert "Job stats" not in proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
 def test_whole_number_floats_for_n_are_normalised(tmp_path):
     proc, wall, cpu = _smk_dry(tmp_path, with_(TINY, n=[100.0, 300.0]))
     assert proc.returncode == 0, proc.stdout

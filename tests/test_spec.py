@@ -47,6 +47,8 @@ def test_schema_agrees_with_the_declaration(p):
     if p.lo is not None:
         key = "exclusiveMinimum" if p.lo_open else "minimum"
         assert prop.get(key) == p.lo, f"{p.name}: schema {key} {prop.get(key)} != {p.lo}"
+    if p.hi is not None:
+        assert prop.get("exclusiveMaximum") == p.hi, p.name
     if p.name == "integrator":
         assert prop["enum"] == list(INTEGRATORS)
 

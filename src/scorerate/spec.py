@@ -81,7 +81,7 @@ class Param:
         if self.lo is None:
             return ""
         if self.hi is not None:
-            return f"in ({self.lo:g}, {self.hi:g})"
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g})"
         return f"{'>' if self.lo_open else '>='} {self.lo:g}"
 
     def check(self, value: object) -> object:
@@ -155,6 +155,9 @@ def _in_choices(p: Param, names: Sequence[str]) -> None:
         raise ValueError(f"unknown {p.name} {bad[0]!r}; choose one of {valid}")
 
 
+#: seeds are below 2^63: the study store keeps them as int64 coordinates
+SEED_END = 2 ** 63
+
 #: Every parameter of a job, in the order of JobSpec's fields.
 PARAMS: tuple[Param, ...] = (
     Param("density", "str", None, "ground-truth density p0: a registered name (sym_beta, "
@@ -164,9 +167,9 @@ PARAMS: tuple[Param, ...] = (
           required=True),
     Param("d", "int", None, "dimension", lo=1, required=True),
     Param("n", "int", None, "training points", lo=2, required=True),
-    Param("seed", "int", 0, "replicate seed", lo=0),
+    Param("seed", "int", 0, "replicate seed", lo=0, hi=SEED_END),
     Param("study_seed", "int", 0, "seed of the whole study, mixed into every stream", lo=0,
-          in_config=True),
+          hi=SEED_END, in_config=True),
     Param("estimators", "names", ("truncated", "regularized", "empirical", "highorder"),
           "score estimators run in the job; a variant names options inline, e.g. "
           "highorder[order=4,C=2] (overrides highorder_order, highorder_C)",

@@ -158,6 +158,8 @@ def check_study(cfg: Mapping) -> None:
                 p.check(v)
             except ValueError as exc:
                 raise ValueError(f"config {p.name}: {exc}") from None
+    _check_seeds(cfg)
+    _check_t0(cfg, entries)
     bad = []
     for i, entry in enumerate(entries):
         g = entry_grid(cfg, entry)
@@ -172,6 +174,33 @@ def check_study(cfg: Mapping) -> None:
     from .sizing import check_study_size
 
     check_study_size(cfg, jobs(cfg))  # n: 1e9 or m: 1e10 fails here, not after hours
+
+
+def _check_seeds(cfg: Mapping) -> None:
+    """Every replicate seed within the job's bound (0 <= seed < 2^63: seeds: [1e30] would
+    run every job and then fail the aggregation's int64 coordinate)."""
+    from .spec import BY_NAME
+
+    for s in cfg.get("seeds") or []:
+        try:
+            BY_NAME["seed"].check(s)
+        except ValueError as exc:
+            raise ValueError(f"config seeds: {exc}") from None
+
+
+def _check_t0(cfg: Mapping, entries: list[Mapping]) -> None:
+    """A fixed t0 below every job's horizon T = n^(2 beta/(2 beta + d)) (each job would
+    refuse t0 >= T only once it starts)."""
+    from .theory import T_horizon
+
+    t0 = cfg.get("t0")
+    if t0 is None:
+        return
+    for _, (name, b, d, n) in _entry_cells(cfg, entries):
+        T = T_horizon(n, b, d)
+        if not float(t0) < T:
+            raise ValueError(f"config t0: {t0!r} must be below the horizon T = {T:.4g} of "
+                             f"every job; {name} beta={b} d={d} n={n} has T = {T:.4g}")
 
 
 def _check_dask(cfg: Mapping) -> None:

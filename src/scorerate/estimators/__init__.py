@@ -198,7 +198,28 @@ def check_variant(name: str) -> str:
     m = _VARIANT.fullmatch(name) if isinstance(name, str) else None
     if m is None:
         return variant_label(name)  # the syntax error
-    return _label(*_parse(name, options_of(resolve(m["base"]))))
+    factory = resolve(m["base"])
+    base, opts = _parse(name, options_of(factory))
+    _check_bounds(name, factory, opts)
+    return _label(base, opts)
+
+
+def _check_bounds(name: str, factory: Any, opts: Mapping[str, int | float]) -> None:
+    """One-line ValueError for an inline option outside the bound of the job parameter it
+    stands for (scorerate.spec.PARAMS; a factory maps option -> parameter in its
+    `option_params`, else the names agree), so highorder[order=0] or truncated[c_rho=-1]
+    is refused with the config, not in a worker. Options with no parameter pass as given."""
+    from ..spec import BY_NAME
+
+    params = getattr(factory, "option_params", {})
+    for key, value in opts.items():
+        p = BY_NAME.get(params.get(key, key))
+        if p is None or p.kind not in ("int", "float"):
+            continue
+        try:
+            p.check(value)
+        except ValueError as exc:
+            raise ValueError(f"estimator {name!r}: option {key}: {exc}") from None
 
 
 def split_names(text: str) -> list[str]:

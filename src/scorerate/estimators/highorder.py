@@ -58,6 +58,8 @@ class HighOrder(Estimator):
 
     name = "highorder"
     options = ("order", "C", "noise_seed")
+    #: inline option -> the job parameter whose bound it has (scorerate.spec.PARAMS)
+    option_params = {"order": "highorder_order", "C": "highorder_C"}
 
     def _configure(self, order: int | None = None, C: float | None = None,
                    noise_seed: int = 0) -> None:
