@@ -15,8 +15,8 @@
 #    store is then missing, so this very run recomputes it (rule all names every store) and
 #    the new store reruns the aggregation and the report. A cache of content hashes keeps
 #    this to one read of the files per unchanged store (not size and mtime: bit rot keeps
-#    both, and a rotten store would then fail every aggregation). Also on a dry run (-n): moving a
-#    bad store aside loses nothing and the plan then shows its recomputation.
+#    both, and a rotten store would then fail every aggregation). Also on a dry run (-n):
+#    moving a bad store aside loses nothing and the plan then shows its recomputation.
 # 2. rule check_stores, upstream of aggregate: a store damaged after the load makes it fail,
 #    so the aggregate job never starts and the previous study.zarr and report stay in
 #    place; the next snakemake run recomputes the store.
