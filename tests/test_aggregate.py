@@ -217,3 +217,52 @@ def test_has_run_marks_exactly_the_runs_also_in_memory():
     assert list(study["store"].values.ravel()) == [""] * study["store"].size
     assert cells(study) == [("sym_beta", 1.0, 1)]
     assert job_cells(study).ravel().tolist() == [True, True, False]
+
+
+def _aggregate_cli(cwd: Path, *args: str):
+    """`python -m scorerate aggregate ...` in `cwd`, which is on the import path too (as a
+    module beside a Snakefile is found)."""
+    import os
+    import subprocess
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    return subprocess.run([sys.executable, "-m", "scorerate", "aggregate", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": f"{src}:{cwd}"})
+
+
+@pytest.mark.parametrize("with_config", [True, False])
+def test_a_store_never_chooses_a_module_to_import(tmp_path, with_config):
+    """A store naming an import-path density (checksum and all: it is not a secret) is
+    refused in one line unless the config names it; the module is never imported."""
+    (tmp_path / "evil.py").write_text(
+        "import pathlib\npathlib.Path('IMPORTED').write_text('x')\n"
+        "def Dens(beta, d):\n    raise ValueError('no')\n")
+    good = write_run(tmp_path / "runs", n=100)
+    bad = write_run(tmp_path / "runs", density="evil:Dens", n=300)
+    args = ["--out", "study.zarr", str(good), str(bad)]
+    if with_config:
+        (tmp_path / "cfg.json").write_text(json.dumps(CONFIG))
+        args = ["--config", "cfg.json", *args]
+    proc = _aggregate_cli(tmp_path, *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "names density 'evil:Dens'" in lines[0], proc.stderr
+    assert not (tmp_path / "IMPORTED").exists()
+    assert not (tmp_path / "study.zarr").exists()
+
+
+def test_a_store_with_an_estimator_the_config_does_not_name_is_refused(runs, tmp_path):
+    other = write_run(tmp_path / "other", n=100, estimators=("truncated", "mine:Est"))
+    with pytest.raises(StoreError, match="names estimator 'mine:Est'"):
+        aggregate([runs[0], other], config={**CONFIG, "n": [100, 300]})
+    with pytest.raises(StoreError, match="names estimator 'mine:Est'"):
+        aggregate([other])  # no config: registered names only
+
+
+def test_bad_config_file_is_one_line(runs, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("densities: [unclosed\n")
+    proc = _aggregate_cli(tmp_path, "--config", str(cfg), "--out", "s.zarr", str(runs[0]))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "not valid YAML" in proc.stderr

@@ -107,7 +107,8 @@ CLI = {
     "beta 0": (_set(SMALL, "--beta", "0"), r"beta must be a finite number > 0"),
     "laplace beta 1.5": (_set(_set(SMALL, "--density", "laplace"), "--beta", "1.5"),
                          r"beta must be < 1\.5, got 1\.5"),
-    "negative seed": (_set(SMALL, "--seed", "-1"), r"seed must be an integer >= 0, got -1"),
+    "negative seed": (_set(SMALL, "--seed", "-1"),
+                      r"seed must be an integer in \[0, 2\^63\), got -1"),
     "n string": (_set(SMALL, "--n", "many"), r"argument --n: invalid int value: 'many'"),
     "n fractional": (_set(SMALL, "--n", "1.5"), r"argument --n: invalid int value: '1.5'"),
     "d 0": (_set(SMALL, "--d", "0"), r"d must be an integer >= 1, got 0"),
@@ -124,8 +125,7 @@ OUT_CASES = {  # --out problems: (setup(tmp) -> out path, extra args, regex)
     "out / overwrite": (lambda tmp: Path("/"), ["--overwrite"], r"working directory or one"),
     "out cwd ancestor": (lambda tmp: tmp.parent, ["--overwrite"], r"working directory or one"),
     "out plain dir overwrite": (lambda tmp: _plain_dir(tmp), ["--overwrite"],
-                                r"not a scorerate run store; --overwrite replaces only run "
-                                r"stores: refusing"),
+                                r"not a scorerate run store; refusing to replace it"),
     "out plain dir": (lambda tmp: _plain_dir(tmp), [],
                       r"exists and is a directory, not a scorerate run store"),
     "out is a file": (lambda tmp: _file(tmp), ["--overwrite"], r"not a scorerate run store"),
@@ -242,6 +242,35 @@ def test_bad_study_config(case, tmp_path):
     assert "Job stats" not in proc.stdout  # refused before any job was planned
     assert not (tmp_path / "results").exists()
     _assert_fast(wall, cpu)
+
+
+#: values each job would refuse only once it runs (a worker traceback, or an aggregation
+#: that dies): refused at `snakemake -n` by the parameter's declared bound
+BOUNDS = {
+    "truncated c_rho -1": (with_(TINY, estimators=["truncated[c_rho=-1]"]),
+                           r"'truncated\[c_rho=-1\]': c_rho must be a finite number > 0, got -1"),
+    "highorder order 0": (with_(TINY, estimators=["highorder[order=0]"]),
+                          r"'highorder\[order=0\]': order must be an integer in \[1, 64\), got 0"),
+    "highorder order 2.5": (with_(TINY, estimators=["highorder[order=2.5]"]),
+                            r"order must be an integer in \[1, 64\), got 2\.5"),
+    "regularized eps -1": (with_(TINY, estimators=["regularized[eps=-1]"]),
+                           r"'regularized\[eps=-1\]': eps must be a finite number > 0"),
+    "truncated rtol 5": (with_(TINY, estimators=["truncated[rtol=5]"]),
+                         r"'truncated\[rtol=5\]': rtol must be a finite number in \(0, 1\), got 5"),
+    "seeds 1e30": (with_(TINY, seeds=[1e30]), r"1e\+30 is greater than or equal to the max"),
+    "seeds 2^64": (with_(TINY, seeds=[2**64]), r"greater than or equal to the maximum"),
+    "t0 1e10": (with_(TINY, t0=1e10), r"config t0: 10000000000\.0 must be below the horizon"),
+}
+
+
+@pytest.mark.parametrize("case", list(BOUNDS))
+def test_out_of_bound_values_are_refused_at_dry_run(case, tmp_path):
+    config, pattern = BOUNDS[case]
+    proc, _wall, _cpu = _smk_dry(tmp_path, config)
+    assert proc.returncode != 0, proc.stdout
+    assert re.search(pattern, proc.stdout), proc.stdout
+    assert "Job stats" not in proc.stdout
+    assert not (tmp_path / "results").exists()
 
 
 def test_whole_number_floats_for_n_are_normalised(tmp_path):

@@ -98,3 +98,43 @@ def test_limit_native_threads_restores_environment(monkeypatch):
 def test_available_threads_is_positive_and_bounded():
     n = cluster.available_threads()
     assert 1 <= n <= (os.cpu_count() or n)
+
+
+def _listening() -> set[tuple[str, str]]:
+    """(family, local hex address:port) of every TCP socket this process listens on, read
+    from /proc (its own socket inodes matched against /proc/self/net/tcp and tcp6)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    out = set()
+    for family in ("tcp", "tcp6"):
+        for line in open(f"/proc/self/net/{family}").read().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # state 0A: LISTEN
+                out.add((family, f[1]))
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/net/tcp"), reason="reads Linux /proc")
+def test_embedded_cluster_listens_on_loopback_only():
+    """Scheduler and worker HTTP servers (and a dashboard, with bokeh) on 127.0.0.1: not on
+    0.0.0.0 or [::], where a shared HPC node would expose a port per job."""
+    import importlib.util
+    import urllib.request
+
+    before = _listening()
+    with cluster.dask_client(threads=1) as client:
+        assert client.submit(sum, [1, 2]).result() == 3
+        opened = _listening() - before
+        port = client.scheduler_info()["services"]["dashboard"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as r:
+            assert r.read() == b"ok"  # the scheduler's server really is on loopback
+        link = cluster.dashboard_link(client)
+    assert len(opened) >= 2, opened  # the scheduler's and the worker's
+    assert all(fam == "tcp" and addr.startswith("0100007F:") for fam, addr in opened), opened
+    assert (link is None) == (importlib.util.find_spec("bokeh") is None)

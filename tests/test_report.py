@@ -214,3 +214,36 @@ def test_the_overview_figure_and_the_cell_table_count_the_same_slopes(study):
         cells_ = re.findall(r"<td>(.*?)</td>", row)
         counts += sum(int(c) for c in cells_[5:])
     assert counts == n
+
+
+def test_a_density_named_by_the_study_is_imported_only_if_the_config_names_it(tmp_path):
+    """The sample figure builds the true density from the study's name: a name the user's
+    config does not list (a study anyone may have written) is not imported."""
+    import os
+    import subprocess
+
+    from scorerate.aggregate import combine_runs
+    from scorerate.store import open_run
+
+    (tmp_path / "evil.py").write_text(
+        "import pathlib\npathlib.Path('IMPORTED').write_text('x')\n"
+        "def Dens(beta, d):\n    raise ValueError('no')\n")
+    runs = [write_run(tmp_path / "runs", density="evil:Dens", n=n) for n in NS]
+    ds = combine_runs([open_run(p) for p in runs], paths=[str(p) for p in runs],
+                      predictions=False)
+    write_study(ds, tmp_path / "study.zarr")
+    env = {**os.environ, "PYTHONPATH": f"{Path(__file__).parents[1] / 'src'}:{tmp_path}"}
+
+    def report(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "scorerate", "report", "--study",
+                               "study.zarr", "--out", "rep", *extra], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    proc = report()
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "rep" / "index.html").is_file()
+    assert not (tmp_path / "IMPORTED").exists()
+    (tmp_path / "cfg.yaml").write_text("densities: [{name: 'evil:Dens', beta: [1.0]}]\n")
+    proc = report("--config", "cfg.yaml")  # the user names it: now it is theirs to run
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "IMPORTED").exists()

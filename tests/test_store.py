@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -222,3 +223,19 @@ def test_store_without_the_marker_is_refused_and_not_ours(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     assert not store.is_run_store(other) and not store.is_run_store(tmp_path / "nothing")
+
+
+def test_the_verification_cache_sees_bit_rot_that_keeps_size_and_mtime(tmp_path):
+    path = store.write_run(fake_run(), tmp_path / "run.zarr")
+    cache = tmp_path / "verified.json"
+    assert store.quarantine_bad_stores({str(path): {}}, tmp_path / "corrupt", cache=cache) == []
+    assert str(path) in json.loads(cache.read_text())  # verified once, remembered
+    chunk = next(p for p in (path / "w1").rglob("*") if p.is_file() and p.name != "zarr.json")
+    st = chunk.stat()
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    os.utime(chunk, ns=(st.st_atime_ns, st.st_mtime_ns))
+    moved = store.quarantine_bad_stores({str(path): {}}, tmp_path / "corrupt", cache=cache)
+    assert len(moved) == 1 and "checksum" in moved[0]
+    assert not path.exists()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ __all__ = [
     "RUN_ATTRS",
     "StoreError",
     "SHARED_ATTRS",
+    "STUDY_MARKER",
     "aggregate",
     "cells",
     "combine_runs",
@@ -38,6 +39,8 @@ __all__ = [
 #: metric variables of a run store -> their dims there (the study adds JOB_DIMS in front);
 #: the store's schema less the bulky per-job arrays (samples stay in the run stores)
 METRICS: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLE_METRICS}
+#: the study store's marker (attribute scorerate_store; see scorerate.targets)
+STUDY_MARKER = "study/1"
 #: numeric per-job attrs copied into the study as (density, beta, d, n, seed) variables
 RUN_ATTRS = ("t0", "T", "wall_time_s")
 
@@ -76,16 +79,54 @@ def read_run(path: str | os.PathLike) -> tuple[tuple, xr.Dataset]:
 def aggregate(paths: Sequence[str | os.PathLike], config: Mapping | None = None) -> xr.Dataset:
     """Read and check every run store, then combine them (see `combine_runs`).
 
-    Raises StoreError naming the first bad store, or two stores for the same job.
+    Raises StoreError naming the first bad store, two stores for the same job, or a store
+    whose density or estimator the config does not name (`check_named`).
     """
     if not paths:
         raise ValueError("aggregate needs at least one run store")
+    densities, is_named = named_components(config)
     runs, where = [], []
     for p in paths:
         _key, ds = read_run(p)
+        check_named(ds, str(p), densities, is_named)
         runs.append(ds)
         where.append(str(p))
     return combine_runs(runs, config=config, paths=where)
+
+
+def named_components(config: Mapping | None) -> tuple[set[str], Callable[[str], bool]]:
+    """(densities, is_named(estimator)) a study may hold: what its config names, or with no
+    config the registered names (so nothing a store names is ever imported)."""
+    from .densities import DENSITIES
+    from .estimators import ESTIMATORS, base_name, variant_label
+
+    if config is None:
+        return set(DENSITIES), lambda e: base_name(e) in ESTIMATORS
+    from .spec import BY_NAME
+
+    dens = {str(e.get("name")) for e in config.get("densities") or [] if isinstance(e, Mapping)}
+    labels = {variant_label(e) for e in config.get("estimators") or BY_NAME["estimators"].default}
+    return dens, lambda e: variant_label(e) in labels
+
+
+def check_named(ds: xr.Dataset, path: str, densities: set[str],
+                is_named: Callable[[str], bool]) -> None:
+    """StoreError unless the store's density and estimators are among those named: a
+    store's attributes (which anyone can write, checksum included) never choose a module
+    for the aggregation to import (the finite-n prediction builds each density)."""
+    dens = str(ds.attrs.get("density"))
+    if dens not in densities:
+        raise StoreError(f"run store {path} names density {dens!r}, which the study config "
+                         f"does not name ({', '.join(sorted(densities)) or 'none'}); refusing "
+                         f"to import it (pass a --config that lists it, if you trust it)")
+    for e in (str(v) for v in ds["estimator"].values):
+        try:
+            ok = is_named(e)
+        except ValueError:  # not even an estimator's syntax
+            ok = False
+        if not ok:
+            raise StoreError(f"run store {path} names estimator {e!r}, which the study "
+                             f"config does not name; refusing it")
 
 
 #: run attrs a study shares (recorded once in the study's attrs when all runs agree, as a
@@ -252,8 +293,13 @@ def _chunks(ds: xr.Dataset) -> dict[str, int]:
 def write_study(ds: xr.Dataset, out: str | os.PathLike) -> Path:
     """Write the study store atomically (store.write_zarr_atomic), consolidated metadata.
 
-    An existing store at `out` is replaced only once the new one is complete.
+    An existing store at `out` is replaced only once the new one is complete. The store
+    carries the marker scorerate_store = STUDY_MARKER.
     """
+    from .store import MARKER_ATTR
+
+    ds = ds.copy()
+    ds.attrs[MARKER_ATTR] = STUDY_MARKER  # what `scorerate aggregate --out` may replace
     chunks = _chunks(ds)
     encoding = {name: {"chunks": tuple(chunks[d] for d in var.dims)}
                 for name, var in ds.data_vars.items() if var.dtype.kind == "f"}

@@ -11,9 +11,10 @@ Why one worker with N threads, in-process (``processes=False``): the kernel engi
 numba loops release the GIL (``nogil=True``), so threads run truly in parallel, and a
 single in-process worker holds the training set once instead of pickling it to
 several processes. Native thread pools (numba's ``prange``, BLAS) are pinned to one
-thread per Dask thread so that N Dask threads use N cores, not N^2. No dashboard is
-started, and the scheduler's small HTTP server (health, metrics) binds a free loopback
-port, so several jobs on one machine never fight over port 8787.
+thread per Dask thread so that N Dask threads use N cores, not N^2. Every server of the
+embedded cluster (the scheduler's and the worker's small HTTP servers: health, metrics,
+and the dashboard when bokeh is installed) binds a free port on 127.0.0.1 only, so several
+jobs on one node never fight over port 8787 and none is reachable from the network.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ __all__ = [
 
 #: seconds allowed to reach an explicit scheduler before giving up
 DEFAULT_CONNECT_TIMEOUT = 5.0
+#: the only interface an embedded cluster's servers listen on
+LOOPBACK = "127.0.0.1"
 
 
 class NoWorkersError(ConnectionError):
@@ -149,20 +152,37 @@ def _identify(address: str, timeout: float) -> str:
 
 
 def dashboard_link(client) -> str | None:
-    """The Dask dashboard URL of `client`'s scheduler, or None when it serves none.
+    """The Dask dashboard URL of `client`'s scheduler, or None unless a dashboard serves there.
 
-    An embedded scheduler serves the dashboard only if bokeh is installed here; a remote
-    scheduler's link is shown whenever it reports a dashboard port.
+    An embedded scheduler serves one only if bokeh is importable here, and only on
+    loopback, so its link names 127.0.0.1 (Dask's own link names the host's address, where
+    nothing listens). Either link is given only if its page answers (`_serves`).
     """
     try:
-        services = client.scheduler_info().get("services", {})
+        port = client.scheduler_info().get("services", {}).get("dashboard")
     except Exception:  # no link is no reason to fail a job
         return None
-    if "dashboard" not in services:
+    if port is None:
         return None
-    if getattr(client, "cluster", None) is not None and importlib.util.find_spec("bokeh") is None:
-        return None
-    return client.dashboard_link
+    if getattr(client, "cluster", None) is not None:
+        if importlib.util.find_spec("bokeh") is None:
+            return None
+        link = f"http://{LOOPBACK}:{port}/status"
+    else:
+        link = client.dashboard_link
+    return link if _serves(link) else None
+
+
+def _serves(url: str, timeout: float = 2.0) -> bool:
+    """Whether an HTTP GET of `url` answers 200 within `timeout` seconds (without bokeh a
+    Dask scheduler answers 404 there)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return reply.status == 200
+    except (OSError, ValueError):
+        return False
 
 
 @contextmanager
@@ -244,9 +264,10 @@ def dask_client(
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=per_worker,
-            processes=False,
-            dashboard_address=None,  # no bokeh dashboard; its HTTP routes on a free port:
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            processes=False,  # scheduler and worker talk inproc://, no socket at all
+            dashboard_address=None,  # the scheduler's HTTP routes: a free loopback port
+            scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},
+            worker_dashboard_address=f"{LOOPBACK}:0",  # else 0.0.0.0 and [::], port 8789
             silence_logs=level,
             memory_limit=0,  # Snakemake's mem_mb governs memory; no spilling to disk
         )

@@ -57,7 +57,9 @@ class Param:
         if self.lo is None:
             return ""
         if self.hi is not None:
-            return f"in ({self.lo:g}, {self.hi:g})"
+            hi = (f"2^{int(self.hi).bit_length() - 1}" if self.hi >= 2 ** 32
+                  and int(self.hi).bit_count() == 1 else f"{self.hi:g}")
+            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {hi})"
         return f"{'>' if self.lo_open else '>='} {self.lo:g}"
 
     def check(self, value: object) -> object:

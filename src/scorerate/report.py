@@ -12,7 +12,7 @@ import base64
 import io
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -229,13 +229,16 @@ def _grid_text(study: xr.Dataset) -> str:
 def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
                 runs_base: str | os.PathLike | None = None,
                 provenance: Mapping[str, str] | None = None,
-                density_factory: Callable | None = None) -> Path:
+                density_factory: Callable | None = None,
+                trusted: Collection[str] = ()) -> Path:
     """Write rates.csv, summary.md, figures/*.png and index.html under `out`.
 
     runs_base: base directory of relative run-store paths (default: current directory).
     provenance: extra provenance items (e.g. the git commit) shown on the page.
     density_factory(name, beta=, d=) gives the true density for the sample figures
-    (default scorerate.density). Returns the path of index.html. Cost: the rate table
+    (default scorerate.density, for registered names and those in `trusted`, e.g. a study
+    config's densities: a name read from the study never picks a module to import).
+    Returns the path of index.html. Cost: the rate table
     (O(n S) per fit) plus a few figures per cell.
     """
     import jinja2
@@ -248,7 +251,7 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     rates.to_csv(out / "rates.csv", index=False)
     v = verdict_view(rates)
     if density_factory is None:
-        from .densities import density as density_factory
+        density_factory = _named_density_factory(trusted)
 
     cell_list = cells(study)
     ov = _overview_rows(v)
@@ -334,6 +337,20 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     tmp.write_text(page)
     tmp.replace(index)
     return index
+
+
+def _named_density_factory(trusted: Collection[str]) -> Callable:
+    """scorerate.density for registered names and `trusted` ones; ValueError for any other
+    name (the sample figure then says the true density is unavailable)."""
+    from .densities import DENSITIES, density
+
+    def factory(name: str, beta: float, d: int):
+        if name not in DENSITIES and name not in trusted:
+            raise ValueError(f"density {name!r} is neither registered nor named by the "
+                             f"study config; not imported")
+        return density(name, beta=beta, d=d)
+
+    return factory
 
 
 _COLUMN_MEANING = {

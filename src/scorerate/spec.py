@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import shlex
 from collections.abc import Mapping
 
 import numpy as np
@@ -46,6 +45,9 @@ def _backend_names() -> list[str]:
     return ["auto", *sorted(BACKENDS)]
 
 
+#: seeds are below 2^63: the study store keeps them as int64 coordinates
+SEED_END = 2 ** 63
+
 #: Every parameter of a job, in the order of JobSpec's fields.
 PARAMS: tuple[Param, ...] = (
     Param("density", "str", None, "ground-truth density p0: a registered name (sym_beta, "
@@ -55,9 +57,9 @@ PARAMS: tuple[Param, ...] = (
           required=True),
     Param("d", "int", None, "dimension", lo=1, required=True),
     Param("n", "int", None, "training points", lo=2, required=True),
-    Param("seed", "int", 0, "replicate seed", lo=0),
+    Param("seed", "int", 0, "replicate seed", lo=0, hi=SEED_END),
     Param("study_seed", "int", 0, "seed of the whole study, mixed into every stream", lo=0,
-          in_config=True),
+          hi=SEED_END, in_config=True),
     Param("estimators", "names", ("truncated", "regularized", "empirical", "highorder"),
           "score estimators run in the job; a variant names options inline, e.g. "
           "highorder[order=4,C=2] (overrides highorder_order, highorder_C)",
@@ -222,9 +224,11 @@ def job_args(config: Mapping) -> str:
     A parameter used by one estimator only is passed only when that estimator (or a
     variant of it) runs, so changing it changes nothing for the jobs that do not use it.
     Null values are left out (the job's default applies). The result changes exactly when
-    a job's numbers may; estimator names go as canonical labels, quoted for the shell.
+    a job's numbers may; every value is checked (`Param.check`) and goes through the one
+    quoting helper (scorerate.shell.quote), estimator names as canonical labels.
     """
     from .estimators import base_name
+    from .shell import option, words
 
     ests = config.get("estimators", BY_NAME["estimators"].default)
     bases = {base_name(e) for e in ests}  # highorder[order=4] uses highorder's params
@@ -238,9 +242,13 @@ def job_args(config: Mapping) -> str:
         if v is None:
             continue
         if p.kind == "names":  # canonical labels, quoted for the shell ([ is a glob)
-            v = " ".join(shlex.quote(x) for x in p.check(v))
-        elif p.kind == "grid":
-            v = "{tmin} {tmax} {num}".format(**v) if isinstance(v, Mapping) else " ".join(
-                map(str, v))
-        parts.append(f"{p.flag} {v}")
+            parts.append(f"{p.flag} {words(p.check(v))}")
+            continue
+        if p.kind == "grid":
+            v = (v["tmin"], v["tmax"], v["num"]) if isinstance(v, Mapping) else tuple(v)
+            p.check(v)
+            parts.append(f"{p.flag} {words(v)}")
+            continue
+        p.check(v)  # the config's text is passed on (so 1 stays 1), once it is checked
+        parts.append(option(p.flag, v))
     return " ".join(parts)

@@ -168,14 +168,12 @@ def is_complete(path: str | os.PathLike) -> bool:
 
 
 def is_run_store(path: str | os.PathLike) -> bool:
-    """True if `path` opens as a run store written by this project (schema and marker; the
-    data are not read, so a damaged store of ours still counts: it may be replaced)."""
-    try:
-        ds = open_run(path, verify=False)
-    except StoreError:
-        return False
-    ds.close()
-    return ds.attrs.get(MARKER_ATTR) == MARKER
+    """True if `path` is a run store written by this project, by its marker (the data are
+    not read, so a damaged store of ours still counts: it may be replaced or moved aside);
+    the one recogniser is scorerate.targets.is_kind."""
+    from .targets import is_kind
+
+    return is_kind(path, "run")
 
 
 def write_run(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -285,15 +283,22 @@ def open_run(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
 
 
 def _signature(path: Path) -> str:
-    """Cheap fingerprint of a store's files (relative path, size, mtime_ns): O(files) stats."""
+    """Fingerprint of a store's content: sha256 over every file's relative path and bytes.
+
+    Content, not size and mtime: a byte flipped with both kept (bit rot, a careless copy)
+    changes it, so the verification cache cannot vouch for a store that changed. Cost: one
+    read of the store's files (no decompression), far less than `open_run`'s check.
+    """
     h = hashlib.sha256()
     for root, dirs, files in os.walk(path):
         dirs.sort()
         for name in sorted(files):
-            st = os.stat(os.path.join(root, name))
-            rel = os.path.relpath(os.path.join(root, name), path)
-            h.update(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+            full = os.path.join(root, name)
+            h.update(f"{os.path.relpath(full, path)}|{os.path.getsize(full)}|".encode())
+            with open(full, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    h.update(block)
+    return "sha256:" + h.hexdigest()
 
 
 def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_dir: str |
@@ -302,9 +307,11 @@ def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_
     seed); move each one that fails `open_run` or holds another job into `corrupt_dir`.
 
     A workflow calls this before planning, so a damaged store is missing when the plan is
-    made and gets recomputed. `cache` (a JSON file) remembers the file fingerprint of each
-    store found good, so an unchanged store costs a few stat calls instead of a full read.
-    Returns one line per store moved (path, destination, reason).
+    made and gets recomputed. Only run stores of this project (`is_run_store`) are moved;
+    any other directory there is left in place and reported. `cache` (a JSON file)
+    remembers the content hash of each store found good (`_signature`), so an unchanged
+    store costs one read of its files instead of a full verification. Returns one line
+    per bad store (moved or left).
     """
     cache_path = Path(cache) if cache is not None else None
     known: dict[str, str] = {}
@@ -331,11 +338,15 @@ def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_
             if wrong:
                 raise StoreError(f"{path} holds another job: " + ", ".join(wrong))
         except StoreError as exc:
+            if not is_run_store(path):  # a directory of someone's, not ours to move
+                moved.append(f"left {path} in place: it is not a scorerate run store "
+                             f"({exc}); remove or rename it")
+                continue
             dest = Path(corrupt_dir) / f"{uuid.uuid4().hex[:8]}-{path.name}"
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, dest)
             (dest.parent / f"{dest.name}.why.txt").write_text(f"{path}\n{exc}\n")
-            moved.append(f"{path} -> {dest}: {exc}")
+            moved.append(f"moved a bad run store aside, {path} -> {dest}: {exc}")
             continue
         good[key] = sig
     if cache_path is not None and good != known:

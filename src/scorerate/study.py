@@ -28,11 +28,15 @@ ENTRY_GRID_KEYS = ("d", "n")
 
 
 def load_study(path: str | os.PathLike) -> dict:
-    """Read a study config (YAML or JSON) into a dict."""
+    """Read a study config (YAML or JSON) into a dict; ValueError (one line) if it is not
+    YAML or not a mapping, OSError if it cannot be read."""
     import yaml
 
-    with open(path) as fh:
-        cfg = yaml.safe_load(fh)
+    try:
+        with open(path) as fh:
+            cfg = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:  # one line, not a parser traceback
+        raise ValueError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"config {path}: expected a mapping at top level")
     return cfg
@@ -141,6 +145,7 @@ def check_study(cfg: Mapping) -> None:
     tg = cfg.get("t_grid")
     if isinstance(tg, Mapping) and not tg["tmin"] < tg["tmax"]:
         raise ValueError(f"config t_grid: tmin ({tg['tmin']}) must be < tmax ({tg['tmax']})")
+    _check_dask(cfg)
     _check_density_names(cfg)
     entries = _density_entries(cfg)
     _check_overlaps(cfg, entries)
@@ -153,6 +158,8 @@ def check_study(cfg: Mapping) -> None:
                 p.check(v)
             except ValueError as exc:
                 raise ValueError(f"config {p.name}: {exc}") from None
+    _check_seeds(cfg)
+    _check_t0(cfg, entries)
     bad = []
     for i, entry in enumerate(entries):
         g = entry_grid(cfg, entry)
@@ -167,6 +174,51 @@ def check_study(cfg: Mapping) -> None:
     from .sizing import check_study_size
 
     check_study_size(cfg, jobs(cfg))  # n: 1e9 or m: 1e10 fails here, not after hours
+
+
+def _check_seeds(cfg: Mapping) -> None:
+    """Every replicate seed within the job's bound (0 <= seed < 2^63: seeds: [1e30] would
+    run every job and then fail the aggregation's int64 coordinate)."""
+    from .spec import BY_NAME
+
+    for s in cfg.get("seeds") or []:
+        try:
+            BY_NAME["seed"].check(s)
+        except ValueError as exc:
+            raise ValueError(f"config seeds: {exc}") from None
+
+
+def _check_t0(cfg: Mapping, entries: list[Mapping]) -> None:
+    """A fixed t0 below every job's horizon T = n^(2 beta/(2 beta + d)) (each job would
+    refuse t0 >= T only once it starts)."""
+    from .theory import T_horizon
+
+    t0 = cfg.get("t0")
+    if t0 is None:
+        return
+    for _, (name, b, d, n) in _entry_cells(cfg, entries):
+        T = T_horizon(n, b, d)
+        if not float(t0) < T:
+            raise ValueError(f"config t0: {t0!r} must be below the horizon T = {T:.4g} of "
+                             f"every job; {name} beta={b} d={d} n={n} has T = {T:.4g}")
+
+
+def _check_dask(cfg: Mapping) -> None:
+    """dask.scheduler_address, if set, is scheme://host:port and nothing else (it reaches
+    every job's command line; scorerate.shell.check_address)."""
+    from .shell import check_address
+
+    dask = cfg.get("dask")
+    address = dask.get("scheduler_address") if isinstance(dask, Mapping) else None
+    if address is None:
+        return
+    if not isinstance(address, str) or "://" not in address:
+        raise ValueError(f"config dask.scheduler_address: expected tcp://HOST:PORT, "
+                         f"got {address!r}")
+    try:
+        check_address(address)
+    except ValueError as exc:
+        raise ValueError(f"config dask.scheduler_address: {exc}") from None
 
 
 def _check_density_names(cfg: Mapping) -> None:

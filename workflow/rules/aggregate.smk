@@ -13,9 +13,10 @@
 # results/corrupt/ (kept, with a .why.txt) instead of deleting it:
 # 1. at workflow load (main process only, not in cluster jobs), before the plan is made: the
 #    store is then missing, so this very run recomputes it (rule all names every store) and
-#    the new store reruns the aggregation and the report. A cache of file sizes and mtimes
-#    keeps this to a few stat calls per unchanged store. Also on a dry run (-n): moving a
-#    bad store aside loses nothing and the plan then shows its recomputation.
+#    the new store reruns the aggregation and the report. A cache of content hashes keeps
+#    this to one read of the files per unchanged store (not size and mtime: bit rot keeps
+#    both, and a rotten store would then fail every aggregation). Also on a dry run (-n):
+#    moving a bad store aside loses nothing and the plan then shows its recomputation.
 # 2. rule check_stores, upstream of aggregate: a store damaged after the load makes it fail,
 #    so the aggregate job never starts and the previous study.zarr and report stay in
 #    place; the next snakemake run recomputes the store.
@@ -25,7 +26,7 @@ if workflow.is_main_process:
         CORRUPT,
         cache=STORE_CACHE,
     ):
-        print(f"scorerate: moved a bad run store aside, it will be recomputed: {_line}",
+        print(f"scorerate: {_line} (a moved store is recomputed by this run)",
               file=sys.stderr)
 
 

@@ -29,9 +29,9 @@ def job_batches():
 def batch_job_list(wildcards, output):
     """The `--job DENSITY BETA D N SEED OUT` arguments of a batch, one per output store.
     Reads the outputs (so it is a derived param: Snakemake keeps it out of the params
-    trigger)."""
-    return " ".join("--job {density} {beta} {d} {n} {seed} ".format(**BATCHED[s]) + s
-                    for s in output)
+    trigger); every word through the one quoting helper (scorerate.shell.quote)."""
+    keys = ("density", "beta", "d", "n", "seed")
+    return " ".join("--job " + words([*(BATCHED[s][k] for k in keys), s]) for s in output)
 
 
 def batch_mem_mb(jobs_):

@@ -1,4 +1,8 @@
 # Helpers shared by the rules: output paths, per-job resources and the unknown-key check.
+# Shell lines: a config value reaches one only (a) inside a param built here or in
+# scorerate.spec.job_args, each word through scorerate.shell.quote (shlex.quote), after the
+# schema and check_study have validated it; or (b) as a path or wildcard, whose parts the
+# schema's patterns and the wildcard_constraints limit to names and numbers.
 # The job grid, the study checks and the job's arguments come from the library
 # (scorerate.study, scorerate.spec). No mathematics here: the rules call the CLI.
 import json
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from scorerate.shell import option, words
 from scorerate.sizing import resource_request, study_job_estimate
 from scorerate.spec import job_args
 from scorerate.store import quarantine_bad_stores
@@ -51,11 +56,12 @@ def run_store_jobs():
 
 
 def all_targets():
-    """The default targets: the report files and every run store. The stores are named too
-    so that a deleted store is recomputed (Snakemake does not rerun a job for a missing
-    intermediate file when everything downstream is up to date); the new store then makes
-    the aggregation and the report rerun."""
-    return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md",
+    """The default targets: the report files, the study store and every run store. The
+    stores are named too so that a missing one is rebuilt (Snakemake does not rerun a job
+    for a missing intermediate file when everything downstream is up to date): a deleted
+    run store is recomputed, and a study.zarr lost to a kill mid-aggregation (the atomic
+    writer leaves none) is aggregated again, and the report with it."""
+    return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md", STUDY,
             *run_stores()]
 
 
@@ -73,11 +79,6 @@ def run_runtime(wildcards, attempt):
     return resource_request(est, attempt)[1]
 
 
-def opt(flag, value):
-    """'--flag value', or '' when value is None (the CLI's default then applies)."""
-    return "" if value is None else f"{flag} {value}"
-
-
 def dask_options(wildcards, threads):
     """Where a job's Dask work runs: `--threads N` (the embedded LocalCluster gets the threads
     Snakemake gave the job) and, with dask.scheduler_address set, `--scheduler ADDRESS` (an
@@ -85,8 +86,8 @@ def dask_options(wildcards, threads):
     embedded cluster). A param that takes `threads` counts as derived, so Snakemake keeps
     it out of the params rerun trigger: jobs give bit-identical numbers on any cluster and
     thread count, so changing either reruns nothing."""
-    scheduler = opt("--scheduler", config["dask"]["scheduler_address"])
-    return " ".join(filter(None, (f"--threads {threads}", scheduler)))
+    scheduler = option("--scheduler", config["dask"]["scheduler_address"])
+    return " ".join(filter(None, (option("--threads", threads), scheduler)))
 
 
 def report_dir(wildcards, output):

@@ -7,6 +7,7 @@ rule report:
     input:
         study=STUDY,
         runs=run_stores(),
+        config="results/study_config.yaml",
     output:
         html=report(
             f"{REPORT}/index.html",
@@ -42,4 +43,5 @@ rule report:
     conda:
         "../../envs/scorerate.yaml"
     shell:
-        "scorerate report --study {input.study} --out {params.out} > {log} 2>&1"
+        "scorerate report --study {input.study} --config {input.config} --out {params.out}"
+        " > {log} 2>&1"

@@ -12,7 +12,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the command's arguments."""
     parser.add_argument("runs", nargs="+", metavar="RUN.zarr", help="per-job run stores")
     parser.add_argument("--out", required=True,
-                        help="study store to write (e.g. results/study.zarr)")
+                        help="study store to write (e.g. results/study.zarr); an existing "
+                        "path must be a study store, which is replaced once the new one is "
+                        "complete")
     parser.add_argument("--config", default=None,
                         help="study config (YAML/JSON) to record in attrs; its grid also sets "
                              "the cells that must exist (absent ones are NaN)")
@@ -22,14 +24,16 @@ def run(args: argparse.Namespace) -> int:
     """Validate every store, combine them and write the study atomically."""
     from ..aggregate import StoreError, aggregate, write_study
     from ..study import load_study as load_config
+    from ..targets import check_target
 
-    try:
+    try:  # --out: a new path or a study store of ours, never an input or the cwd
+        check_target(args.out, "study", inputs=[*args.runs, *filter(None, [args.config])])
         config = load_config(args.config) if args.config else None
         ds = aggregate(args.runs, config=config)
+        write_study(ds, args.out)
     except (StoreError, ValueError, OSError) as exc:
         print(f"scorerate aggregate: {exc}", file=sys.stderr)
         return 2
-    write_study(ds, args.out)
     print(f"scorerate aggregate: {ds.attrs['n_runs']} runs -> {args.out} "
           f"({_missing_text(ds, config)})")
     return 0

@@ -4,6 +4,8 @@ Each store must open with its checksum, which covers its data and the attributes
 identify its job (an edited n is caught here; which job a path must hold is the
 workflow's to check, at load). A bad store is moved into --corrupt-dir (kept, with a
 .why.txt), so a rerun of Snakemake recomputes it; the command then exits with status 2.
+Only run stores of this project are moved (scorerate.targets): any other directory named
+here is left where it is, reported, and counts as bad.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corrupt-dir", required=True, type=Path,
                         help="where bad stores are moved (e.g. results/corrupt)")
     parser.add_argument("--cache", type=Path, help="JSON file remembering stores found good "
-                        "(by file sizes and mtimes), so unchanged stores are not re-read")
+                        "(by a hash of their files' content), so unchanged stores are not "
+                        "re-verified")
     parser.add_argument("--ok", type=Path, help="file written when every store is good "
                         "(the workflow's marker)")
 
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     moved = quarantine_bad_stores({r: {} for r in args.runs},
                                   args.corrupt_dir, cache=args.cache)
     for line in moved:
-        print(f"{PROG}: moved a bad run store aside: {line}", file=sys.stderr)
+        print(f"{PROG}: {line}", file=sys.stderr)
     for r in missing:
         print(f"{PROG}: missing run store {r}", file=sys.stderr)
     if moved or missing:

@@ -23,6 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "they are relative (default: the current directory)")
     parser.add_argument("--out", required=True, help="report directory (index.html, rates.csv, "
                         "summary.md, figures/)")
+    parser.add_argument("--config", default=None, help="study config (YAML/JSON): the "
+                        "plug-in densities it names may be imported for the sample figures "
+                        "(names read from the study never are)")
 
 
 def git_provenance(cwd: str | Path = ".") -> dict[str, str]:
@@ -49,8 +52,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"scorerate report: study store {args.study} does not exist", file=sys.stderr)
         return 2
     from ..report import make_report
+    from ..study import load_study
+    from ..targets import check_target
 
+    try:  # --out: a new directory or a report of ours, never the cwd or one holding inputs
+        check_target(args.out, "report", inputs=[args.study, *filter(None, [args.config])])
+        config = load_study(args.config) if args.config else {}
+        trusted = [str(e.get("name")) for e in config.get("densities") or []
+                   if isinstance(e, dict)]
+    except (OSError, ValueError) as exc:
+        print(f"scorerate report: {exc}", file=sys.stderr)
+        return 2
     index = make_report(args.study, args.out, runs_base=args.runs_base,
-                        provenance=git_provenance())
+                        provenance=git_provenance(), trusted=trusted)
     print(f"scorerate report: wrote {index}")
     return 0

@@ -66,36 +66,30 @@ def _fail(message: str) -> int:
 def check_output(out: Path, overwrite: bool, *, need_bytes: float = 0.0) -> None:
     """Raise ValueError unless a store can be written at `out` (and may be, given overwrite).
 
-    --overwrite replaces only a run store of this project (store.is_run_store), never
-    another directory, and never the working directory, one of its ancestors or /. The
-    nearest existing ancestor must be writable (a real probe) with at least twice
-    `need_bytes` (new store beside the old one) plus 50 MB free.
+    --overwrite replaces only a run store of this project, never another directory, the
+    working directory, one of its ancestors or / (targets.check_target, the rule every
+    command that replaces or moves shares). The nearest existing ancestor must be
+    writable (a real probe) with at least twice `need_bytes` (new store beside the old
+    one) plus 50 MB free.
     """
-    from ..store import StoreError, is_run_store, open_run
+    from ..store import StoreError, open_run
+    from ..targets import check_target, is_kind
 
     out = Path(out)
     absolute = Path(os.path.abspath(out))
-    cwd = Path.cwd().resolve()
-    if absolute.resolve() == cwd or absolute.resolve() in cwd.parents or absolute == Path("/"):
-        raise ValueError(f"--out {out} is the working directory or one of its ancestors; "
-                         f"name a new store, e.g. {out / 'run.zarr'}")
-    if out.exists() or out.is_symlink():
-        ours = out.is_dir() and is_run_store(out)
-        if not overwrite:
-            if not ours:
-                what = "a directory" if out.is_dir() else "a file"
-                raise ValueError(f"{out} exists and is {what}, not a scorerate run store; "
-                                 f"remove or rename it, or choose another --out")
-            try:
-                open_run(out).close()
-            except StoreError as exc:
-                raise ValueError(f"{out} is a damaged run store ({exc}); pass --overwrite "
-                                 f"to replace it") from None
-            raise ValueError(f"{out} is already a complete run store; pass --overwrite "
-                             f"to replace it")
-        if not ours:
-            raise ValueError(f"{out} exists and is not a scorerate run store; --overwrite "
-                             f"replaces only run stores: refusing to touch it")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        if not is_kind(out, "run"):
+            what = "a directory" if out.is_dir() else "a file"
+            raise ValueError(f"{out} exists and is {what}, not a scorerate run store; "
+                             f"remove or rename it, or choose another --out")
+        try:
+            open_run(out).close()
+        except StoreError as exc:
+            raise ValueError(f"{out} is a damaged run store ({exc}); pass --overwrite "
+                             f"to replace it") from None
+        raise ValueError(f"{out} is already a complete run store; pass --overwrite "
+                         f"to replace it")
+    check_target(out, "run")
     ancestor = absolute.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -194,6 +188,7 @@ def check_execution(args: argparse.Namespace) -> str | None:
     """Check --threads and --worker-timeout, and the scheduler (ValueError or
     ConnectionError with the reason); return the scheduler address, None for embedded."""
     from .. import cluster
+    from ..shell import check_address
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -201,7 +196,7 @@ def check_execution(args: argparse.Namespace) -> str | None:
         raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
     address = cluster.resolve_address(args.scheduler)
     if address is not None:
-        cluster.check_scheduler(address)
+        cluster.check_scheduler(check_address(address))
     return address
 
 

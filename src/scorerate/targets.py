@@ -1,0 +1,117 @@
+"""The one rule for what a command may replace, overwrite or move: `check_target`.
+
+`aggregate --out`, `report --out`, `run-job --overwrite` and `check-stores` all ask it.
+Never: /, the working directory or any ancestor of it, a path that is or holds one of the
+command's own inputs, a symbolic link, or anything that is not an output of this project
+of the expected kind. Each kind is recognised by its own marker, read without importing
+anything it names: a run or study store by the `scorerate_store` attribute in its
+zarr.json (a run store whose metadata is damaged, by its layout), a report by the
+generator tag of its index.html. Refusals are ValueError with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["KINDS", "REPORT_FILES", "REPORT_GENERATOR", "check_target", "is_kind"]
+
+#: the generator tag written into every report's index.html
+REPORT_GENERATOR = '<meta name="generator" content="scorerate report">'
+#: a report's own entries (a report directory holds nothing else)
+REPORT_FILES = frozenset({"index.html", "rates.csv", "summary.md", "figures",
+                          ".index.html.tmp"})
+#: how a report written before the generator tag is recognised (its title)
+_OLD_REPORT_TITLE = "<title>scorerate report: convergence rates"
+#: the study store's description before it carried a marker
+_OLD_STUDY_DESCRIPTION = "scorerate study: metrics of every (density, beta, d, n, seed) job"
+#: kind -> what refusals call it
+KINDS = {"run": "scorerate run store", "study": "scorerate study store",
+         "report": "scorerate report directory"}
+
+
+def _zarr_attrs(path: Path) -> dict | None:
+    """The attributes in `path`/zarr.json (a Zarr 3 group), or None if there are none."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return None
+    attrs = meta.get("attributes") if isinstance(meta, dict) else None
+    return attrs if isinstance(attrs, dict) else None
+
+
+def _run_layout(path: Path) -> bool:
+    """A directory holding only a run store's variables, several of them (its zarr.json
+    may be damaged or gone): how a run store whose marker cannot be read is recognised."""
+    from .store import COORDS, SCHEMA
+
+    names = {p.name for p in path.iterdir()}
+    allowed = set(SCHEMA) | set(COORDS) | {"zarr.json", ".snakemake_timestamp"}
+    return names <= allowed and len(names & set(SCHEMA)) >= 3
+
+
+def _is_report(path: Path) -> bool:
+    """An empty directory, or one holding only report files whose index.html (if any) a
+    scorerate report wrote."""
+    names = {p.name for p in path.iterdir()}
+    if not names <= REPORT_FILES:
+        return False
+    index = path / "index.html"
+    if not index.exists():
+        return True
+    try:
+        head = index.read_text(errors="replace")[:4000]
+    except OSError:
+        return False
+    return REPORT_GENERATOR in head or _OLD_REPORT_TITLE in head
+
+
+def is_kind(path: str | os.PathLike, kind: str) -> bool:
+    """Whether the existing directory `path` is a `kind` ("run", "study", "report") of this
+    project, by its marker (see the module docstring)."""
+    from .store import MARKER, MARKER_ATTR
+
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    if kind == "report":
+        return _is_report(path)
+    attrs = _zarr_attrs(path)
+    if kind == "run":
+        return (attrs is not None and attrs.get(MARKER_ATTR) == MARKER) or (
+            attrs is None and _run_layout(path))
+    if kind == "study":
+        return attrs is not None and (str(attrs.get(MARKER_ATTR, "")).startswith("study/")
+                                      or attrs.get("description") == _OLD_STUDY_DESCRIPTION)
+    raise ValueError(f"unknown kind {kind!r}; one of {sorted(KINDS)}")
+
+
+def _inside(a: Path, b: Path) -> bool:
+    """Whether resolved path `a` is `b` or lies under it."""
+    return a == b or b in a.parents
+
+
+def check_target(path: str | os.PathLike, kind: str, *,
+                 inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """ValueError (one line) unless `path` may be replaced by a new `kind`: it does not exist
+    yet, or it is a `kind` of this project that is not /, the working directory or an
+    ancestor of it, and is neither one of `inputs` nor holds one."""
+    name = KINDS[kind]
+    target = Path(os.path.abspath(path))
+    real = target.resolve()
+    cwd = Path.cwd().resolve()
+    if real == Path("/") or _inside(cwd, real):
+        raise ValueError(f"{path} is the working directory or one of its ancestors; "
+                         f"refusing to replace it (name a new {name})")
+    for item in inputs:
+        if _inside(Path(os.path.abspath(item)).resolve(), real):
+            raise ValueError(f"{path} is or holds the input {item}; refusing to replace it")
+    if target.is_symlink():
+        raise ValueError(f"{path} is a symbolic link; refusing to replace it (name the "
+                         f"{name} itself)")
+    if target.exists() and not is_kind(target, kind):
+        what = "a directory" if target.is_dir() else "a file"
+        raise ValueError(f"{path} exists and is {what}, not a {name}; refusing to replace "
+                         f"it (remove or rename it, or choose another path)")
