@@ -95,3 +95,21 @@ def test_every_job_stores_the_samplers_own_error():
         assert bool(run[name].notnull().all()) and bool((run[name] > 0).all())
     ratio = run["tv_steps"] / run["tv_sampler"]
     assert bool(((ratio > 0.5) & (ratio < 2.0)).all()), ratio.values
+
+
+def test_a_job_runs_and_records_the_step_count_its_n_asks_for():
+    """steps_power > 0: the sampler, the law and the half-steps law use spec.n_steps."""
+    spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=200, seed=0, m=16, steps=8,
+                   steps_power=1.0, steps_at_n=100, estimators=("empirical",), n_mc=20,
+                   n_mc_kde=100, t_grid=(0.1, 1.0, 2), law_resolution=1.5)
+    assert spec.n_steps == 16
+    with cluster.dask_client(None, threads=1, n_workers=1) as client:
+        run = run_job(spec, client, progress=False)
+    assert run.attrs["n_steps"] == 16 and run.attrs["steps"] == 8
+    assert run.attrs["steps_power"] == 1.0
+    fixed = JobSpec(**{**spec.params(), "steps": 16, "steps_power": 0.0,
+                       "t0": spec.t0, "T": spec.T})
+    with cluster.dask_client(None, threads=1, n_workers=1) as client:
+        same = run_job(fixed, client, progress=False)
+    for name in ("tv_law", "tv_steps", "samples"):  # the same 16 steps, the same numbers
+        assert np.array_equal(run[name].values, same[name].values), name

@@ -8,6 +8,8 @@ reject, and the KS statistic must shrink as steps grow (it is huge with 2 steps)
 
 from __future__ import annotations
 
+import math
+
 import dask
 import numpy as np
 import pytest
@@ -243,3 +245,18 @@ def test_truncated_escapes_fall_as_the_steps_grow():
         out = sampler.integrate(est.score, y, sampler.time_grid(t0, T, steps), noise)
         frac[steps] = metrics.escape_fraction(out, p0)
     assert frac[16] > 0.1 and frac[128] < 0.8 * frac[16], frac
+
+
+def test_steps_grow_with_n_by_the_declared_rule():
+    from scorerate.sampler import steps_for
+    from scorerate.spec import JobSpec
+
+    assert steps_for(100, 64) == steps_for(1e5, 64) == 64  # power 0: a fixed count
+    assert steps_for(1000, 64, 0.5, 1000) == 64
+    assert steps_for(100_000, 64, 0.5, 1000) == 640
+    assert steps_for(100, 64, 0.5, 1000) == math.ceil(64 / math.sqrt(10))
+    assert steps_for(2, 1, 1.0, 1000) == 1  # never below one step
+    spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=100_000, steps=64, steps_power=0.5)
+    assert spec.n_steps == 640 and spec.steps == 64
+    with pytest.raises(ValueError, match="steps_power"):
+        JobSpec(density="sym_beta", beta=1.0, d=1, n=100, steps_power=-1)

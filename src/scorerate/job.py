@@ -100,7 +100,7 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None,
     Work: on the cluster, one task per estimator redraws the training set from the job's
     key and builds the estimator (nothing is scattered: a lost worker's results are
     recomputed from the graph, with the same numbers), `spec.m / spec.chunk` tasks per
-    estimator integrate the reverse SDE (`spec.steps` score calls of `chunk` queries each),
+    estimator integrate the reverse SDE (`spec.n_steps` score calls of `chunk` queries each),
     one task per (estimator, t) estimates the score MSE with `n_mc` draws, and one per
     estimator each computes the integrated score error and the sample metrics (TV, W1,
     MMD). Memory on the client:
@@ -143,6 +143,7 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None,
         params_hash=spec.params_hash,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
         versions=library_versions(),
+        n_steps=spec.n_steps,
         wall_time_s=time.perf_counter() - started,
     )
     ds = store.run_dataset(results, estimators=spec.estimators, ts=spec.ts, d=spec.d,
@@ -222,7 +223,7 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         # the estimator is in the key: sampler.sample names its Dask tasks from the key,
         # not from the score, so a shared key would make the estimators share one output
         chains = sampler.sample(score, m=spec.m, d=spec.d, t0=spec.t0, T=spec.T,
-                                steps=spec.steps, integrator=spec.integrator,
+                                steps=spec.n_steps, integrator=spec.integrator,
                                 key=(*spec.key, "sample", name), chunk=spec.chunk,
                                 record=record)
         chains_d = delayed(np.asarray, pure=True)(chains)
@@ -232,7 +233,7 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         if "law" in wanted:
             inputs["law"] = delayed(law_of, pure=True)(score, spec)
         if "law_half" in wanted:
-            inputs["law_half"] = delayed(law_of, pure=True)(score, spec, spec.steps // 2)
+            inputs["law_half"] = delayed(law_of, pure=True)(score, spec, spec.n_steps // 2)
         if "score_t" in wanted:
             ts = np.unique(np.concatenate([spec.ts, spec.ts_int]))
             # one task per t, whichever grid it is on (pure=True, identical arguments)

@@ -12,7 +12,7 @@ What a metric reads (built once per estimator or once per job by the job graph):
 - "samples": the sampler's m outputs (m, d) for one estimator;
 - "chains": the chains at the recorded steps (R + 1, m, d) (see `stop_steps`);
 - "law": the exact law of the discretised sampler for one estimator (`scorerate.law`);
-- "law_half": the same law with half the steps (`spec.steps // 2`), for the numerical
+- "law_half": the same law with half the steps (`spec.n_steps // 2`), for the numerical
   error of a first-order scheme;
 - "score_t": {t: (score MSE, its standard error)} for one estimator on the union of the
   study's t grid and the integration grid;
@@ -114,8 +114,8 @@ def stop_steps(spec: JobSpec) -> tuple[tuple[int, ...], list[int | None]]:
         if math.log(f) > span:
             at.append(None)
             continue
-        j = int(round(spec.steps * (1.0 - math.log(f) / span)))
-        if j < 1 or j >= spec.steps:
+        j = int(round(spec.n_steps * (1.0 - math.log(f) / span)))
+        if j < 1 or j >= spec.n_steps:
             at.append(None if j < 1 else -1)
             continue
         if j not in record:
@@ -133,7 +133,7 @@ def law_of(score, spec: JobSpec, steps: int | None = None):
 
     try:
         return law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T,
-                              steps=spec.steps if steps is None else steps,
+                              steps=spec.n_steps if steps is None else steps,
                               integrator=spec.integrator, resolution=spec.law_resolution)
     except law.GridTooLarge as exc:
         return NotComputed(f"the law's grid outgrew its cell budget ({exc})")
@@ -253,7 +253,7 @@ def tv_steps(laws, p0, spec: JobSpec) -> float:
 
 
 def _steps_applies(spec: JobSpec) -> str | None:
-    return _law_applies(spec) or ("needs at least 2 steps" if spec.steps < 2 else None)
+    return _law_applies(spec) or ("needs at least 2 steps" if spec.n_steps < 2 else None)
 
 
 def score_mse(score_t, p0, spec: JobSpec) -> np.ndarray:

@@ -88,7 +88,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
 def estimate_spec(spec) -> Estimate:
     """`estimate` for a scorerate.spec.JobSpec."""
     n_t = spec.t_grid[2] if spec.t_grid is not None else spec.n_t
-    return estimate(n=spec.n, m=spec.m, d=spec.d, steps=spec.steps,
+    return estimate(n=spec.n, m=spec.m, d=spec.d, steps=spec.n_steps,
                     estimators=len(spec.estimators), n_t=n_t, n_mc=spec.n_mc,
                     n_int=spec.n_int, n_ref=spec.n_ref, n_mc_kde=spec.n_mc_kde,
                     highorder=_highorder_count(spec.estimators))
@@ -155,6 +155,11 @@ def study_job_estimate(cfg: Mapping, n: int, d: int) -> Estimate:
     n_t = int(tg["num"]) if isinstance(tg, Mapping) else None
     kw = {k: (int(cfg[k]) if cfg.get(k) is not None else None)
           for k in ("m", "steps", "n_mc", "n_int", "n_ref", "n_mc_kde")}
+    from .sampler import steps_for
+
+    kw["steps"] = steps_for(n, kw["steps"] or BY_NAME["steps"].default,
+                            cfg.get("steps_power") or 0.0,
+                            cfg.get("steps_at_n") or BY_NAME["steps_at_n"].default)
     return estimate(n=n, d=d, estimators=len(ests), n_t=n_t,
                     highorder=_highorder_count(ests), **kw)
 

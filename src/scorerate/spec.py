@@ -65,8 +65,13 @@ PARAMS: tuple[Param, ...] = (
           "highorder[order=4,C=2] (overrides highorder_order, highorder_C)",
           choices=_estimator_names, in_config=True),
     Param("m", "int", 1000, "generated samples per estimator", lo=1, in_config=True),
-    Param("steps", "int", 64, "reverse-SDE steps on the geometric grid from T down to t0",
-          lo=1, in_config=True),
+    Param("steps", "int", 64, "reverse-SDE steps on the geometric grid from T down to t0 "
+          "(at n = steps_at_n when steps_power > 0)", lo=1, in_config=True),
+    Param("steps_power", "float", 0.0, "the step count grows with n: ceil(steps (n / "
+          "steps_at_n)^steps_power) (0: the same steps at every n)", lo=0, hi=2,
+          in_config=True),
+    Param("steps_at_n", "int", 1000, "the n at which a growing step count equals steps",
+          lo=2, in_config=True),
     Param("integrator", "str", "euler_maruyama", "reverse-process integrator",
           choices=_integrator_names, in_config=True),
     Param("t0", "float", None, "early-stopping time (null: n^(-2/(2 beta + d)))", lo=0,
@@ -149,6 +154,14 @@ class _SpecMethods:
         """All parameters as plain JSON-able values (resolved t0, T; tuples as lists)."""
         return {p.name: (list(v) if isinstance(v := getattr(self, p.name), tuple) else v)
                 for p in PARAMS}
+
+    @property
+    def n_steps(self) -> int:
+        """The sampler's step count for this job (sampler.steps_for: steps, grown with n
+        when steps_power > 0)."""
+        from .sampler import steps_for
+
+        return steps_for(self.n, self.steps, self.steps_power, self.steps_at_n)
 
     @property
     def params_hash(self) -> str:
