@@ -368,3 +368,50 @@ def test_overwrite_replaces_a_damaged_run_store_of_ours(tmp_path, monkeypatch):
     _no_cluster(monkeypatch, _fake_ds)
     assert run_job.run(_Args(out, extra=["--overwrite"]).ns) == 0
     np.testing.assert_array_equal(store.open_run(out)["w1"].values, old)
+
+
+def test_a_lock_from_another_host_is_stale_once_its_lease_runs_out(tmp_path, monkeypatch):
+    """A job killed on another node leaves its lock; the retry takes it over once the
+    lock has not been renewed for its lease, and not before."""
+    from scorerate.commands import run_job
+
+    out = tmp_path / "run.zarr"
+    lock = tmp_path / ".run.zarr.lock"
+    lock.write_text("some-other-node 12345\n")
+    with pytest.raises(ValueError, match="process 12345 on some-other-node"):
+        run_job.acquire_lock(out)
+    old = time.time() - 2 * run_job.LOCK_LEASE_S
+    os.utime(lock, (old, old))
+    _no_cluster(monkeypatch, _fake_ds)
+    assert run_job.run(_Args(out).ns) == 0
+    assert store.is_complete(out) and not lock.exists()
+
+
+def test_a_held_lock_is_renewed_while_its_job_works(tmp_path):
+    from scorerate.commands import run_job
+
+    lock, token = run_job.acquire_lock(tmp_path / "run.zarr")
+    os.utime(lock, (1.0, 1.0))
+    with run_job.LockLease(lock, token, lease=0.2):
+        deadline = time.monotonic() + 30
+        while lock.stat().st_mtime < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert lock.stat().st_mtime > 10  # renewed
+    run_job.release_lock(lock, token)
+    assert not lock.exists()
+
+
+def test_what_killed_writers_left_is_cleaned_and_an_interrupted_swap_restored(tmp_path,
+                                                                               monkeypatch):
+    from scorerate.commands import run_job
+
+    out = tmp_path / "run.zarr"
+    kept = _fake_store(tmp_path / "keep.zarr")
+    (tmp_path / ".run.zarr.tmp-0123").mkdir()  # a killed write
+    os.replace(kept, tmp_path / ".run.zarr.old-4567")  # a swap killed half way
+    done = run_job.clean_orphans(out)
+    assert store.is_complete(out) and "restored run.zarr from an interrupted swap" in done
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr"]
+    (tmp_path / ".run.zarr.old-89ab").mkdir()  # the store exists: the old copy goes
+    run_job.clean_orphans(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr"]

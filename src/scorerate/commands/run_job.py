@@ -115,11 +115,19 @@ def lock_path(out: Path) -> Path:
     return out.parent / f".{out.name}.lock"
 
 
-def acquire_lock(out: Path) -> tuple[Path, str]:
+#: a lock not refreshed for this long is stale whatever its host (its holder renews it
+#: every LOCK_LEASE_S / 4 while it works): a job killed on another node (out of memory,
+#: time limit) no longer blocks its retry there
+LOCK_LEASE_S = 600.0
+
+
+def acquire_lock(out: Path, lease: float = LOCK_LEASE_S) -> tuple[Path, str]:
     """Take `out`'s lock (created with O_EXCL, holding host and PID); returns (lock, token).
 
     Raises ValueError naming the holder if another live process holds it; a lock left by
-    a dead process on this host is taken over. Release it with `release_lock`.
+    a dead process on this host, or not renewed for `lease` seconds (a holder on another
+    host that died), is taken over. Release it with `release_lock`; renew it with
+    `LockLease` while working.
     """
     lock = lock_path(out)
     if not lock.parent.exists():
@@ -137,6 +145,9 @@ def acquire_lock(out: Path) -> tuple[Path, str]:
             if host == socket.gethostname() and pid_ > 0 and not _alive(pid_):
                 lock.unlink(missing_ok=True)  # stale: its process is gone
                 continue
+            if _age(lock) > lease:
+                lock.unlink(missing_ok=True)  # stale: not renewed within its lease
+                continue
             raise ValueError(f"{out} is being written by another run-job (process {pid_} on "
                              f"{host}, lock {lock}); wait for it, or remove the lock if that "
                              f"process is gone") from None
@@ -144,6 +155,59 @@ def acquire_lock(out: Path) -> tuple[Path, str]:
             fh.write(me)
         return lock, me
     raise ValueError(f"could not take the lock {lock}")
+
+
+def _age(path: Path) -> float:
+    """Seconds since `path` was last modified (0 if it is gone)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+class LockLease:
+    """Renew a held lock (touch it) every `lease / 4` seconds from a daemon thread, so other
+    hosts can tell a live holder from one that died (see acquire_lock)."""
+
+    def __init__(self, lock: Path, token: str, lease: float = LOCK_LEASE_S) -> None:
+        import threading
+
+        self.lock, self.token, self.every = lock, token, lease / 4.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, daemon=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.every):
+            with contextlib.suppress(OSError):
+                if self.lock.read_text() == self.token:
+                    os.utime(self.lock)
+
+    def __enter__(self) -> LockLease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def clean_orphans(out: Path) -> list[str]:
+    """With `out`'s lock held: what killed writers left beside it. Partial stores
+    (.<name>.tmp-*) are removed; a previous store moved aside by an interrupted swap
+    (.<name>.old-*) is put back if `out` is gone, else removed. Returns what was done."""
+    out = Path(os.path.abspath(out))
+    done = []
+    olds = sorted(out.parent.glob(f".{out.name}.old-*"), key=lambda q: q.stat().st_mtime)
+    if olds and not out.exists():
+        os.replace(olds.pop(), out)
+        done.append(f"restored {out.name} from an interrupted swap")
+    for q in [*out.parent.glob(f".{out.name}.tmp-*"), *olds]:
+        if q.is_dir() and not q.is_symlink():
+            shutil.rmtree(q, ignore_errors=True)
+        else:
+            q.unlink(missing_ok=True)
+        done.append(f"removed {q.name}")
+    return done
 
 
 def release_lock(lock: Path, token: str) -> None:
@@ -230,7 +294,10 @@ def run(args: argparse.Namespace) -> int:
         release_lock(lock, token)
         return _fail(str(exc))
     try:
-        return _run_locked(args, spec, address, write_run, StoreError, phases)
+        for line in clean_orphans(args.out):
+            sys.stderr.write(f"scorerate run-job: {line}\n")
+        with LockLease(lock, token):
+            return _run_locked(args, spec, address, write_run, StoreError, phases)
     finally:
         release_lock(lock, token)
 
