@@ -95,8 +95,9 @@ def aggregate(paths: Sequence[str | os.PathLike], config: Mapping | None = None)
 
 
 def named_components(config: Mapping | None) -> tuple[set[str], Callable[[str], bool]]:
-    """(densities, is_named(estimator)) a study may hold: what its config names, or with no
-    config the registered names (so nothing a store names is ever imported)."""
+    """(densities, is_named(estimator)) a study may hold: what its config names, or where
+    the config (or a part of it: no densities, no estimators) is absent the registered
+    names and the default estimators (so nothing a store names is ever imported)."""
     from .densities import DENSITIES
     from .estimators import ESTIMATORS, base_name, variant_label
 
@@ -104,7 +105,9 @@ def named_components(config: Mapping | None) -> tuple[set[str], Callable[[str], 
         return set(DENSITIES), lambda e: base_name(e) in ESTIMATORS
     from .spec import BY_NAME
 
-    dens = {str(e.get("name")) for e in config.get("densities") or [] if isinstance(e, Mapping)}
+    listed = config.get("densities")
+    dens = ({str(e.get("name")) for e in listed if isinstance(e, Mapping)} if listed
+            else set(DENSITIES))
     labels = {variant_label(e) for e in config.get("estimators") or BY_NAME["estimators"].default}
     return dens, lambda e: variant_label(e) in labels
 
