@@ -161,7 +161,7 @@ def test_a_worker_killed_at_any_moment_leaves_the_numbers_unchanged(dask_cluster
             # the holder of an estimator (the training data lives in it) and of most keys
             "estimator holder": lambda: _holder_of(client, "estimator-"),
             # late: results the job already counted as done are lost with it
-            "result holder": lambda: _holder_of(client, "_score_mse_at"),
+            "result holder": lambda: _holder_of(client, "score_mse_at"),
         }
         for i, (moment, pick) in enumerate(moments.items()):
             assert not any(client.has_what().values()), "the last job left keys behind"
