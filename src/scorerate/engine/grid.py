@@ -125,14 +125,33 @@ def _mode(T, M, out):  # pragma: no cover - numba
         p = job // nt
         r0 = (job % nt) * _TILE
         r1 = min(R, r0 + _TILE)
+        m = r1 - r0
+        acc = np.empty(m)
         for a in range(A):
-            for r in range(r0, r1):
-                out[p, a, r] = 0.0
+            acc[:] = 0.0
             for k in range(K):
                 w = M[a, k]
                 if w != 0.0:
-                    for r in range(r0, r1):
-                        out[p, a, r] += w * T[p, k, r]
+                    row = T[p, k, r0:r1]
+                    for r in range(m):
+                        acc[r] += w * row[r]
+            out[p, a, r0:r1] = acc
+
+
+@njit(parallel=True, cache=True)
+def _mode_last(T, MT, out):  # pragma: no cover - numba
+    """out[p, a] = sum_k MT[k, a] T[p, k] (the last axis), k ascending, vector over a."""
+    P, K = T.shape
+    A = MT.shape[1]
+    for p in prange(P):
+        acc = np.zeros(A)
+        for k in range(K):
+            w = T[p, k]
+            if w != 0.0:
+                row = MT[k]
+                for a in range(A):
+                    acc[a] += w * row[a]
+        out[p] = acc
 
 
 def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
@@ -142,7 +161,11 @@ def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
         shp = out.shape
         P, R = math.prod(shp[:j]), math.prod(shp[j + 1:])
         new = np.empty((P, M.shape[0], R))
-        _mode(out.reshape(P, shp[j], R), np.ascontiguousarray(M, dtype=np.float64), new)
+        if R == 1:
+            _mode_last(out.reshape(P, shp[j]), np.ascontiguousarray(M.T, dtype=np.float64),
+                       new.reshape(P, M.shape[0]))
+        else:
+            _mode(out.reshape(P, shp[j], R), np.ascontiguousarray(M, dtype=np.float64), new)
         out = new.reshape(shp[:j] + (M.shape[0],) + shp[j + 1:])
     return out
 
@@ -274,18 +297,30 @@ class GridScorer:
                 bound = log_hi <= cut_S
                 above = log_lo > cut_S
             grid_ok = (log_lo >= lsm) & ~bound
+            if need is not None:
+                grid_ok &= np.asarray(need, dtype=bool).reshape(G)
             if grid_ok.any():
-                S0 = _contract(C, K)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    lp = np.log(S0) - offs + log_norm
-                grid_ok &= np.isfinite(lp) & (S0 > 0)
-                logp[grid_ok] = lp[grid_ok]
+                # contract only over the box of cells that need a value (truncated: the
+                # cells near the data; the far ones were decided by the bound)
+                box = []
                 for j in range(d):
-                    S1 = _contract(C, [M[i] if i == j else K[i] for i in range(d)])
-                    xj = axes[j].reshape((-1,) + (1,) * (d - 1 - j))
+                    hit = np.flatnonzero(grid_ok.any(axis=tuple(i for i in range(d) if i != j)))
+                    box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+                box = tuple(box)
+                ok = grid_ok[box]
+                Kb = [K[j][box[j]] for j in range(d)]
+                S0 = _contract(C, Kb)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    lp = np.log(S0) - offs[box] + log_norm
+                ok &= np.isfinite(lp) & (S0 > 0)
+                grid_ok[box] = ok
+                logp[box][ok] = lp[ok]
+                for j in range(d):
+                    S1 = _contract(C, [M[i][box[i]] if i == j else Kb[i] for i in range(d)])
+                    xj = axes[j][box[j]].reshape((-1,) + (1,) * (d - 1 - j))
                     with np.errstate(divide="ignore", invalid="ignore"):
                         mj = xj + S1 / S0
-                    mean[..., j][grid_ok] = mj[grid_ok]
+                    mean[box + (j,)][ok] = mj[ok]
             if cut_S is not None and bound.any():
                 logp[bound] = np.minimum(log_hi[bound] + log_norm, log_cut)
                 grids = np.meshgrid(*axes, indexing="ij")
