@@ -4,8 +4,9 @@
     python benchmarks/law.py --quick                 # n 1e3, 1e4; d 1, 2; 1 repeat
     python benchmarks/law.py --full-steps 256 --full-steps-3d 32   # + whole laws at max n
 
-For each d and n (sym_beta, beta = 1, estimator `truncated`, t0 and T of the largest n so
-every n runs on the same time grid), the law with `--steps` Euler-Maruyama steps:
+For each d and n (sym_beta, beta = 1, estimator `truncated`, t0 and T of the smallest n so
+every n runs on the same time grid: with the largest n's t0, T the truncated chain at
+n = 1e3 in 3-D spreads over ~1e10 cells), the law with `--steps` Euler-Maruyama steps:
 
 - new path: output_law(est, ...) (the grid score); seconds per step = wall / steps, median
   over `--repeats` runs, each on a fresh estimator (its binning is timed too);
@@ -186,8 +187,8 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     rows = []
     for d in args.d:
-        nmax = max(args.n)
-        t0, T = theory.t0_early_stop(nmax, 1.0, d), theory.T_horizon(nmax, 1.0, d)
+        nmin = min(args.n)
+        t0, T = theory.t0_early_stop(nmin, 1.0, d), theory.T_horizon(nmin, 1.0, d)
         for n in args.n:
             row = run_case(d, n, args, t0, T)
             rows.append(row)
