@@ -73,14 +73,16 @@ class GridSums:
 
 
 @njit(cache=True)
-def _lagrange_bin(X, origin, h, q, shape, denom):  # pragma: no cover - numba
-    """Count tensor (shape, 3 axes, missing axes of size 1) of q-point Lagrange binning.
+def _lagrange_bin(X, origin, h, q, shape, denom, hist):  # pragma: no cover - numba
+    """Count tensor (shape, 3 axes, missing axes of size 1) of q-point Lagrange binning;
+    adds each point's count to `hist` (bins of width 2h, same origin) on the way.
 
     Weights in barycentric form, w_a = prod_b (s - x_b) / ((s - x_a) denom_a), O(q) per
     axis and point (s = 0 falls on node 0 exactly). X is best sorted by cell (locality).
     """
     n, d = X.shape
     c = np.zeros(shape)
+    hb = np.zeros(3, dtype=np.int64)
     W = np.ones((3, q))
     base = np.zeros(3, dtype=np.int64)
     qq = np.ones(3, dtype=np.int64)
@@ -92,6 +94,7 @@ def _lagrange_bin(X, origin, h, q, shape, denom):  # pragma: no cover - numba
             k = int(math.floor(u))
             s = u - k
             base[j] = k - (q // 2 - 1)
+            hb[j] = int(math.floor((X[i, j] - origin[j]) / (2.0 * h)))
             if s == 0.0:
                 for a in range(q):
                     W[j, a] = 0.0
@@ -102,6 +105,7 @@ def _lagrange_bin(X, origin, h, q, shape, denom):  # pragma: no cover - numba
                     full *= s - (b - (q // 2 - 1))
                 for a in range(q):
                     W[j, a] = full / ((s - (a - (q // 2 - 1))) * denom[a])
+        hist[hb[0], hb[1], hb[2]] += 1.0
         for a in range(qq[0]):
             for b in range(qq[1]):
                 wab = W[0, a] * W[1, b]
@@ -114,13 +118,6 @@ def _denominators(q: int) -> np.ndarray:
     """prod_{b != a} (x_a - x_b) for the nodes x = -(q/2-1)..q/2."""
     x = np.arange(-(q // 2 - 1), q // 2 + 1, dtype=np.float64)
     return np.array([np.prod([x[a] - x[b] for b in range(q) if b != a]) for a in range(q)])
-
-
-def _histogram(X: np.ndarray, origin: np.ndarray, hb: float, shape: tuple[int, ...]) -> np.ndarray:
-    """Counts of the points in bins [origin + k hb, origin + (k + 1) hb) per axis."""
-    idx = np.floor((X - origin) / hb).astype(np.int64)
-    flat = np.ravel_multi_index(tuple(idx.T), shape)
-    return np.bincount(flat, minlength=math.prod(shape)).astype(np.float64).reshape(shape)
 
 
 #: columns of the tensor handled together by one thread in `_mode` (a cache tile)
@@ -200,6 +197,11 @@ class GridScorer:
         self.rtol, self.q, self.max_nodes = float(rtol), int(q), int(max_nodes)
         self.r = spacing_ratio(n, d, self.rtol, self.q, K_TAIL)
         self.lo, self.hi = self.train.min(axis=0), self.train.max(axis=0)
+        # the points in cell order once (cells of 1/128 of the span, first axis slowest):
+        # the binning's scatter then walks the lattice with locality, at every level
+        cell = np.floor((self.train - self.lo) / np.maximum(self.hi - self.lo, 1e-300)
+                        * 128.0).astype(np.int64)
+        self._sorted = np.ascontiguousarray(self.train[np.lexsort(cell.T[::-1])])
         self._lattice: tuple | None = None  # (level, origin, h, C, hb, H)
 
     @property
@@ -242,11 +244,11 @@ class GridScorer:
             self._lattice = (lev, origin, h, None, 2 * h, None)
             return self._lattice
         shape3 = tuple(int(v) for v in L) + (1,) * (3 - self.d)
-        cell = np.floor((self.train - origin) / h).astype(np.int64)
-        order = np.lexsort(cell.T[::-1])  # by cell, first axis slowest: cache locality
-        C = _lagrange_bin(np.ascontiguousarray(self.train[order]), origin, h, self.q, shape3,
-                          _denominators(self.q)).reshape(tuple(int(v) for v in L))
-        H = _histogram(self.train, origin, 2 * h, tuple(int(v) // 2 for v in L))
+        hshape = tuple(int(v) // 2 for v in L)
+        H = np.zeros(hshape + (1,) * (3 - self.d))
+        C = _lagrange_bin(self._sorted, origin, h, self.q, shape3, _denominators(self.q),
+                          H).reshape(tuple(int(v) for v in L))
+        H = H.reshape(hshape)
         self._lattice = (lev, origin, h, C, 2 * h, H)
         return self._lattice
 
