@@ -168,3 +168,23 @@ def test_bit_identical_over_thread_counts():
                              text=True, check=True)
         out.append(res.stdout.strip())
     assert out[0] == out[1]
+
+
+def test_cells_outside_need_are_skipped_not_sent_to_the_fallback():
+    """Uncertified cells outside `need` cost nothing; the needed ones still go exact."""
+    X = density("sym_beta", beta=1.0, d=2).sample(200, seed=2)
+    dense = GaussianEngine(X, backend="dense")
+    axes = [np.array([-1e200, 0.0, 0.5]), np.array([1e150, 0.2])]
+    need = np.array([[True, False], [True, True], [False, True]])
+    sent = []
+
+    def exact(x, t):
+        sent.append(x.shape[0])
+        return dense.sums(x, t)
+
+    r = GridScorer(X).sums(axes, 0.05, exact=exact, need=need)
+    assert r.methods["skipped"] + r.methods["exact"] + r.methods["grid"] == 6
+    assert sum(sent) == r.methods["exact"] and r.methods["skipped"] >= 1
+    ref_lp, _ = dense.sums(flat(axes), 0.05)
+    got = r.logp.ravel()
+    assert np.allclose(got[need.ravel()], ref_lp[need.ravel()], rtol=1e-6)

@@ -1,4 +1,4 @@
-"""The exact law of the discretised reverse sampler on a grid, d <= 2 (DESIGN.md section 5).
+"""The exact law of the discretised reverse sampler on a grid, d <= 3 (DESIGN.md section 5).
 
 A sample of m output points measures TV to p0 only down to a Monte Carlo floor of about
 sqrt(B / (2 pi m)). In d <= 2 the law of the discretised chain itself is computable:
@@ -32,7 +32,11 @@ One step, given cell masses mu_c (the law within a cell taken as uniform):
    of variance per step, w ~ sqrt(t) / resolution (tested against a Monte Carlo).
 
 In 2-D, deposit and noise are sparse per-axis matrices: the step is M1^T (D1^T diag(mu) D2) M2,
-never a (cells x cells) kernel. Cost per step: one score call on the cells holding more
+never a (cells x cells) kernel; in 3-D the deposit is one outer product of per-axis rows per
+source cell and the noise one sparse matrix per axis (tensorstep.py). Given an estimator
+with `grid_score` (the Gaussian ones) instead of a score callable, the score of a step
+comes from engine/grid.py on the whole tensor grid at a cost that does not grow with n.
+Cost per step: one score call on the cells holding more
 than `floor` mass (two for Heun), O(cells) to deposit and O(cells x band x resolution x d)
 for the noise (about 80 entries per axis at the default resolution). Mass: cells below
 `floor` are skipped and the Gaussian cut at `band` sds loses ~1e-23 per step; both are
