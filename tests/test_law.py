@@ -177,7 +177,7 @@ def test_law_density_integrates_to_one_and_matches_the_masses():
     assert np.all(law.law_density(L, np.array([[1e6, 0.0]])) == 0.0)
 
 
-@pytest.mark.parametrize("kw", [dict(d=3), dict(integrator="leapfrog"), dict(resolution=0.5),
+@pytest.mark.parametrize("kw", [dict(d=4), dict(integrator="leapfrog"), dict(resolution=0.5),
                                 dict(t0=2.0), dict(steps=0), dict(tail_mass=0.5),
                                 dict(d=2, integrator="probability_flow")])
 def test_bad_input_is_refused(kw):

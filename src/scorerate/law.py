@@ -1,4 +1,4 @@
-"""The exact law of the discretised reverse sampler on a grid, d <= 2 (DESIGN.md section 5).
+"""The exact law of the discretised reverse sampler on a grid, d <= 3 (DESIGN.md section 5).
 
 A sample of m output points measures TV to p0 only down to a Monte Carlo floor of about
 sqrt(B / (2 pi m)). In d <= 2 the law of the discretised chain itself is computable:
@@ -32,7 +32,11 @@ One step, given cell masses mu_c (the law within a cell taken as uniform):
    of variance per step, w ~ sqrt(t) / resolution (tested against a Monte Carlo).
 
 In 2-D, deposit and noise are sparse per-axis matrices: the step is M1^T (D1^T diag(mu) D2) M2,
-never a (cells x cells) kernel. Cost per step: one score call on the cells holding more
+never a (cells x cells) kernel; in 3-D the deposit is one outer product of per-axis rows per
+source cell and the noise one sparse matrix per axis (tensorstep.py). Given an estimator
+with `grid_score` (the Gaussian ones) instead of a score callable, the score of a step
+comes from engine/grid.py on the whole tensor grid at a cost that does not grow with n.
+Cost per step: one score call on the cells holding more
 than `floor` mass (two for Heun), O(cells) to deposit and O(cells x band x resolution x d)
 for the noise (about 80 entries per axis at the default resolution). Mass: cells below
 `floor` are skipped and the Gaussian cut at `band` sds loses ~1e-23 per step; both are
@@ -44,15 +48,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from scipy import sparse, special
 
 from .sampler import INTEGRATORS, time_grid
+from .tensorstep import apply_axes, deposit_outer
 
 __all__ = ["GridLaw", "GridTooLarge", "l2_law", "law_density", "output_law", "tv_law"]
 
 ScoreFn = Callable[[np.ndarray, float], np.ndarray]
+
+
+class GridScoreEstimator(Protocol):
+    """An estimator that scores a whole tensor grid at once (estimators/gaussian.py)."""
+
+    def grid_score(self, axes: list[np.ndarray], t: float,
+                   need: np.ndarray | None = None) -> tuple[np.ndarray, dict]: ...
+
 
 #: lattice bins per axis at most while laying out one axis (the grid is coarsened beyond)
 MAX_LATTICE = 1 << 20
@@ -64,7 +78,7 @@ class GridTooLarge(ValueError):
 
 @dataclass
 class GridLaw:
-    """Cell masses of a law on a rectilinear grid in d <= 2 dimensions.
+    """Cell masses of a law on a rectilinear grid in d <= 3 dimensions.
 
     Attributes
     ----------
@@ -76,6 +90,8 @@ class GridLaw:
     cells : grid cells per step (cost record), the start grid first.
     resolution : smallest ratio min(sqrt(c_k), sqrt(t_k)) / spacing actually used (less
         than the requested resolution only where a lattice hit MAX_LATTICE).
+    methods : with a grid score, cells per method summed over the steps (engine/grid.py:
+        "grid", "bound", "exact", "skipped", "above"); empty with a plain score callable.
     """
 
     edges: tuple[np.ndarray, ...]
@@ -84,6 +100,7 @@ class GridLaw:
     lost: float = 0.0
     cells: list[int] = field(default_factory=list)
     resolution: float = math.inf
+    methods: dict[str, int] = field(default_factory=dict)
 
     @property
     def d(self) -> int:
@@ -163,11 +180,14 @@ def _deposit(edges: np.ndarray, y: np.ndarray, ws: np.ndarray,
              kappa: np.ndarray) -> sparse.csr_matrix:
     """(k, G) deposit of the uniform intervals [y_i +- ws_i / 2] onto the cell centres.
 
-    Where the noise can absorb it (kappa = w^2 / 4 in the landing cell), three centres get
-    the non-negative weights matching mass, mean y_i and central second moment
-    ws_i^2 / 12 + kappa exactly (the noise there is then c - kappa): no offset-dependent
-    variance error. Elsewhere (coarse cells, c = 0) the overlap fractions, whose added
-    variance is kappa = w^2 / 12 on average over the offset.
+    Where the noise can absorb it (kappa = w^2 / 2 in the landing cell, w its width), three
+    centres get the non-negative weights matching mass, mean y_i and central second moment
+    kappa - w^2 / 12 exactly (the noise there is then c - kappa): no offset-dependent
+    variance error. The moment is set by the landing cell's w, not the source width ws:
+    the fine spacing shrinks from step to step (ws > w), and ws left a variance deficit of
+    (ws^2 - w^2) / 12 per step (1-D linear chain, 64 steps: variance 0.3323 against the
+    exact 0.3340; now exact to 1e-5, test_law). Elsewhere (coarse cells, c = 0) the overlap
+    fractions, whose added variance is kappa = w^2 / 12 on average over the offset.
     """
     G = edges.size - 1
     x = 0.5 * (edges[1:] + edges[:-1])
@@ -178,7 +198,7 @@ def _deposit(edges: np.ndarray, y: np.ndarray, ws: np.ndarray,
     p = np.zeros((y.size, 3))
     if three.any():
         kk = k0[three]
-        V = kappa[kk] - ws[three] ** 2 / 12.0
+        V = kappa[kk] - w[kk] ** 2 / 12.0
         u = np.stack([x[kk - 1], x[kk], x[kk + 1]], axis=1) - y[three, None]
         for a, (b, c) in enumerate(((1, 2), (0, 2), (0, 1))):
             p[three, a] = (V + u[:, b] * u[:, c]) / ((u[:, a] - u[:, b]) * (u[:, a] - u[:, c]))
@@ -252,9 +272,12 @@ def _axis_edges(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, sd: float, h: fl
 # ---------------------------------------------------------------- propagation
 
 def _check_args(d: int, t0: float, T: float, steps: int, integrator: str, resolution: float,
-                tail_mass: float, band: float, floor: float) -> None:
-    if isinstance(d, bool) or d not in (1, 2):
-        raise ValueError(f"output_law handles d = 1 or 2, got d={d!r}")
+                tail_mass: float, band: float, floor: float, noise_resolution: float) -> None:
+    if not (isinstance(noise_resolution, int | float) and math.isfinite(noise_resolution)
+            and noise_resolution >= 1.0):
+        raise ValueError(f"noise_resolution must be a finite number >= 1, got {noise_resolution!r}")
+    if isinstance(d, bool) or d not in (1, 2, 3):
+        raise ValueError(f"output_law handles d = 1, 2 or 3, got d={d!r}")
     if integrator not in INTEGRATORS:
         raise ValueError(f"unknown integrator {integrator!r}; choose one of {list(INTEGRATORS)}")
     for name, v in (("resolution", resolution), ("band", band)):
@@ -266,17 +289,22 @@ def _check_args(d: int, t0: float, T: float, steps: int, integrator: str, resolu
     time_grid(t0, T, steps)  # validates t0, T, steps
 
 
-def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
-               integrator: str = "euler_maruyama", resolution: float = 4.0,
+def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: float,
+               steps: int, integrator: str = "euler_maruyama", resolution: float = 4.0,
                tail_mass: float = 1e-6, band: float = 10.0, floor: float = 1e-20,
-               max_cells: int = 2_000_000) -> GridLaw:
-    """Law of `sampler.sample(score, ...)`'s output (start N(0, T I)), on a grid, d <= 2.
+               max_cells: int = 2_000_000,
+               noise_resolution: float | None = None) -> GridLaw:
+    """Law of `sampler.sample(score, ...)`'s output (start N(0, T I)), on a grid, d <= 3.
 
     Parameters
     ----------
     score : callable score(x (k, d), t) -> (k, d), e.g. estimators.build(...).score; called once
-        per step on all cell centres holding mass (twice for "probability_flow").
-    d : 1 or 2.
+        per step on all cell centres holding mass (twice for "probability_flow"). Or an
+        estimator with `grid_score(axes, t, need)` (the Gaussian ones): then each step asks
+        it once for the score on the whole tensor grid of cell centres, at a cost that does
+        not grow with n (engine/grid.py); the counts of its methods add up in
+        `GridLaw.methods`.
+    d : 1, 2 or 3.
     t0, T, steps, integrator : as in `sampler.sample` (same `time_grid`, same step formulas).
     resolution : cells per min(sqrt(c_k), sqrt(t_{k+1})) where the law holds mass (c_k the
         step's noise variance); refining it is how convergence of tv_law is checked.
@@ -285,6 +313,13 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
     floor : cells with less mass skip the score; their mass is dropped (counted in `lost`).
     max_cells : a step whose grid would hold more cells raises GridTooLarge (a diverging
         chain spreads its mass over a span the fine spacing cannot cover in memory).
+    noise_resolution : cells per noise sd sqrt(c_k); None: `resolution`. The fine spacing
+        is min(sqrt(t_{k+1}) / resolution, sqrt(c_k) / noise_resolution). With many steps
+        c_k << t_k, and the step noise, not the law's scale, sets the cell count: in 3-D at
+        256 steps, resolution 4 would mean ~(4 sqrt(t / c_k))^3 ~ 1e4 times more cells than
+        the law's scale needs. Below ~2 cells per noise sd the three-point deposit carries
+        most of the noise and tv_law's grid error grows (1-D, 256 steps: 4e-4 at 2, 2e-3 at
+        1, against 8e-5 at 4; see tests).
 
     Returns
     -------
@@ -292,7 +327,13 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
     O(cells x 2 band resolution) arithmetic; cells ~ (span / spacing)^d, a few hundred
     per axis for a law of width ~1 at the default resolution.
     """
-    _check_args(d, t0, T, steps, integrator, resolution, tail_mass, band, floor)
+    if noise_resolution is None:
+        noise_resolution = resolution
+    _check_args(d, t0, T, steps, integrator, resolution, tail_mass, band, floor,
+                noise_resolution)
+    on_grid = hasattr(score, "grid_score") and not callable(score)
+    if on_grid and integrator == "probability_flow":
+        raise ValueError("probability_flow evaluates the score off the grid: pass est.score")
     times = time_grid(t0, T, steps)
     if integrator == "probability_flow":
         if d != 1:
@@ -315,8 +356,11 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
     e0, _ = _axis_edges(lat[:-1], lat[1:], p_lat, 0.0, h0, tail_mass, band)
     p1 = np.diff(special.ndtr(e0 / sT))
     edges = tuple(e0.copy() for _ in range(d))
-    mass = p1 if d == 1 else np.multiply.outer(p1, p1)
+    mass = p1
+    for _ in range(d - 1):
+        mass = np.multiply.outer(mass, p1)
     lost = 1.0 - float(mass.sum())
+    methods: dict[str, int] = {}
     mass = mass / mass.sum()
     cells = [mass.size]
     res_used = math.inf
@@ -326,11 +370,17 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
         keep = mass.ravel() > floor
         lost += float(mass.ravel()[~keep].sum())
         mu = mass.ravel()[keep]
-        ctr = np.meshgrid(*[0.5 * (e[1:] + e[:-1]) for e in edges], indexing="ij")
+        centres = [0.5 * (e[1:] + e[:-1]) for e in edges]
+        ctr = np.meshgrid(*centres, indexing="ij")
         wid = np.meshgrid(*[np.diff(e) for e in edges], indexing="ij")
         x = np.stack([a.ravel()[keep] for a in ctr], axis=1)
         w = np.stack([a.ravel()[keep] for a in wid], axis=1)
-        if integrator == "probability_flow":
+        if on_grid:
+            s_all, used = score.grid_score(centres, tau, need=mass > floor)
+            for key, v in used.items():
+                methods[key] = methods.get(key, 0) + int(v)
+            y = x + h * np.asarray(s_all, dtype=np.float64)[keep]
+        elif integrator == "probability_flow":
             k1 = np.asarray(score(x, tau), dtype=np.float64)
             k2 = np.asarray(score(x + (0.5 * h) * k1, tau1), dtype=np.float64)
             y = x + (0.25 * h) * (k1 + k2)
@@ -340,7 +390,8 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
             raise ValueError(f"score returned non-finite values or a wrong shape at t={tau!r}")
         moving = np.any(y != x, axis=1)
         sd = math.sqrt(c)
-        h_fine = min(sd if c > 0 else math.inf, math.sqrt(tau1)) / resolution
+        h_fine = min(sd / noise_resolution if c > 0 else math.inf,
+                     math.sqrt(tau1) / resolution)
         new_edges, D, M = [], [], []
         for j in range(d):
             lo, hi = y[:, j] - 0.5 * w[:, j], y[:, j] + 0.5 * w[:, j]
@@ -360,9 +411,11 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
         if d == 1:
             q = D[0].T @ mu
             new = M[0].T @ q
-        else:
+        elif d == 2:
             q = (D[0].multiply(mu[:, None]).T.tocsr() @ D[1].tocsc()).toarray()
             new = (M[1].T @ (M[0].T @ q).T).T
+        else:
+            new = apply_axes(deposit_outer(mu, D), M)
         new = np.clip(np.asarray(new, dtype=np.float64), 0.0, None)
         total = float(new.sum())
         lost += abs(float(mu.sum()) - total)
@@ -370,7 +423,7 @@ def output_law(score: ScoreFn, *, d: int, t0: float, T: float, steps: int,
         mass = new / total
         cells.append(mass.size)
     return GridLaw(edges=edges, mass=mass, t=float(t0), lost=lost, cells=cells,
-                   resolution=res_used)
+                   resolution=res_used, methods=methods)
 
 
 def _flow_law_1d(score: ScoreFn, times: np.ndarray, resolution: float, band: float) -> GridLaw:

@@ -19,6 +19,7 @@ import numpy as np
 from .. import theory
 from ..engine import GaussianEngine
 from ..engine.base import BIG
+from ..engine.grid import GridScorer
 from ..params import Param
 from .base import Estimator
 
@@ -72,6 +73,34 @@ class GaussianScore(Estimator):
     def _adjust(self, s: np.ndarray, logp: np.ndarray, t: float) -> np.ndarray:
         return s
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_grid", None)  # a lattice cache, rebuilt on demand: never shipped
+        return state
+
+    def _log_cut(self, t: float) -> float | None:
+        """log p̂ at or below which the score is 0 whatever its value (None: nowhere)."""
+        return None
+
+    def grid_score(self, axes, t: float, need: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+        """ŝ_t at every centre of the tensor grid axes[0] x ... x axes[d-1] (d <= 3).
+
+        Returns (score (cells, d) in C order of the grid, method counts of engine.grid).
+        Same values as `score` within the engine's tolerance, at a cost that does not grow
+        with n; cells the grid cannot vouch for go to this estimator's engine. `need`
+        (bool, grid-shaped): uncertified cells outside it are not computed (score 0).
+        """
+        t = self._check(np.zeros((1, self.d)), t)[1]
+        if getattr(self, "_grid", None) is None:
+            self._grid = GridScorer(self.X, rtol=self.engine.rtol)
+        res = self._grid.sums(axes, t, log_cut=self._log_cut(t), exact=self.engine.sums,
+                              need=need)
+        x = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1)
+        mean = res.mean.reshape(-1, self.d)
+        logp = res.logp.ravel()
+        s = self._adjust(_raw_score(mean, x, t), logp, t)
+        return s, res.methods
+
 
 class Empirical(GaussianScore):
     """ŝ_t = grad p̂_t / p̂_t, no truncation: its exact reverse flow memorises the data."""
@@ -97,6 +126,9 @@ class Truncated(GaussianScore):
     def _adjust(self, s: np.ndarray, logp: np.ndarray, t: float) -> np.ndarray:
         s[~(logp > theory.log_rho_n(self.n, t, self.d, self.c_rho))] = 0.0
         return s
+
+    def _log_cut(self, t: float) -> float:
+        return theory.log_rho_n(self.n, t, self.d, self.c_rho)
 
 
 class Regularized(GaussianScore):

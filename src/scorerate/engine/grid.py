@@ -1,0 +1,375 @@
+"""p̂_t and its softmax mean on a rectilinear tensor grid at a cost that does not grow with n.
+
+`GridScorer(train).sums(axes, t)` returns the engine's (logp, mean) (engine/base.py) at
+every cell centre of the tensor grid axes[0] x ... x axes[d-1], d <= 3. The training
+points are binned once per lattice onto nodes of spacing h <= r sqrt t with q-point
+Lagrange weights (q = 16; exact for polynomials of degree < q per axis); the kernel is
+separable, so each output is the count tensor contracted with one 1-D matrix per axis:
+
+    S0 = C x_1 K_1 ... x_d K_d,   K_j[a, k] = exp(-(x_a - g_k)^2 / 2t + o_a),
+    S1_j: the same with (g_k - x_a) K_j on axis j (the moment, hence the mean),
+
+o_a the smallest exponent of query coordinate a on its axis (a per-axis tilt: nothing
+underflows however far the cell). Cost O(n q^d) per lattice (kept while t stays on the
+same lattice level: spacings are 2^(k/4)) plus O(G L^d + ...) per call for G cells and L
+nodes per axis: independent of n.
+
+Which cells the grid vouches for (gridbound.py): a nonnegative histogram of the points on
+bins of width 2h gives, with per-axis max / min of the 1-D kernel over each bin, rigorous
+separable bounds S_lo <= S <= S_hi of the unnormalised sum. A cell with log S_lo >=
+log_s_min(...) is certified within the engine's tolerance ("grid"). With `log_cut` (the
+truncation level of log p̂), a cell with S_hi at or below it is decided without any sum
+("bound": logp is set to the bound, mean to x, so the truncated score is exactly 0).
+Every other cell goes to `exact(x, t)` ("exact", e.g. the engine's own sums). The method
+counts are returned. The contractions are BLAS products whose summation order does not
+depend on how many cells are asked for; the whole grid is one call, so the result does
+not depend on any chunking of the sampler.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from .base import as_points
+from .gridbound import log_s_min, spacing_ratio
+
+__all__ = ["GridScorer", "GridSums"]
+
+ExactFn = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+
+#: Lagrange points per axis (even)
+Q = 16
+#: the certificate covers every cell whose S_lo is at least e^-K of the truncation level
+K_TAIL = 4.0
+#: largest lattice (nodes) built; above it every cell goes to `exact`
+MAX_NODES = 1 << 26
+#: lattice nodes worth spending per dimension: where the lattice that certifies the
+#: threshold level is smaller, a finer one (down to R_FLOOR) extends the certified tail
+BUDGET = {1: 1 << 16, 2: 1 << 20, 3: 1 << 21}
+R_FLOOR = 0.02
+
+
+@dataclass
+class GridSums:
+    """(logp, mean) on a tensor grid and how each cell was computed.
+
+    logp : (G_1, ..., G_d) log p̂_t at the cell centres (for "bound" cells: an upper bound,
+        at or below the cut). mean : (G_1, ..., G_d, d) softmax mean (x itself for "bound").
+    methods : cells per method, {"grid", "bound", "exact", "skipped"}; "above" counts the
+        grid cells whose lower bound alone certifies them above the cut.
+    ratio : h / sqrt(t) of the lattice used (nan if none was built); nodes : its shape.
+    """
+
+    logp: np.ndarray
+    mean: np.ndarray
+    methods: dict[str, int] = field(default_factory=dict)
+    ratio: float = math.nan
+    nodes: tuple[int, ...] = ()
+
+
+@njit(cache=True)
+def _lagrange_bin(X, origin, h, q, shape, denom, hist):  # pragma: no cover - numba
+    """Count tensor (shape, 3 axes, missing axes of size 1) of q-point Lagrange binning;
+    adds each point's count to `hist` (bins of width 2h, same origin) on the way.
+
+    Weights in barycentric form, w_a = prod_b (s - x_b) / ((s - x_a) denom_a), O(q) per
+    axis and point (s = 0 falls on node 0 exactly). X is best sorted by cell (locality).
+    """
+    n, d = X.shape
+    c = np.zeros(shape)
+    hb = np.zeros(3, dtype=np.int64)
+    W = np.ones((3, q))
+    base = np.zeros(3, dtype=np.int64)
+    qq = np.ones(3, dtype=np.int64)
+    for j in range(d):
+        qq[j] = q
+    for i in range(n):
+        for j in range(d):
+            u = (X[i, j] - origin[j]) / h
+            k = int(math.floor(u))
+            s = u - k
+            base[j] = k - (q // 2 - 1)
+            hb[j] = int(math.floor((X[i, j] - origin[j]) / (2.0 * h)))
+            if s == 0.0:
+                for a in range(q):
+                    W[j, a] = 0.0
+                W[j, q // 2 - 1] = 1.0
+            else:
+                full = 1.0
+                for b in range(q):
+                    full *= s - (b - (q // 2 - 1))
+                for a in range(q):
+                    W[j, a] = full / ((s - (a - (q // 2 - 1))) * denom[a])
+        hist[hb[0], hb[1], hb[2]] += 1.0
+        for a in range(qq[0]):
+            for b in range(qq[1]):
+                wab = W[0, a] * W[1, b]
+                for e in range(qq[2]):
+                    c[base[0] + a, base[1] + b, base[2] + e] += wab * W[2, e]
+    return c
+
+
+def _denominators(q: int) -> np.ndarray:
+    """prod_{b != a} (x_a - x_b) for the nodes x = -(q/2-1)..q/2."""
+    x = np.arange(-(q // 2 - 1), q // 2 + 1, dtype=np.float64)
+    return np.array([np.prod([x[a] - x[b] for b in range(q) if b != a]) for a in range(q)])
+
+
+#: columns of the tensor handled together by one thread in `_mode` (a cache tile)
+_TILE = 256
+
+
+@njit(parallel=True, cache=True)
+def _mode(T, M, out):  # pragma: no cover - numba
+    """out[p, a, r] = sum_k M[a, k] T[p, k, r], k ascending for every element and thread
+    count (OpenBLAS GEMM is not: its results change with the number of threads)."""
+    P, K, R = T.shape
+    A = M.shape[0]
+    nt = (R + _TILE - 1) // _TILE
+    for job in prange(P * nt):
+        p = job // nt
+        r0 = (job % nt) * _TILE
+        r1 = min(R, r0 + _TILE)
+        m = r1 - r0
+        acc = np.empty(m)
+        for a in range(A):
+            acc[:] = 0.0
+            for k in range(K):
+                w = M[a, k]
+                if w != 0.0:
+                    row = T[p, k, r0:r1]
+                    for r in range(m):
+                        acc[r] += w * row[r]
+            out[p, a, r0:r1] = acc
+
+
+@njit(parallel=True, cache=True)
+def _mode_last(T, MT, out):  # pragma: no cover - numba
+    """out[p, a] = sum_k MT[k, a] T[p, k] (the last axis), k ascending, vector over a."""
+    P, K = T.shape
+    A = MT.shape[1]
+    for p in prange(P):
+        acc = np.zeros(A)
+        for k in range(K):
+            w = T[p, k]
+            if w != 0.0:
+                row = MT[k]
+                for a in range(A):
+                    acc[a] += w * row[a]
+        out[p] = acc
+
+
+def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
+    """T (L_1, ..., L_d) contracted with mats[j] (G_j, L_j) on every axis -> (G_1, ..., G_d)."""
+    out = np.ascontiguousarray(T, dtype=np.float64)
+    for j, M in enumerate(mats):
+        shp = out.shape
+        P, R = math.prod(shp[:j]), math.prod(shp[j + 1:])
+        new = np.empty((P, M.shape[0], R))
+        if R == 1:
+            _mode_last(out.reshape(P, shp[j]), np.ascontiguousarray(M.T, dtype=np.float64),
+                       new.reshape(P, M.shape[0]))
+        else:
+            _mode(out.reshape(P, shp[j], R), np.ascontiguousarray(M, dtype=np.float64), new)
+        out = new.reshape(shp[:j] + (M.shape[0],) + shp[j + 1:])
+    return out
+
+
+class GridScorer:
+    """Prepared grid evaluation of (logp, mean) over one training set (d <= 3).
+
+    Parameters
+    ----------
+    train : (n, d) training points. rtol : the engine's tolerance. q : Lagrange points.
+    """
+
+    def __init__(self, train: np.ndarray, rtol: float = 1e-6, q: int = Q,
+                 max_nodes: int = MAX_NODES) -> None:
+        self.train = as_points(train, name="train")
+        n, d = self.train.shape
+        if not 1 <= d <= 3:
+            raise ValueError(f"the grid score handles d <= 3, got d = {d}")
+        self.rtol, self.q, self.max_nodes = float(rtol), int(q), int(max_nodes)
+        self.r = spacing_ratio(n, d, self.rtol, self.q, K_TAIL)
+        self.lo, self.hi = self.train.min(axis=0), self.train.max(axis=0)
+        # the points in cell order once (cells of 1/128 of the span, first axis slowest):
+        # the binning's scatter then walks the lattice with locality, at every level
+        cell = np.floor((self.train - self.lo) / np.maximum(self.hi - self.lo, 1e-300)
+                        * 128.0).astype(np.int64)
+        self._sorted = np.ascontiguousarray(self.train[np.lexsort(cell.T[::-1])])
+        self._lattice: tuple | None = None  # (level, origin, h, C, hb, H)
+
+    @property
+    def n(self) -> int:
+        return self.train.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.train.shape[1]
+
+    def lattice_shape(self, t: float) -> tuple[int, ...]:
+        """Nodes per axis of the lattice used at time t."""
+        _, h = self._level(t)
+        return tuple(self._extent(h)[1])
+
+    def _level(self, t: float) -> tuple[int, float]:
+        """Lattice level and spacing at t: h <= r sqrt t, finer while within BUDGET[d]."""
+        side = BUDGET[self.d] ** (1.0 / self.d) - self.q - 4
+        span = float(np.max(self.hi - self.lo))
+        h_fit = span / side if side > 0 else math.inf
+        h = min(self.r * math.sqrt(t), max(R_FLOOR * math.sqrt(t), h_fit))
+        lev = math.floor(4.0 * math.log2(h))
+        return lev, 2.0 ** (lev / 4.0)
+
+    def _extent(self, h: float) -> tuple[np.ndarray, np.ndarray]:
+        """Lattice origin (node 0) and nodes per axis for spacing h; even counts (bins 2h)."""
+        q = self.q
+        k0 = np.floor(self.lo / h).astype(np.int64) - q // 2 - 1
+        k1 = np.floor(self.hi / h).astype(np.int64) + q // 2 + 2
+        L = k1 - k0 + 1
+        L += L % 2
+        return k0 * h, L
+
+    def _get_lattice(self, t: float):
+        lev, h = self._level(t)
+        if self._lattice is not None and self._lattice[0] == lev:
+            return self._lattice
+        origin, L = self._extent(h)
+        if math.prod(int(v) for v in L) > self.max_nodes:
+            self._lattice = (lev, origin, h, None, 2 * h, None)
+            return self._lattice
+        shape3 = tuple(int(v) for v in L) + (1,) * (3 - self.d)
+        hshape = tuple(int(v) // 2 for v in L)
+        H = np.zeros(hshape + (1,) * (3 - self.d))
+        C = _lagrange_bin(self._sorted, origin, h, self.q, shape3, _denominators(self.q),
+                          H).reshape(tuple(int(v) for v in L))
+        H = H.reshape(hshape)
+        self._lattice = (lev, origin, h, C, 2 * h, H)
+        return self._lattice
+
+    def sums(self, axes: Sequence[np.ndarray], t: float, *, log_cut: float | None = None,
+             exact: ExactFn | None = None, need: np.ndarray | None = None) -> GridSums:
+        """(logp, mean) at every centre of the tensor grid `axes` at time t.
+
+        log_cut : log p̂ at or below which a cell needs no value ("bound" cells).
+        exact : the fallback (x (k, d), t) -> (logp, mean); required when some cell is not
+            certified (a ValueError otherwise).
+        need : optional bool (G_1, ..., G_d): cells outside it that the grid cannot vouch
+            for are not computed ("skipped": logp -inf, mean x), e.g. cells the law drops.
+        """
+        d, n = self.d, self.n
+        axes = [np.ascontiguousarray(a, dtype=np.float64).ravel() for a in axes]
+        if len(axes) != d:
+            raise ValueError(f"need {d} axes, got {len(axes)}")
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(f"t must be a finite number > 0, got {t!r}")
+        G = tuple(a.size for a in axes)
+        lev, origin, h, C, hb, H = self._get_lattice(float(t))
+        log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
+        logp = np.full(G, -np.inf)
+        mean = np.zeros((*G, d))
+        grid_ok = np.zeros(G, dtype=bool)
+        bound = np.zeros(G, dtype=bool)
+        above = np.zeros(G, dtype=bool)
+        # coordinates whose squared distance to the data, over 2t, could overflow
+        far_axes = [~(np.abs(a - 0.5 * (lo + hi)) <= 1e100 * min(1.0, math.sqrt(t)))
+                    for a, lo, hi in zip(axes, self.lo, self.hi, strict=True)]
+        if C is not None:
+            K, M, U, W, off = [], [], [], [], []
+            for j, x in enumerate(axes):
+                g = origin[j] + h * np.arange(C.shape[j])
+                gb = origin[j] + hb * np.arange(H.shape[j] + 1)  # bin edges
+                other = tuple(i for i in range(d) if i != j)
+                occ = H.sum(axis=other) > 0                      # bins holding points
+                live = np.flatnonzero(np.abs(C).sum(axis=other) > 0)  # nodes with weight
+                xs = np.where(far_axes[j], 0.5 * (self.lo[j] + self.hi[j]), x)
+                inv = 0.5 / t
+                a_lo, a_hi = g[live[0]], g[live[-1]]
+                dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
+                o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
+                D = xs[:, None] - g[None, :]
+                K.append(np.exp(np.minimum(o[:, None] - D * D * inv, 0.0)))
+                M.append(-D * K[-1])
+                el, er = gb[None, :-1] - xs[:, None], gb[None, 1:] - xs[:, None]
+                near = np.where((el <= 0) & (er >= 0), 0.0, np.minimum(np.abs(el), np.abs(er)))
+                farr = np.maximum(np.abs(el), np.abs(er))
+                U.append(np.where(occ, np.exp(np.minimum(o[:, None] - near * near * inv, 0.0)),
+                                  0.0))
+                W.append(np.where(occ, np.exp(np.minimum(o[:, None] - farr * farr * inv, 0.0)),
+                                  0.0))
+                off.append(o)
+            offs = np.zeros(G)
+            for j, o in enumerate(off):
+                offs = offs + o.reshape((-1,) + (1,) * (d - 1 - j))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_lo = np.log(_contract(H, W)) - offs
+                log_hi = np.log(_contract(H, U)) - offs
+            lsm = log_s_min(n, d, self.q, h / math.sqrt(t), self.rtol)
+            cut_S = None if log_cut is None else log_cut - log_norm
+            if cut_S is not None:
+                bound = log_hi <= cut_S
+                above = log_lo > cut_S
+            grid_ok = (log_lo >= lsm) & ~bound
+            if need is not None:
+                grid_ok &= np.asarray(need, dtype=bool).reshape(G)
+            if grid_ok.any():
+                # contract only over the box of cells that need a value (truncated: the
+                # cells near the data; the far ones were decided by the bound)
+                box = []
+                for j in range(d):
+                    hit = np.flatnonzero(grid_ok.any(axis=tuple(i for i in range(d) if i != j)))
+                    box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+                box = tuple(box)
+                ok = grid_ok[box]
+                Kb = [K[j][box[j]] for j in range(d)]
+                S0 = _contract(C, Kb)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    lp = np.log(S0) - offs[box] + log_norm
+                ok &= np.isfinite(lp) & (S0 > 0)
+                grid_ok[box] = ok
+                logp[box][ok] = lp[ok]
+                for j in range(d):
+                    S1 = _contract(C, [M[i][box[i]] if i == j else Kb[i] for i in range(d)])
+                    xj = axes[j][box[j]].reshape((-1,) + (1,) * (d - 1 - j))
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        mj = xj + S1 / S0
+                    mean[box + (j,)][ok] = mj[ok]
+            if cut_S is not None and bound.any():
+                logp[bound] = np.minimum(log_hi[bound] + log_norm, log_cut)
+                grids = np.meshgrid(*axes, indexing="ij")
+                for j in range(d):
+                    mean[..., j][bound] = grids[j][bound]
+            far = np.zeros(G, dtype=bool)
+            for j in range(d):
+                far |= far_axes[j].reshape((-1,) + (1,) * (d - 1 - j))
+            grid_ok &= ~far
+            bound &= ~far
+        rest = ~(grid_ok | bound)
+        skipped = np.zeros(G, dtype=bool)
+        if need is not None:
+            skipped = rest & ~np.asarray(need, dtype=bool).reshape(G)
+            rest &= ~skipped
+            if skipped.any():
+                grids = np.meshgrid(*axes, indexing="ij")
+                for j in range(d):
+                    mean[..., j][skipped] = grids[j][skipped]
+        if rest.any():
+            if exact is None:
+                raise ValueError("some cells are not certified by the grid and no exact "
+                                 "fallback was given")
+            grids = np.meshgrid(*axes, indexing="ij")
+            xq = np.stack([gj[rest] for gj in grids], axis=1)
+            lp, mu = exact(xq, float(t))
+            logp[rest] = lp
+            mean[rest] = mu
+        methods = {"grid": int(grid_ok.sum()), "bound": int(bound.sum()),
+                   "exact": int(rest.sum()), "skipped": int(skipped.sum()),
+                   "above": int((above & grid_ok).sum())}
+        return GridSums(logp=logp, mean=mean, methods=methods,
+                        ratio=h / math.sqrt(t) if C is not None else math.nan,
+                        nodes=tuple(C.shape) if C is not None else ())

@@ -1,0 +1,190 @@
+"""The grid score (engine/grid.py) against the exact `dense` backend.
+
+Oracle: the dense engine (exact to rounding). Tolerance: the engine's promise, relative
+error <= rtol = 1e-6 of p̂_t where p̂_t >= rho_n(t), of the mean relative to
+max(|mean - x|, sqrt t) (so of the score relative to max(|ŝ|, 1/sqrt t)), finite
+everywhere. Grids reach 12 standard deviations sqrt(t) past the data, so every method
+(grid, bound, exact fallback) runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scorerate import density, theory
+from scorerate.engine import GaussianEngine
+from scorerate.engine.grid import GridScorer
+from scorerate.engine.gridbound import eps_binning, lebesgue, log_s_min
+from scorerate.estimators import build
+
+RTOL = 1e-6
+
+
+def axes_for(d: int, t: float, G: int, reach: float = 12.0) -> list[np.ndarray]:
+    """G centres per axis from reach sds left of the data to reach sds right (uneven)."""
+    a = np.linspace(-1.0 - reach * math.sqrt(t), 1.0 + reach * math.sqrt(t), G)
+    return [a + 0.013 * j for j in range(d)]
+
+
+def flat(axes: list[np.ndarray]) -> np.ndarray:
+    return np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1)
+
+
+def errors(logp, mean, ref_logp, ref_mean, x, t, cut):
+    """(max rel. error of p̂ above cut, max rel. error of the mean, all finite)."""
+    ok = ref_logp >= cut
+    ep = float(np.max(np.abs(np.expm1(logp - ref_logp))[ok])) if ok.any() else 0.0
+    scale = np.maximum(np.linalg.norm(ref_mean - x, axis=1), math.sqrt(t))
+    em = np.linalg.norm(mean - ref_mean, axis=1) / scale
+    return ep, float(np.max(em[ok])) if ok.any() else 0.0, bool(np.all(np.isfinite(logp)))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("t", [0.01, 0.3])
+def test_sums_match_dense_on_every_cell(d, t):
+    n = 300
+    X = density("sym_beta", beta=1.0, d=d).sample(n, seed=11 + d)
+    dense = GaussianEngine(X, backend="dense")
+    axes = axes_for(d, t, {1: 200, 2: 60, 3: 22}[d])
+    x = flat(axes)
+    ref_lp, ref_mu = dense.sums(x, t)
+    cut = theory.log_rho_n(n, t, d)
+    gs = GridScorer(X)
+    for log_cut in (None, cut):
+        r = gs.sums(axes, t, log_cut=log_cut, exact=dense.sums)
+        lp, mu = r.logp.ravel(), r.mean.reshape(-1, d)
+        assert sum(r.methods[k] for k in ("grid", "bound", "exact")) == x.shape[0]
+        assert np.all(np.isfinite(mu))
+        if log_cut is None:
+            ep, em, fin = errors(lp, mu, ref_lp, ref_mu, x, t, -np.inf)  # every cell
+            assert fin and ep <= RTOL and em <= RTOL, (ep, em, r.methods)
+        else:
+            bound = np.zeros(x.shape[0], dtype=bool)
+            assert r.methods["bound"] > 0
+            # a "bound" cell is truly at or below the cut, and says so
+            decided = lp <= cut
+            assert np.all(ref_lp[decided & (ref_lp > cut)] - cut < 1e-9), "bound too low"
+            bound |= decided
+            ep, em, fin = errors(lp, mu, ref_lp, ref_mu, x, t, cut)
+            assert ep <= RTOL and em <= RTOL, (ep, em, r.methods)
+
+
+@pytest.mark.parametrize("name", ["truncated", "regularized", "empirical"])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_estimator_grid_score_matches_its_score(name, d):
+    n, t = 250, 0.05
+    X = density("sym_beta", beta=1.0, d=d).sample(n, seed=3)
+    est = build(name, X, {"backend": "dense"})
+    axes = axes_for(d, t, {1: 120, 2: 40, 3: 16}[d])
+    s, methods = est.grid_score(axes, t)
+    ref = est.score(flat(axes), t)
+    scale = np.maximum(np.linalg.norm(ref, axis=1), 1.0 / math.sqrt(t))
+    assert np.all(np.isfinite(s))
+    assert float(np.max(np.linalg.norm(s - ref, axis=1) / scale)) <= RTOL
+    assert methods["grid"] > 0
+    if name == "truncated":
+        assert methods["bound"] > 0  # the far cells: no sum at all
+
+
+@pytest.mark.parametrize("d", [2, 3])
+def test_large_n_on_a_subset_with_tails_and_both_sides_of_the_cut(d):
+    """n = 1e5: cells drawn from the far tail (beyond 6 sds), just below and just above the
+    truncation level (|log p̂ - log rho_n| < 1, by the dense oracle), and the bulk."""
+    n, t = 100_000, 0.1
+    X = density("sym_beta", beta=1.0, d=d).sample(n, seed=21)
+    dense = GaussianEngine(X, backend="dense")
+    axes = axes_for(d, t, {2: 90, 3: 30}[d])
+    x = flat(axes)
+    cut = theory.log_rho_n(n, t, d)
+    r = GridScorer(X).sums(axes, t, log_cut=cut, exact=dense.sums)
+    r_all = GridScorer(X).sums(axes, t, exact=dense.sums)
+    rng = np.random.default_rng(5)
+    lp_coarse = r_all.logp.ravel()  # only to pick candidates; checked below by dense
+    dist = np.max(np.maximum(np.abs(x) - 1.0, 0.0), axis=1) / math.sqrt(t)
+    pools = [np.flatnonzero(dist > 6.0), np.flatnonzero((lp_coarse < cut) & (lp_coarse > cut - 1)),
+             np.flatnonzero((lp_coarse > cut) & (lp_coarse < cut + 1)),
+             np.flatnonzero(lp_coarse > cut + 3)]
+    pick = np.unique(np.concatenate([rng.choice(p, min(60, p.size), replace=False)
+                                     for p in pools if p.size]))
+    ref_lp, ref_mu = dense.sums(x[pick], t)
+    assert np.sum(ref_lp < cut) >= 20 and np.sum(ref_lp > cut) >= 20
+    assert np.sum(np.abs(ref_lp - cut) < 1.0) >= 20
+    assert np.sum(dist[pick] > 6.0) >= 20
+    for res, lo in ((r_all, -np.inf), (r, cut)):
+        lp, mu = res.logp.ravel()[pick], res.mean.reshape(-1, d)[pick]
+        ep, em, fin = errors(lp, mu, ref_lp, ref_mu, x[pick], t, lo)
+        assert fin and ep <= RTOL and em <= RTOL, (ep, em, res.methods)
+    # truncation decisions agree with the oracle's away from rtol of the level
+    clear = np.abs(ref_lp - cut) > 1e-5
+    lp = r.logp.ravel()[pick]
+    assert np.array_equal((lp > cut)[clear], (ref_lp > cut)[clear])
+    # cost does not depend on n: the fallback is rare
+    assert r.methods["exact"] <= 0.05 * x.shape[0], r.methods
+
+
+def test_bound_constants_are_consistent():
+    """The error bound grows with distance, shrinks with the spacing; Lebesgue >= 1."""
+    assert lebesgue(16) >= 1.0
+    assert eps_binning(16, 0.05, 2.0) < eps_binning(16, 0.05, 8.0) < eps_binning(16, 0.1, 8.0)
+    assert log_s_min(1000, 2, 16, 0.03, 1e-6) < log_s_min(1000, 2, 16, 0.06, 1e-6)
+
+
+def test_far_queries_are_finite_and_need_the_fallback():
+    X = density("sym_beta", beta=1.0, d=2).sample(100, seed=1)
+    dense = GaussianEngine(X, backend="dense")
+    axes = [np.array([-1e200, 0.0, 1e5]), np.array([0.0, 3.0])]
+    r = GridScorer(X).sums(axes, 0.01, exact=dense.sums)
+    ref_lp, ref_mu = dense.sums(flat(axes), 0.01)
+    assert np.all(np.isfinite(r.logp)) and np.all(np.isfinite(r.mean))
+    assert np.allclose(r.logp.ravel(), ref_lp, rtol=1e-6)
+    with pytest.raises(ValueError, match="fallback"):
+        GridScorer(X).sums(axes, 0.01)
+
+
+_SCRIPT = """
+import hashlib, numpy as np
+from scorerate import density
+from scorerate.engine.grid import GridScorer
+X = density("sym_beta", beta=1.0, d=3).sample(2000, seed=4)
+ax = [np.linspace(-2, 2, 37) + 0.01 * j for j in range(3)]
+r = GridScorer(X).sums(ax, 0.05, exact=lambda x, t: (np.zeros(len(x)), x))
+print(hashlib.sha256(r.logp.tobytes() + r.mean.tobytes()).hexdigest())
+"""
+
+
+def test_bit_identical_over_thread_counts():
+    """The BLAS contractions give the same bits on 1 and 2 threads (fresh processes)."""
+    out = []
+    for threads in ("1", "2"):
+        env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+                   MKL_NUM_THREADS=threads, NUMBA_NUM_THREADS=threads)
+        res = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
+                             text=True, check=True)
+        out.append(res.stdout.strip())
+    assert out[0] == out[1]
+
+
+def test_cells_outside_need_are_skipped_not_sent_to_the_fallback():
+    """Uncertified cells outside `need` cost nothing; the needed ones still go exact."""
+    X = density("sym_beta", beta=1.0, d=2).sample(200, seed=2)
+    dense = GaussianEngine(X, backend="dense")
+    axes = [np.array([-1e200, 0.0, 0.5]), np.array([1e150, 0.2])]
+    need = np.array([[True, False], [True, True], [False, True]])
+    sent = []
+
+    def exact(x, t):
+        sent.append(x.shape[0])
+        return dense.sums(x, t)
+
+    r = GridScorer(X).sums(axes, 0.05, exact=exact, need=need)
+    assert r.methods["skipped"] + r.methods["exact"] + r.methods["grid"] == 6
+    assert sum(sent) == r.methods["exact"] and r.methods["skipped"] >= 1
+    ref_lp, _ = dense.sums(flat(axes), 0.05)
+    got = r.logp.ravel()
+    assert np.allclose(got[need.ravel()], ref_lp[need.ravel()], rtol=1e-6)
