@@ -46,8 +46,8 @@ def test_applies_gives_the_reason_and_none_where_it_applies():
     d1 = JobSpec(density="sym_beta", beta=1.0, d=1, n=100)
     d3 = JobSpec(density="sym_beta", beta=1.0, d=3, n=100)
     flow = JobSpec(density="sym_beta", beta=1.0, d=2, n=100, integrator="probability_flow")
-    assert metric("tv_law").applies(d1) is None
-    assert "d <= 2" in metric("tv_law").applies(d3)
+    assert metric("tv_law").applies(d1) is None and metric("tv_law").applies(d3) is None
+    assert "d <= 2" in metric("tv_sampler").applies(d3)
     assert "d = 1" in metric("l2_law").applies(flow)
     assert metric("tv").applies(d3) is None
 
@@ -62,25 +62,26 @@ def d3_run():
 
 
 def test_a_metric_that_does_not_apply_is_nan_with_its_reason(d3_run):
-    for name in ("tv_law", "l2_law"):
+    why = "the KDE's masses on the law's cells are computed in d <= 2"
+    for name in ("tv_sampler", "l2_sampler"):
         assert bool(d3_run[name].isnull().all())
-        assert d3_run[name].attrs["not_computed"] == "the exact output law is computed in d <= 2"
-    assert bool(d3_run["tv"].notnull().all())
-    assert "not_computed" not in d3_run["tv"].attrs
+        assert d3_run[name].attrs["not_computed"] == why
+    for name in ("tv", "tv_law", "l2_law", "tv_steps"):  # the exact law exists in 3-D
+        assert bool(d3_run[name].notnull().all()), name
+        assert "not_computed" not in d3_run[name].attrs
 
 
 def test_the_reason_travels_to_the_study_and_the_report(d3_run, tmp_path):
     path = write_run(d3_run, tmp_path / "run.zarr")
     study = combine_runs([d3_run], paths=[str(path)], predictions=False)
-    assert study["tv_law"].attrs["not_computed"] == (
-        "the exact output law is computed in d <= 2 (1 job)")
+    assert study["tv_sampler"].attrs["not_computed"] == (
+        "the KDE's masses on the law's cells are computed in d <= 2 (1 job)")
     spath = write_study(study, tmp_path / "study.zarr")
     make_report(spath, tmp_path / "report")
     summary = (tmp_path / "report" / "summary.md").read_text()
-    assert "`tv_law`: the exact output law is computed in d <= 2 (1 job)" in summary
-    html = (tmp_path / "report" / "index.html").read_text()
-    assert "Not computed (NaN) where: the exact output law is computed in d &lt;= 2" in html
-    assert np.isnan(float(study["tv_law"].max()))
+    assert ("`tv_sampler`: the KDE's masses on the law's cells are computed in d <= 2 (1 job)"
+            in summary)
+    assert np.isnan(float(study["tv_sampler"].max()))
 
 
 def test_every_job_stores_the_samplers_own_error():

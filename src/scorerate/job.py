@@ -20,11 +20,11 @@ from . import seeding
 from .job_metrics import (
     JOB_METRICS,
     NotComputed,
+    PinnedScore,
     compute_metric,
     draw_train,
     law_of,
     nan_value,
-    pin,
     score_mse_at,
     stop_steps,
 )
@@ -41,16 +41,6 @@ def _density(spec: JobSpec):
 
 
 # ---------------------------------------------------------------- tasks on the cluster
-
-class _PinnedScore:
-    """Picklable score(x, t) that pins numba to one thread per Dask thread before each call."""
-
-    def __init__(self, est) -> None:
-        self.est = est
-
-    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
-        return pin(self.est.score, x, t)
-
 
 def _build_estimator(spec: JobSpec, name: str):
     """The estimator `name` on the job's training set, redrawn here from the job's key.
@@ -219,7 +209,7 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
     for name in spec.estimators:
         est = delayed(_build_estimator, pure=True)(spec, name,
                                                    dask_key_name=f"estimator-{name}-{job_id}")
-        score = delayed(_PinnedScore, pure=True)(est, dask_key_name=f"score-{name}-{job_id}")
+        score = delayed(PinnedScore, pure=True)(est, dask_key_name=f"score-{name}-{job_id}")
         # the estimator is in the key: sampler.sample names its Dask tasks from the key,
         # not from the score, so a shared key would make the estimators share one output
         chains = sampler.sample(score, m=spec.m, d=spec.d, t0=spec.t0, T=spec.T,
@@ -231,9 +221,9 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         tasks["samples", name] = samples_d
         inputs: dict[str, object] = {"samples": samples_d, "chains": chains_d}
         if "law" in wanted:
-            inputs["law"] = delayed(law_of, pure=True)(score, spec)
+            inputs["law"] = delayed(law_of, pure=True)(est, spec)
         if "law_half" in wanted:
-            inputs["law_half"] = delayed(law_of, pure=True)(score, spec, spec.n_steps // 2)
+            inputs["law_half"] = delayed(law_of, pure=True)(est, spec, spec.n_steps // 2)
         if "score_t" in wanted:
             ts = np.unique(np.concatenate([spec.ts, spec.ts_int]))
             # one task per t, whichever grid it is on (pure=True, identical arguments)

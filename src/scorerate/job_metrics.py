@@ -38,8 +38,9 @@ from . import seeding
 from .spec import JobSpec
 from .variables import STOP_FACTORS, variable
 
-__all__ = ["INPUTS", "JOB_METRICS", "JobMetric", "NotComputed", "compute_metric",
-           "draw_train", "law_of", "metric", "nan_value", "pin", "score_mse_at", "stop_steps"]
+__all__ = ["INPUTS", "JOB_METRICS", "LAW_3D", "JobMetric", "NotComputed", "PinnedGrid",
+           "PinnedScore", "compute_metric", "draw_train", "law_of", "metric", "nan_value",
+           "pin", "score_mse_at", "stop_steps"]
 
 #: what a metric may read -> computed once per estimator (True) or once per job (False)
 INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "law_half": True,
@@ -125,16 +126,50 @@ def stop_steps(spec: JobSpec) -> tuple[tuple[int, ...], list[int | None]]:
     return tuple(record), [a if a in (None, -1) else record.index(a) for a in at]
 
 
-def law_of(score, spec: JobSpec, steps: int | None = None):
-    """The exact output law of the sampler driven by `score` (scorerate.law) with `steps`
-    (default the job's), or NotComputed when its grid outgrows the cell budget (a
-    diverging sampler, e.g. highorder at small n)."""
+#: the 3-D law resolves each step's noise sd with one cell (the three-point deposit keeps
+#: the variance exact; refining 1.5 -> 2 moves tv_law by 3e-4, tests/test_law_grid.py) and
+#: may hold more cells: at n = 1e5 its grid outgrows the 2e6 of d <= 2
+LAW_3D = {"noise_resolution": 1.0, "max_cells": 8_000_000}
+
+
+class PinnedGrid:
+    """An estimator's grid score for the law (scorerate.law takes the grid path for an
+    object with grid_score that is not callable), numba pinned to one thread."""
+
+    def __init__(self, est) -> None:
+        self.est = est
+
+    def grid_score(self, axes, t, need=None):
+        return pin(self.est.grid_score, axes, t, need)
+
+
+class PinnedScore:
+    """Picklable score(x, t) that pins numba to one thread per Dask thread before each call."""
+
+    def __init__(self, est) -> None:
+        self.est = est
+
+    def __call__(self, x: np.ndarray, t: float) -> np.ndarray:
+        return pin(self.est.score, x, t)
+
+
+def law_of(est, spec: JobSpec, steps: int | None = None):
+    """The exact output law of the sampler driven by the estimator `est` (scorerate.law)
+    with `steps` (default the job's): on the grid score where the estimator has one (cost
+    independent of n) and the integrator steps by Gaussian transitions, else through
+    score(x, t). NotComputed when its grid outgrows the cell budget (a diverging sampler,
+    e.g. highorder at small n)."""
     from . import law
 
+    if hasattr(est, "grid_score") and spec.integrator != "probability_flow":
+        score = PinnedGrid(est)
+    else:  # an estimator's score(x, t), or a score callable itself
+        score = PinnedScore(est) if hasattr(est, "score") else est
     try:
         return law.output_law(score, d=spec.d, t0=spec.t0, T=spec.T,
                               steps=spec.n_steps if steps is None else steps,
-                              integrator=spec.integrator, resolution=spec.law_resolution)
+                              integrator=spec.integrator, resolution=spec.law_resolution,
+                              **(LAW_3D if spec.d == 3 else {}))
     except law.GridTooLarge as exc:
         return NotComputed(f"the law's grid outgrew its cell budget ({exc})")
 
@@ -157,8 +192,8 @@ def _sample_key(spec: JobSpec, name: str) -> tuple:
 # ---------------------------------------------------------------- when a metric applies
 
 def _law_applies(spec: JobSpec) -> str | None:
-    if spec.d > 2:
-        return "the exact output law is computed in d <= 2"
+    if spec.d > 3:
+        return "the exact output law is computed in d <= 3"
     if spec.integrator == "probability_flow" and spec.d > 1:
         return "the probability-flow law is computed in d = 1 only"
     if spec.d == 2 and spec.law_n_max_2d is not None and spec.n > spec.law_n_max_2d:
@@ -252,6 +287,11 @@ def tv_steps(laws, p0, spec: JobSpec) -> float:
     return tv_between(*laws)
 
 
+def _kde_cells_apply(spec: JobSpec) -> str | None:
+    return _law_applies(spec) or ("the KDE's masses on the law's cells are computed in d <= 2"
+                                  if spec.d > 2 else None)
+
+
 def _steps_applies(spec: JobSpec) -> str | None:
     return _law_applies(spec) or ("needs at least 2 steps" if spec.n_steps < 2 else None)
 
@@ -304,8 +344,8 @@ JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("score_mse_int", "score_t", score_mse_int),
     JobMetric("tv_law", "law", tv_law, _law_applies),
     JobMetric("l2_law", "law", l2_law, _law_applies),
-    JobMetric("tv_sampler", "law", tv_sampler, _law_applies),
-    JobMetric("l2_sampler", "law", l2_sampler, _law_applies),
+    JobMetric("tv_sampler", "law", tv_sampler, _kde_cells_apply),
+    JobMetric("l2_sampler", "law", l2_sampler, _kde_cells_apply),
     JobMetric("tv_steps", ("law", "law_half"), tv_steps, _steps_applies),
     JobMetric("tv", "samples", tv, _binned_tv_applies),
     JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),

@@ -25,6 +25,11 @@ _BASE_MB = 500.0  # numpy, numba, dask, xarray, zarr imported (measured ~400-520
 _B_PER_MNS = {1: 6.6e-9, 2: 7.5e-9, 3: 2.0e-8}  # s per m n step, all four estimators
 _S_PER_EVAL = 3.0e-9  # one Gaussian kernel evaluation (dense: ~3.6e8 evals/s)
 _HIGHORDER_MB = 256.0  # highorder keeps the noised k-d trees of recent t within this
+#: the exact output law on the grid score, s per step and estimator (benchmarks/README.md,
+#: "The exact law"): d = 2 at 256 steps and d = 3 at 32 steps, n = 1e5; about flat in n), and
+#: the 3-D law's peak memory (3.4 GB measured at n = 1e5)
+_LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 2.0}
+_LAW_3D_MB = 3500.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,8 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
     samples in a few copies) + 64 B per Monte Carlo coordinate. Time: the benchmarked
     b_d m n steps (scaled by estimators / 4, b_d for d > 3 grown like d) plus the score
-    MSE (estimators (n_t + n_int) n_mc n kernel evaluations) and the KDE TV (n_mc_kde n).
+    MSE (estimators (n_t + n_int) n_mc n kernel evaluations), the KDE TV (n_mc_kde n) and
+    the exact law (per step and estimator, about flat in n; its 3-D grid's memory).
     highorder: how many of the estimators are highorder (variants included), each with its
     own k-d tree budget. An argument left None takes the job's default (spec.PARAMS).
     """
@@ -81,6 +87,10 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     wall = (10.0 + b * m * n * steps * max(estimators, 1) / 4.0
             + _S_PER_EVAL * n * (estimators * (n_t + n_int) * n_mc + n_mc_kde)
             + _S_PER_EVAL * estimators * m * n_ref)
+    # the exact law at `steps` and at steps / 2 (the discretisation estimate), d <= 3
+    wall += 1.5 * estimators * steps * _LAW_S_PER_STEP.get(int(d), 0.0)
+    if int(d) == 3:
+        mem += _LAW_3D_MB
     return Estimate(mem, wall, store_bytes(n=int(n), m=int(m), d=int(d),
                                            estimators=estimators, n_t=n_t))
 

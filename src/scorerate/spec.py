@@ -95,7 +95,7 @@ PARAMS: tuple[Param, ...] = (
     Param("rtol", "float", 1e-6, "Gaussian engine relative accuracy", lo=0, lo_open=True,
           hi=1),
     Param("law_resolution", "float", 3.0, "cells of the exact-law grid per step standard "
-          "deviation (tv_law, l2_law; d <= 2)", lo=0, lo_open=True, in_config=True),
+          "deviation (tv_law, l2_law; d <= 3)", lo=0, lo_open=True, in_config=True),
     Param("law_n_max_2d", "int", None, "largest n whose exact output law is computed in 2-D "
           "(tv_law, l2_law NaN above it: there it costs ~n x 5e4 cells x steps; in 1-D it is "
           "cheap at any n); null: every n", lo=2, nullable=True, in_config=True),

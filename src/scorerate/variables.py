@@ -92,13 +92,13 @@ VARIABLES: tuple[Variable, ...] = (
              fit_n=True),
     Variable("tv_law", _EST, "TV of the output law",
              "TV(p0, exact law of the discretised sampler's output), the law propagated on "
-             "an adaptive grid (scorerate.law; d <= 2, in 2-D n <= law_n_max_2d; NaN "
+             "an adaptive grid (scorerate.law; d <= 3, in 2-D n <= law_n_max_2d if set; NaN "
              "elsewhere): no Monte Carlo floor",
              label="TV(p0, output law)", exponent=theory.tv_exponent, fit_n=True,
              prediction="tv_pred", numerical="tv_sampler"),
     Variable("l2_law", _EST, "L2 distance of the output law",
              "L2(p0, exact law of the discretised sampler's output) on the law's cells "
-             "(d <= 2, in 2-D n <= law_n_max_2d; NaN elsewhere)", units="length^(-d/2)",
+             "(d <= 3, in 2-D n <= law_n_max_2d if set; NaN elsewhere)", units="length^(-d/2)",
              label="L2(p0, output law)",
              exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True,
              numerical="l2_sampler"),

@@ -48,6 +48,15 @@ Q = 16
 K_TAIL = 4.0
 #: largest lattice (nodes) built; above it every cell goes to `exact`
 MAX_NODES = 1 << 26
+#: the per-axis (cells x lattice nodes) matrices of one call may take at most this many
+#: bytes; beyond it (a law on a very fine grid: tiny t0) every cell is computed exactly,
+#: as without a grid score, instead of exhausting memory
+MAX_MATRIX_BYTES = 1 << 30
+
+
+def _matrix_bytes(cells: tuple[int, ...], nodes: tuple[int, ...]) -> int:
+    """Bytes of the ~12 float64 (cells x nodes) arrays `sums` builds per axis."""
+    return 12 * 8 * sum(int(g) * int(n) for g, n in zip(cells, nodes, strict=True))
 #: lattice nodes worth spending per dimension: where the lattice that certifies the
 #: threshold level is smaller, a finer one (down to R_FLOOR) extends the certified tail
 BUDGET = {1: 1 << 16, 2: 1 << 20, 3: 1 << 21}
@@ -270,6 +279,8 @@ class GridScorer:
             raise ValueError(f"t must be a finite number > 0, got {t!r}")
         G = tuple(a.size for a in axes)
         lev, origin, h, C, hb, H = self._get_lattice(float(t))
+        if C is not None and _matrix_bytes(G, C.shape) > MAX_MATRIX_BYTES:
+            C = None  # per-axis matrices beyond the memory budget: every cell goes exact
         log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
         logp = np.full(G, -np.inf)
         mean = np.zeros((*G, d))
