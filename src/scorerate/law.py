@@ -151,12 +151,6 @@ def _normal_cell_probs(edges: np.ndarray, centre: np.ndarray, sd: np.ndarray,
     return sparse.csr_matrix((np.clip(vals, 0.0, None), (rows, cols)), shape=(centre.size, G))
 
 
-def _overlap_deposit(edges: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> sparse.csr_matrix:
-    """(k, G) matrix: row i holds the fraction of [lo_i, hi_i] lying in each cell (sum 1)."""
-    rows, cols, vals = _overlap_entries(edges, lo, hi)
-    return sparse.csr_matrix((vals, (rows, cols)), shape=(lo.size, edges.size - 1))
-
-
 def _overlap_entries(edges: np.ndarray, lo: np.ndarray,
                      hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     G = edges.size - 1
