@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from scorerate.sizing import estimate, estimate_spec, resource_request, study_job_estimate
+from scorerate.sizing import (
+    MIN_REQUEST_MB,
+    estimate,
+    estimate_spec,
+    resource_request,
+    study_job_estimate,
+)
 from scorerate.spec import BY_NAME, JobSpec
 
 
@@ -27,5 +33,7 @@ def test_requests_carry_a_margin_and_grow_with_the_attempt():
     mem, minutes = resource_request(est)
     assert mem >= 2 * est.mem_mb and minutes * 60 >= 2 * est.wall_s
     assert resource_request(est, attempt=2) == (2 * mem, 2 * minutes)
-    small = resource_request(estimate(n=10, d=1, m=1, steps=1))
-    assert small == (max(1000, small[0]), max(10, small[1]))
+    from scorerate.sizing import Estimate
+
+    assert resource_request(Estimate(mem_mb=10.0, wall_s=1.0, store_bytes=1.0)) == (
+        MIN_REQUEST_MB, 10)

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 __all__ = ["MAX_WALL_S", "Estimate", "available_memory_mb", "check_fits", "check_study_size",
            "estimate", "estimate_spec", "resource_request", "store_bytes", "study_job_estimate"]
 
+#: the least memory a job asks a scheduler for (MB): the imported stack is 400-520 MB and
+#: the embedded Dask cluster adds its own process
+MIN_REQUEST_MB = 1500
 #: a job estimated to run longer than this is refused (unless forced): a week
 MAX_WALL_S = 7 * 24 * 3600.0
 _BASE_MB = 500.0  # numpy, numba, dask, xarray, zarr imported (measured ~400-520 MB)
@@ -176,9 +179,10 @@ def study_job_estimate(cfg: Mapping, n: int, d: int) -> Estimate:
 
 def resource_request(est: Estimate, attempt: int = 1) -> tuple[int, int]:
     """(mem_mb, runtime minutes) to ask a scheduler for a job of estimate `est`: twice the
-    estimate (it is good to a factor ~2), at least 1 GB and 10 min, times the attempt (a
-    retry after an out-of-memory or time-limit kill asks for more)."""
-    mem = max(1000, math.ceil(2.0 * est.mem_mb))
+    estimate (it is good to a factor ~2), at least MIN_REQUEST_MB (what a job's imports
+    and embedded Dask cluster take, with room) and 10 min, times the attempt (a retry after
+    an out-of-memory or time-limit kill asks for more)."""
+    mem = max(MIN_REQUEST_MB, math.ceil(2.0 * est.mem_mb))
     minutes = max(10, math.ceil(2.0 * est.wall_s / 60.0))
     return mem * int(attempt), minutes * int(attempt)
 
