@@ -294,8 +294,8 @@ def overview(rows: pd.DataFrame, kinds: pd.Series, *,
              labelled: int = 8) -> tuple[plt.Figure, np.ndarray]:
     """Every slope in n of `rows` (with its 95% CI) against the theory's exponent, marked
     by verdict kind; the diagonal is slope = exponent, points below it decay faster. The
-    `labelled` points farthest above the diagonal (slower than the exponent, in units of
-    their interval's half width) carry their name. Returns the figure and each row's
+    `labelled` slopes judged slower than the bound that lie farthest above the diagonal (in
+    units of their interval's half width) carry their name. Returns the figure and each row's
     point as fractions (x from the left, y from the top) of the saved image (no tight
     bounding box), NaN where not drawn: where a page puts hover targets."""
     with plt.rc_context(STYLE):
@@ -320,7 +320,8 @@ def overview(rows: pd.DataFrame, kinds: pd.Series, *,
                         ms=5, capsize=2, lw=0.8, mfc=colour if kind != "not judged" else "none",
                         label=f"{text} ({int(sel.sum())})")
         half = 0.5 * (rows["ci_high"] - rows["ci_low"]).to_numpy(float)
-        excess = np.where(drawn, (slope - th) / np.where(half > 0, half, np.inf), -np.inf)
+        slower = drawn & np.isin(kinds.to_numpy(), ["slower", "explained"])
+        excess = np.where(slower, (slope - th) / np.where(half > 0, half, np.inf), -np.inf)
         for i in np.argsort(-excess)[:labelled]:
             if excess[i] > 1.0:  # above the diagonal by more than its interval
                 ax.annotate(point_label(rows.iloc[i]), (th[i] + offset[i], slope[i]),
