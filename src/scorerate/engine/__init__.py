@@ -11,13 +11,13 @@ import numpy as np
 
 from ..checks import check_int
 from . import binned, cutoff, dense, dense32, numpy_dense  # noqa: F401  (register backends)
-from .base import BACKENDS, as_points
+from .base import BACKENDS, TrainShape, as_points
 from .dispatch import choose_backend
 
 __all__ = ["BACKENDS", "GaussianEngine", "as_points", "choose_backend"]
 
 
-class GaussianEngine:
+class GaussianEngine(TrainShape):
     """Prepared Gaussian kernel sums over one training set, for any queries and t.
 
     Parameters
@@ -47,14 +47,6 @@ class GaussianEngine:
         # the data's extent per axis: lets the dispatcher size grids and neighbour balls
         self.span = (self.train.max(axis=0) - self.train.min(axis=0)) if self.n else None
         self.last_backend: str | None = None  # the backend the last call used
-
-    @property
-    def n(self) -> int:
-        return self.train.shape[0]
-
-    @property
-    def d(self) -> int:
-        return self.train.shape[1]
 
     def _get(self, name: str):
         if name not in self._prepared:

@@ -247,3 +247,19 @@ class KernelSums:
     def _sums(self, x: np.ndarray, t: float,
               log_norm: float) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
+
+
+class TrainShape:
+    """n and d of an object's (n, d) training points `train`."""
+
+    train: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """Number of training points."""
+        return self.train.shape[0]
+
+    @property
+    def d(self) -> int:
+        """Dimension."""
+        return self.train.shape[1]

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
-from .base import as_points
+from .base import TrainShape, as_points
 from .gridbound import log_s_min, spacing_ratio
 
 __all__ = ["GridScorer", "GridSums"]
@@ -189,7 +189,7 @@ def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-class GridScorer:
+class GridScorer(TrainShape):
     """Prepared grid evaluation of (logp, mean) over one training set (d <= 3).
 
     Parameters
@@ -212,14 +212,6 @@ class GridScorer:
                         * 128.0).astype(np.int64)
         self._sorted = np.ascontiguousarray(self.train[np.lexsort(cell.T[::-1])])
         self._lattice: tuple | None = None  # (level, origin, h, C, hb, H)
-
-    @property
-    def n(self) -> int:
-        return self.train.shape[0]
-
-    @property
-    def d(self) -> int:
-        return self.train.shape[1]
 
     def lattice_shape(self, t: float) -> tuple[int, ...]:
         """Nodes per axis of the lattice used at time t."""
