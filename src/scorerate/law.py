@@ -56,7 +56,8 @@ from scipy import sparse, special
 from .sampler import INTEGRATORS, time_grid
 from .tensorstep import apply_axes, deposit_outer
 
-__all__ = ["GridLaw", "GridTooLarge", "l2_law", "law_density", "output_law", "tv_law"]
+__all__ = ["GridLaw", "GridTooLarge", "cell_masses", "cell_volumes", "l2_law", "l2_masses",
+           "law_density", "output_law", "tv_law", "tv_masses"]
 
 ScoreFn = Callable[[np.ndarray, float], np.ndarray]
 
@@ -116,10 +117,15 @@ class GridLaw:
 
     def volumes(self) -> np.ndarray:
         """Cell volumes, shaped like `mass`."""
-        v = np.ones(())
-        for e in self.edges:
-            v = np.multiply.outer(v, np.diff(e))
-        return v
+        return cell_volumes(self.edges)
+
+
+def cell_volumes(edges: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Volumes of the cells of a rectilinear grid given by its per-axis edges."""
+    v = np.ones(())
+    for e in edges:
+        v = np.multiply.outer(v, np.diff(e))
+    return v
 
 
 # ---------------------------------------------------------------- 1-D building blocks
@@ -455,11 +461,29 @@ def _flow_law_1d(score: ScoreFn, times: np.ndarray, resolution: float, band: flo
 
 # ---------------------------------------------------------------- distances to p0
 
-def _cell_probs(law: GridLaw, p0) -> np.ndarray:
+def cell_masses(law: GridLaw, p0) -> np.ndarray:
+    """p0's exact masses on the law's cells (p0.box_prob), flat in C order of law.mass.
+    Cost O(cells x p0's components)."""
     if int(p0.d) != law.d:
         raise ValueError(f"p0 has d={p0.d}, the law d={law.d}")
     lo, hi = law.boxes()
     return np.clip(np.asarray(p0.box_prob(lo, hi), dtype=np.float64), 0.0, 1.0)
+
+
+def tv_masses(law: GridLaw, P: np.ndarray) -> float:
+    """TV between the law and a reference law given by its masses P on the law's cells
+    (flat); the reference's mass outside the grid (1 - sum P) counts in full."""
+    P = np.asarray(P, dtype=np.float64).ravel()
+    m = law.mass.ravel()
+    return 0.5 * (float(np.abs(P - m).sum()) + abs(1.0 - float(P.sum()) - (1.0 - float(m.sum()))))
+
+
+def l2_masses(law: GridLaw, P: np.ndarray) -> float:
+    """L2 distance between the law and a reference's masses P, both as cell-average
+    densities on the law's cells (the reference's mass outside the grid is not counted)."""
+    P = np.asarray(P, dtype=np.float64).ravel()
+    vol = law.volumes().ravel()
+    return math.sqrt(float(np.sum((law.mass.ravel() - P) ** 2 / vol)))
 
 
 def tv_law(law: GridLaw, p0) -> float:
@@ -470,9 +494,7 @@ def tv_law(law: GridLaw, p0) -> float:
     to it as the cells shrink (the cells are a fraction of sqrt(t0) where the law lives;
     refining `resolution` moves it by < 1e-3, tested). Cost O(cells x p0's components).
     """
-    P = _cell_probs(law, p0)
-    m = law.mass.ravel()
-    return 0.5 * (float(np.abs(P - m).sum()) + abs(1.0 - float(P.sum()) - (1.0 - float(m.sum()))))
+    return tv_masses(law, cell_masses(law, p0))
 
 
 def l2_law(law: GridLaw, p0) -> float:
@@ -484,10 +506,7 @@ def l2_law(law: GridLaw, p0) -> float:
     like tv_law. p0's mass outside the grid is not counted (the grid covers the law's
     support to band sds; tv_law counts it). Cost O(cells x p0's components).
     """
-    P = _cell_probs(law, p0)
-    m = law.mass.ravel()
-    vol = law.volumes().ravel()
-    return math.sqrt(float(np.sum((m - P) ** 2 / vol)))
+    return l2_masses(law, cell_masses(law, p0))
 
 
 def law_density(law: GridLaw, x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .law import GridLaw, _normal_cell_probs
+from .law import GridLaw, _normal_cell_probs, cell_volumes, l2_masses, tv_masses
 
 __all__ = ["kde_cell_probs", "l2_between", "l2_to_kde", "remap", "tv_between", "tv_to_kde",
            "union_edges"]
@@ -50,13 +50,6 @@ def remap(law: GridLaw, edges: tuple[np.ndarray, ...]) -> np.ndarray:
     return mass
 
 
-def _volumes(edges: tuple[np.ndarray, ...]) -> np.ndarray:
-    v = np.ones(())
-    for e in edges:
-        v = np.multiply.outer(v, np.diff(e))
-    return v
-
-
 def tv_between(a: GridLaw, b: GridLaw) -> float:
     """Total variation between two grid laws (each uniform within its cells)."""
     u = union_edges(a, b)
@@ -66,7 +59,7 @@ def tv_between(a: GridLaw, b: GridLaw) -> float:
 def l2_between(a: GridLaw, b: GridLaw) -> float:
     """L2 distance between the two laws' piecewise-constant densities."""
     u = union_edges(a, b)
-    return math.sqrt(float(np.sum((remap(a, u) - remap(b, u)) ** 2 / _volumes(u))))
+    return math.sqrt(float(np.sum((remap(a, u) - remap(b, u)) ** 2 / cell_volumes(u))))
 
 
 def kde_cell_probs(law: GridLaw, train: np.ndarray, t: float) -> np.ndarray:
@@ -98,11 +91,9 @@ def kde_cell_probs(law: GridLaw, train: np.ndarray, t: float) -> np.ndarray:
 def tv_to_kde(law: GridLaw, train: np.ndarray, t: float) -> float:
     """TV between the law and p̂_t on the law's cells; p̂_t's mass outside the grid counts
     in full (a lower bound on the true TV that converges to it as the cells shrink)."""
-    P = kde_cell_probs(law, train, t)
-    return 0.5 * (float(np.abs(P - law.mass).sum()) + max(0.0, 1.0 - float(P.sum())))
+    return tv_masses(law, kde_cell_probs(law, train, t))
 
 
 def l2_to_kde(law: GridLaw, train: np.ndarray, t: float) -> float:
     """L2 distance between the law and p̂_t binned on the law's cells (histogram densities)."""
-    P = kde_cell_probs(law, train, t)
-    return math.sqrt(float(np.sum((law.mass - P) ** 2 / law.volumes())))
+    return l2_masses(law, kde_cell_probs(law, train, t))
