@@ -39,7 +39,8 @@ def test_a_declaration_must_name_a_declared_variable_and_a_known_input():
         JobMetric("no_such_variable", "samples", lambda *a: 0.0)
     with pytest.raises(ValueError, match="reads 'pixels'"):
         JobMetric("tv", "pixels", lambda *a: 0.0)
-    assert set(INPUTS) == {"samples", "chains", "law", "law_half", "score_t", "train", "p0"}
+    assert set(INPUTS) == {"samples", "chains", "law", "law_cells", "law_half", "score_t",
+                           "train", "p0"}
 
 
 def test_applies_gives_the_reason_and_none_where_it_applies():

@@ -23,6 +23,7 @@ from .job_metrics import (
     PinnedScore,
     compute_metric,
     draw_train,
+    law_cells,
     law_of,
     nan_value,
     score_mse_at,
@@ -220,8 +221,10 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         samples_d = delayed(_last, pure=True)(chains_d)
         tasks["samples", name] = samples_d
         inputs: dict[str, object] = {"samples": samples_d, "chains": chains_d}
-        if "law" in wanted:
+        if wanted & {"law", "law_cells"}:
             inputs["law"] = delayed(law_of, pure=True)(est, spec)
+        if "law_cells" in wanted:
+            inputs["law_cells"] = delayed(law_cells, pure=True)(inputs["law"], p0, spec)
         if "law_half" in wanted:
             inputs["law_half"] = delayed(law_of, pure=True)(est, spec, spec.n_steps // 2)
         if "score_t" in wanted:

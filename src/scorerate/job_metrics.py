@@ -12,6 +12,8 @@ What a metric reads (built once per estimator or once per job by the job graph):
 - "samples": the sampler's m outputs (m, d) for one estimator;
 - "chains": the chains at the recorded steps (R + 1, m, d) (see `stop_steps`);
 - "law": the exact law of the discretised sampler for one estimator (`scorerate.law`);
+- "law_cells": that law with p0's masses and (d <= 2) the KDE p̂_t0's masses on its
+  cells, computed once for every metric that compares the law with them;
 - "law_half": the same law with half the steps (`spec.n_steps // 2`), for the numerical
   error of a first-order scheme;
 - "score_t": {t: (score MSE, its standard error)} for one estimator on the union of the
@@ -38,13 +40,13 @@ from . import seeding
 from .spec import JobSpec
 from .variables import STOP_FACTORS, variable
 
-__all__ = ["INPUTS", "JOB_METRICS", "LAW_3D", "JobMetric", "NotComputed", "PinnedGrid",
-           "PinnedScore", "compute_metric", "draw_train", "law_of", "metric", "nan_value",
-           "pin", "score_mse_at", "stop_steps"]
+__all__ = ["INPUTS", "JOB_METRICS", "LAW_3D", "JobMetric", "LawCells", "NotComputed",
+           "PinnedGrid", "PinnedScore", "compute_metric", "draw_train", "law_cells", "law_of",
+           "metric", "nan_value", "pin", "score_mse_at", "stop_steps"]
 
 #: what a metric may read -> computed once per estimator (True) or once per job (False)
-INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "law_half": True,
-                           "score_t": True, "train": False, "p0": False}
+INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "law_cells": True,
+                           "law_half": True, "score_t": True, "train": False, "p0": False}
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,28 @@ def law_of(est, spec: JobSpec, steps: int | None = None):
         return NotComputed(f"the law's grid outgrew its cell budget ({exc})")
 
 
+@dataclass(frozen=True)
+class LawCells:
+    """A grid law with the reference masses it is compared with, on its cells (flat)."""
+
+    law: object
+    p0_mass: np.ndarray
+    kde_mass: np.ndarray | None
+
+
+def law_cells(grid, p0, spec: JobSpec):
+    """LawCells of the job's law: p0's exact masses and, in d <= 2, the KDE p̂_t0's
+    (law_distance.kde_cell_probs, from the redrawn training set); a NotComputed law
+    passes through."""
+    if isinstance(grid, NotComputed):
+        return grid
+    from .law import cell_masses
+    from .law_distance import kde_cell_probs
+
+    kde = kde_cell_probs(grid, draw_train(spec), spec.t0).ravel() if spec.d <= 2 else None
+    return LawCells(grid, cell_masses(grid, p0), kde)
+
+
 def score_mse_at(est, p0, t: float, spec: JobSpec) -> tuple[float, float, float, float]:
     """(score MSE, its standard error, the part where ŝ_t = 0, that region's p_t-mass) at
     one t (score_error.score_mse); its draws are keyed by the value of t alone, so the
@@ -257,28 +281,28 @@ def mmd2(samples, p0, spec: JobSpec) -> float:
     return float(pin(mmd, samples, p0, key=_sample_key(spec, "mmd2"), n_ref=spec.n_ref))
 
 
-def tv_law(grid, p0, spec: JobSpec) -> float:
-    from . import law
+def tv_law(cells: LawCells, p0, spec: JobSpec) -> float:
+    from .law import tv_masses
 
-    return float(law.tv_law(grid, p0))
-
-
-def l2_law(grid, p0, spec: JobSpec) -> float:
-    from . import law
-
-    return float(law.l2_law(grid, p0))
+    return tv_masses(cells.law, cells.p0_mass)
 
 
-def tv_sampler(grid, p0, spec: JobSpec) -> float:
-    from .law_distance import tv_to_kde
+def l2_law(cells: LawCells, p0, spec: JobSpec) -> float:
+    from .law import l2_masses
 
-    return tv_to_kde(grid, draw_train(spec), spec.t0)
+    return l2_masses(cells.law, cells.p0_mass)
 
 
-def l2_sampler(grid, p0, spec: JobSpec) -> float:
-    from .law_distance import l2_to_kde
+def tv_sampler(cells: LawCells, p0, spec: JobSpec) -> float:
+    from .law import tv_masses
 
-    return l2_to_kde(grid, draw_train(spec), spec.t0)
+    return tv_masses(cells.law, cells.kde_mass)
+
+
+def l2_sampler(cells: LawCells, p0, spec: JobSpec) -> float:
+    from .law import l2_masses
+
+    return l2_masses(cells.law, cells.kde_mass)
 
 
 def tv_steps(laws, p0, spec: JobSpec) -> float:
@@ -342,10 +366,10 @@ JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("score_mse_zero", "score_t", score_mse_zero),
     JobMetric("score_zero_mass", "score_t", score_zero_mass),
     JobMetric("score_mse_int", "score_t", score_mse_int),
-    JobMetric("tv_law", "law", tv_law, _law_applies),
-    JobMetric("l2_law", "law", l2_law, _law_applies),
-    JobMetric("tv_sampler", "law", tv_sampler, _kde_cells_apply),
-    JobMetric("l2_sampler", "law", l2_sampler, _kde_cells_apply),
+    JobMetric("tv_law", "law_cells", tv_law, _law_applies),
+    JobMetric("l2_law", "law_cells", l2_law, _law_applies),
+    JobMetric("tv_sampler", "law_cells", tv_sampler, _kde_cells_apply),
+    JobMetric("l2_sampler", "law_cells", l2_sampler, _kde_cells_apply),
     JobMetric("tv_steps", ("law", "law_half"), tv_steps, _steps_applies),
     JobMetric("tv", "samples", tv, _binned_tv_applies),
     JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),
