@@ -16,8 +16,8 @@ What a metric reads (built once per estimator or once per job by the job graph):
   cells, computed once for every metric that compares the law with them;
 - "law_half": the same law with half the steps (`spec.n_steps // 2`), for the numerical
   error of a first-order scheme;
-- "score_t": {t: (score MSE, its standard error)} for one estimator on the union of the
-  study's t grid and the integration grid;
+- "score_t": {t: ScoreErrorAt (MSE, standard error, zero-region part and mass)} for one
+  estimator on the union of the study's t grid and the integration grid;
 - "train": the job's training set (per job);
 - "p0": nothing beyond p0 itself (per job).
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,8 +42,8 @@ from .spec import JobSpec
 from .variables import STOP_FACTORS, variable
 
 __all__ = ["INPUTS", "JOB_METRICS", "LAW_3D", "JobMetric", "LawCells", "NotComputed",
-           "PinnedGrid", "PinnedScore", "compute_metric", "draw_train", "law_cells", "law_of",
-           "metric", "nan_value", "pin", "score_mse_at", "stop_steps"]
+           "PinnedGrid", "PinnedScore", "ScoreErrorAt", "compute_metric", "draw_train",
+           "law_cells", "law_of", "metric", "nan_value", "pin", "score_mse_at", "stop_steps"]
 
 #: what a metric may read -> computed once per estimator (True) or once per job (False)
 INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "law_cells": True,
@@ -198,15 +199,24 @@ def law_cells(grid, p0, spec: JobSpec):
     return LawCells(grid, cell_masses(grid, p0), kde)
 
 
-def score_mse_at(est, p0, t: float, spec: JobSpec) -> tuple[float, float, float, float]:
-    """(score MSE, its standard error, the part where ŝ_t = 0, that region's p_t-mass) at
-    one t (score_error.score_mse); its draws are keyed by the value of t alone, so the
-    same t gives the same draws in any grid."""
+class ScoreErrorAt(NamedTuple):
+    """The score error at one t (score_error.score_mse with parts=True)."""
+
+    mse: float
+    se: float
+    zero_part: float
+    zero_mass: float
+
+
+def score_mse_at(est, p0, t: float, spec: JobSpec) -> ScoreErrorAt:
+    """The score MSE at one t, its standard error, the part where ŝ_t = 0 and that
+    region's p_t-mass; its draws are keyed by the value of t alone, so the same t gives
+    the same draws in any grid."""
     from .score_error import score_mse as mse_of
 
     out = pin(mse_of, est, p0, np.array([t]), n_mc=spec.n_mc,
               key=(*spec.key, "score_mse", float(t)), parts=True)
-    return tuple(float(np.asarray(v).ravel()[0]) for v in out)
+    return ScoreErrorAt(*(float(np.asarray(v).ravel()[0]) for v in out))
 
 
 def _sample_key(spec: JobSpec, name: str) -> tuple:
@@ -321,19 +331,19 @@ def _steps_applies(spec: JobSpec) -> str | None:
 
 
 def score_mse(score_t, p0, spec: JobSpec) -> np.ndarray:
-    return np.array([score_t[float(t)][0] for t in spec.ts], dtype=np.float64)
+    return np.array([score_t[float(t)].mse for t in spec.ts], dtype=np.float64)
 
 
 def score_mse_se(score_t, p0, spec: JobSpec) -> np.ndarray:
-    return np.array([score_t[float(t)][1] for t in spec.ts], dtype=np.float64)
+    return np.array([score_t[float(t)].se for t in spec.ts], dtype=np.float64)
 
 
 def score_mse_zero(score_t, p0, spec: JobSpec) -> np.ndarray:
-    return np.array([score_t[float(t)][2] for t in spec.ts], dtype=np.float64)
+    return np.array([score_t[float(t)].zero_part for t in spec.ts], dtype=np.float64)
 
 
 def score_zero_mass(score_t, p0, spec: JobSpec) -> np.ndarray:
-    return np.array([score_t[float(t)][3] for t in spec.ts], dtype=np.float64)
+    return np.array([score_t[float(t)].zero_mass for t in spec.ts], dtype=np.float64)
 
 
 def score_mse_int(score_t, p0, spec: JobSpec) -> float:
@@ -341,7 +351,7 @@ def score_mse_int(score_t, p0, spec: JobSpec) -> float:
     from .score_error import integrate_log_t
 
     ts = spec.ts_int
-    values = np.array([score_t[float(t)][0] for t in ts])
+    values = np.array([score_t[float(t)].mse for t in ts])
     return float(integrate_log_t(ts, values)[0])
 
 
