@@ -334,6 +334,9 @@ def test_the_score_mse_at_fixed_t_is_judged_with_the_polylog_factor_allowed():
 
     poly = table(lambda n: np.log(n) ** (d / 2) / n)
     assert poly["theory_polylog"].iloc[0] == pytest.approx(polylog_slope(np.array(ns), d))
+    lx = np.log(np.array(ns, dtype=float))  # independently: a least-squares line in log-log
+    assert polylog_slope(np.array(ns), d) == pytest.approx(
+        np.polyfit(lx, (d / 2) * np.log(lx) - lx, 1)[0], rel=1e-12)
     assert -1 < poly["theory_polylog"].iloc[0] < -0.8
     # each row's interval covers the truth 95% of the time: most rows, not all, are
     # consistent; against exactly -1 every one would be "slower than the bound"

@@ -170,9 +170,9 @@ def study_job_estimate(cfg: Mapping, n: int, d: int) -> Estimate:
           for k in ("m", "steps", "n_mc", "n_int", "n_ref", "n_mc_kde")}
     from .sampler import steps_for
 
-    kw["steps"] = steps_for(n, kw["steps"] or BY_NAME["steps"].default,
-                            cfg.get("steps_power") or 0.0,
-                            cfg.get("steps_at_n") or BY_NAME["steps_at_n"].default)
+    rule = {k: cfg.get(k) if cfg.get(k) is not None else BY_NAME[k].default
+            for k in ("steps", "steps_power", "steps_at_n")}
+    kw["steps"] = steps_for(n, rule["steps"], rule["steps_power"], rule["steps_at_n"])
     return estimate(n=n, d=d, estimators=len(ests), n_t=n_t,
                     highorder=_highorder_count(ests), **kw)
 

@@ -97,8 +97,9 @@ PARAMS: tuple[Param, ...] = (
     Param("law_resolution", "float", 3.0, "cells of the exact-law grid per step standard "
           "deviation (tv_law, l2_law; d <= 3)", lo=0, lo_open=True, in_config=True),
     Param("law_n_max_2d", "int", None, "largest n whose exact output law is computed in 2-D "
-          "(tv_law, l2_law NaN above it: there it costs ~n x 5e4 cells x steps; in 1-D it is "
-          "cheap at any n); null: every n", lo=2, nullable=True, in_config=True),
+          "(tv_law, l2_law NaN above it): a user's cap, no longer needed since the Gaussian "
+          "estimators' law costs about the same at every n; null: every n", lo=2,
+          nullable=True, in_config=True),
     # the options the estimators declare for a study to set (c_rho, eps, highorder_order,
     # highorder_C): declared on the estimator, not here
     *config_params(),
