@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,10 @@ import xarray as xr
 
 from scorerate import store
 from scorerate.store import StoreError
+
+sys.path.insert(0, str(Path(__file__).parent / "workflow"))
+from synthetic import rot_a_byte  # noqa: E402
+
 from scorerate.variables import STOP_FACTORS, VARIABLES
 
 
@@ -230,12 +234,7 @@ def test_the_verification_cache_sees_bit_rot_that_keeps_size_and_mtime(tmp_path)
     cache = tmp_path / "verified.json"
     assert store.quarantine_bad_stores({str(path): {}}, tmp_path / "corrupt", cache=cache) == []
     assert str(path) in json.loads(cache.read_text())  # verified once, remembered
-    chunk = next(p for p in (path / "w1").rglob("*") if p.is_file() and p.name != "zarr.json")
-    st = chunk.stat()
-    data = bytearray(chunk.read_bytes())
-    data[-1] ^= 0xFF
-    chunk.write_bytes(bytes(data))
-    os.utime(chunk, ns=(st.st_atime_ns, st.st_mtime_ns))
+    rot_a_byte(path)
     moved = store.quarantine_bad_stores({str(path): {}}, tmp_path / "corrupt", cache=cache)
     assert len(moved) == 1 and "checksum" in moved[0]
     assert not path.exists()

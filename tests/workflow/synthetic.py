@@ -70,3 +70,19 @@ def write_run(root: Path, **kw) -> Path:
             / f"seed={a['seed']}.zarr")
     store.write_run(ds, path)  # the real writer: schema check, checksum, atomic rename
     return path
+
+
+def rot_a_byte(store_path: Path, variable: str = "w1") -> Path:
+    """Bit rot: flip the last byte of one chunk of `variable` in a Zarr store, keeping the
+    file's size and mtime (what a cache keyed by them cannot see). Returns the chunk."""
+    import os
+
+    chunk = next(p for p in (Path(store_path) / variable).rglob("*")
+                 if p.is_file() and p.name != "zarr.json")
+    st = chunk.stat()
+    data = bytearray(chunk.read_bytes())
+    data[-1] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    os.utime(chunk, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (chunk.stat().st_size, chunk.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    return chunk

@@ -11,6 +11,7 @@ import sys
 import pytest
 import xarray as xr
 from snakerun import REPO, TINY, planned, run_jobs, smk
+from synthetic import rot_a_byte
 
 from scorerate import store
 
@@ -119,13 +120,7 @@ def test_bit_rot_with_size_and_mtime_kept_is_caught_before_aggregation(study):
     with its size and mtime restored, is found at the next load and recomputed."""
     assert "Nothing to be done" in smk(study, TINY, "-n").stdout  # cache holds every store
     path = _store(study, "100", "1")
-    chunk = next(p for p in (path / "w1").rglob("*") if p.is_file() and p.name != "zarr.json")
-    st = chunk.stat()
-    data = bytearray(chunk.read_bytes())
-    data[-1] ^= 0xFF
-    chunk.write_bytes(bytes(data))
-    os.utime(chunk, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert (chunk.stat().st_size, chunk.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    rot_a_byte(path)
     jobs = planned(study, TINY)
     assert run_jobs(jobs) == {("100", "1")}
     assert {"check_stores", "aggregate", "report"} <= {name for name, _ in jobs}
