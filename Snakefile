@@ -18,9 +18,9 @@ include: "workflow/rules/common.smk"
 SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
 check_names(config, SCHEMA)
 validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
-normalise_study(config)
-check_study(config)
-# every job option a study sets, generated from scorerate.spec.PARAMS: a params value, so a
+normalise_config(config)
+check_config(config)
+# every job option a study sets, generated from scorerate.config.spec.PARAMS: a params value, so a
 # change reruns exactly the jobs whose numbers it changes
 JOB_ARGS = job_args(config)
 

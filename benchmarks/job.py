@@ -45,7 +45,7 @@ PRESETS = {
 def job_plan(density: str, beta: float, d: int, n: int, extra: list[str]) -> dict:
     """m, steps, t0, T of the job (the library's own defaults) and the backend mix on its grid."""
     from scorerate.engine import choose_backend
-    from scorerate.job import JobSpec
+    from scorerate.job.graph import JobSpec
     from scorerate.sampler import time_grid
 
     kw = {}

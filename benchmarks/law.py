@@ -38,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scorerate import density, law, theory
+from scorerate import density, theory
 from scorerate.estimators import build
+from scorerate.metrics import law
 
 
 class Probe:

@@ -146,8 +146,9 @@ def phases(repeats: int, batch: int, tmp: Path) -> dict:
                                              for _ in range(repeats))
     out["run_job_help_s"] = statistics.median(
         timed([py, "-m", "scorerate", "run-job", "--help"])[1] for _ in range(repeats))
-    imp = timed([py, "-X", "importtime", "-c", "import scorerate.job, scorerate.store, "
-                 "scorerate.cluster, scorerate.densities, scorerate.estimators, distributed"])
+    imp = timed([py, "-X", "importtime", "-c",
+                 "import scorerate.job.graph, scorerate.store.runstore, scorerate.job.cluster, "
+                 "scorerate.densities, scorerate.estimators, distributed"])
     top = []
     for line in imp[2].stderr.splitlines()[1:]:  # "import time: self | cumulative | name"
         parts = line.split("|")

@@ -11,7 +11,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from scorerate.aggregate import (
+from scorerate.cli import main
+from scorerate.study.aggregate import (
     JOB_DIMS,
     METRICS,
     StoreError,
@@ -19,7 +20,6 @@ from scorerate.aggregate import (
     combine_runs,
     write_study,
 )
-from scorerate.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import make_run, write_run  # noqa: E402
@@ -168,7 +168,7 @@ def test_cli_writes_study_and_reports_bad_input(runs, tmp_path, capsys):
 
 
 def test_every_variable_and_coordinate_is_described_and_versions_travel(runs, tmp_path):
-    from scorerate.variables import COORDINATES, VARIABLES
+    from scorerate.store.variables import COORDINATES, VARIABLES
 
     back = xr.open_zarr(write_study(aggregate(runs, config=CONFIG), tmp_path / "s.zarr"))
     for name in [*back.data_vars, *back.coords]:
@@ -190,7 +190,7 @@ def test_disagreeing_versions_are_listed():
 
 
 def test_cells_skip_cells_without_data(runs):
-    from scorerate.aggregate import cells
+    from scorerate.study.coverage import cells
 
     ds = aggregate(runs, config=CONFIG)  # gauss_mix and beta = 2 are in the grid, all NaN
     assert cells(ds) == [("sym_beta", 1.0, 1), ("sym_beta", 1.0, 2)]
@@ -201,8 +201,7 @@ def test_has_run_marks_exactly_the_runs_also_in_memory():
     store path) count, the config's missing jobs and a metric that is NaN by design
     (not a missing run) do not change it, and the cells, the predictions' cells and the
     report's cell table read it."""
-    from scorerate.aggregate import cells, has_run
-    from scorerate.prediction import job_cells
+    from scorerate.study.coverage import cells, has_run, points_with_run
 
     a, b = make_run(n=100, seed=0), make_run(n=300, seed=1)
     for v in ("tv_law", "l2_law", "tv_kde", "l2_kde"):  # NaN metrics still are a run
@@ -216,7 +215,7 @@ def test_has_run_marks_exactly_the_runs_also_in_memory():
     assert not bool(runs.sel(n=1000).any()) and not bool(runs.sel(n=100, seed=1))
     assert list(study["store"].values.ravel()) == [""] * study["store"].size
     assert cells(study) == [("sym_beta", 1.0, 1)]
-    assert job_cells(study).ravel().tolist() == [True, True, False]
+    assert points_with_run(study).ravel().tolist() == [True, True, False]
 
 
 def _aggregate_cli(cwd: Path, *args: str):

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "workflow"))
 from snakerun import SNAKEFILE, TINY, with_  # noqa: E402
 
-from scorerate import store  # noqa: E402
+from scorerate.store import runstore as store  # noqa: E402
 
 # Per case, start-up of Python / Snakemake included: the CPU time of the child process must
 # stay under LIMIT_S (the work done before refusing), and its wall time under HANG_S (a hang
@@ -300,7 +300,8 @@ def _no_cluster(monkeypatch, ds_factory):
     """Replace the cluster and the computation by a ready dataset (no Dask, no numbers)."""
     import contextlib
 
-    from scorerate import cluster, job
+    from scorerate.job import cluster
+    from scorerate.job import graph as job
 
     monkeypatch.setattr(cluster, "dask_client", lambda *a, **k: contextlib.nullcontext(None))
     monkeypatch.setattr(job, "run_job", lambda spec, client, **kw: ds_factory())

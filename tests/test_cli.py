@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from scorerate import store
+from scorerate.store import runstore as store
 
 SMALL = ["--density", "sym_beta", "--beta", "1.0", "--d", "1", "--n", "300", "--seed", "0",
          "--m", "40", "--steps", "6", "--estimators", "truncated", "empirical",

@@ -9,7 +9,7 @@ import warnings
 import dask
 import pytest
 
-from scorerate import cluster
+from scorerate.job import cluster
 
 
 def _unused_port() -> int:

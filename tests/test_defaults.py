@@ -7,7 +7,7 @@ import inspect
 import pytest
 
 from scorerate import sampler
-from scorerate.spec import BY_NAME
+from scorerate.config.spec import BY_NAME
 
 #: (library function, its keyword, the job parameter whose default it must equal)
 SAME_DEFAULTS = [

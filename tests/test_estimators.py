@@ -12,7 +12,7 @@ from scipy.stats import norm
 import scorerate.estimators.highorder as est_mod
 from scorerate import theory
 from scorerate.estimators import ESTIMATORS, build, options_of, resolve
-from scorerate.kernels import legendre_kernel
+from scorerate.estimators.kernels import legendre_kernel
 from scorerate.seeding import rng
 
 GAUSS = ("truncated", "regularized", "empirical")

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scorerate.densities import DENSITIES, density
+from scorerate.densities.shapes import SymBeta
 from scorerate.engine import BACKENDS
 from scorerate.engine.base import BIG, far_sums
 from scorerate.estimators import ESTIMATORS, build
 from scorerate.seeding import rng
-from scorerate.shapes import SymBeta
 
 GAUSSIAN_BACKENDS = ("auto", *sorted(BACKENDS))
 #: examples per property: the whole file runs in about 30 s on 2 busy cores

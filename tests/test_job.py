@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from scorerate import cluster, store, theory
-from scorerate.job import JobSpec, run_job
+from scorerate import theory
+from scorerate.job import cluster
+from scorerate.job.graph import JobSpec, run_job
+from scorerate.store import runstore as store
 
 SMALL = dict(density="sym_beta", beta=1.0, d=2, n=200, seed=3, m=48, steps=8,
              estimators=("truncated", "empirical", "highorder"), n_t=4, n_mc=200, n_ref=200,
@@ -136,9 +138,9 @@ def test_memorisation_against_the_stopping_time():
 def test_the_2d_law_is_skipped_above_its_cap_and_the_1d_law_is_not():
     """law_n_max_2d caps only the 2-D law (its cost), with the reason; the 1-D law and the
     rest are computed."""
-    from scorerate import law
     from scorerate.densities import density
-    from scorerate.job_metrics import law_of, metric
+    from scorerate.job.metric_table import law_of, metric
+    from scorerate.metrics import law
 
     class Zero:  # the score of a sampler that only adds noise: its law is N(0, T)-like
         def __call__(self, x, t):

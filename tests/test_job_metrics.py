@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scorerate import cluster
-from scorerate.aggregate import combine_runs, write_study
-from scorerate.job import JobSpec, run_job
-from scorerate.job_metrics import INPUTS, JOB_METRICS, JobMetric, metric
-from scorerate.report import make_report
-from scorerate.store import write_run
-from scorerate.variables import VARIABLES
+from scorerate.job import cluster
+from scorerate.job.graph import JobSpec, run_job
+from scorerate.job.metric_table import INPUTS, JOB_METRICS, JobMetric, metric
+from scorerate.report.build import make_report
+from scorerate.store.runstore import write_run
+from scorerate.store.variables import VARIABLES
+from scorerate.study.aggregate import combine_runs, write_study
 
-JOB_SOURCE = Path(__file__).resolve().parents[1] / "src" / "scorerate" / "job.py"
+JOB_SOURCE = Path(__file__).resolve().parents[1] / "src" / "scorerate" / "job" / "graph.py"
 
 
 def test_every_stored_variable_but_the_data_is_one_job_metric():
@@ -28,7 +28,7 @@ def test_every_stored_variable_but_the_data_is_one_job_metric():
 
 
 def test_the_job_names_no_metric():
-    """Adding a metric touches the table, not the job: no metric name is written in job.py."""
+    """Adding a metric touches the table, not the job: no metric name is written in job/graph.py."""
     text = JOB_SOURCE.read_text()
     named = [m.name for m in JOB_METRICS if re.search(rf"[\"']{m.name}[\"']", text)]
     assert named == []

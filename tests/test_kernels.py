@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.polynomial import legendre as L
 
-from scorerate.kernels import legendre_kernel
+from scorerate.estimators.kernels import legendre_kernel
 
 ORDERS = [1, 2, 3, 4, 7, 10, 14, 20]
 

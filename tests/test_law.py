@@ -1,4 +1,4 @@
-"""Grid law of the discretised sampler (scorerate.law) against independent oracles.
+"""Grid law of the discretised sampler (scorerate.metrics.law) against independent oracles.
 
 - Linear Gaussian case (p0 = N(0, s2 I), exact score -x/(s2 + t)): every integrator maps a
   Gaussian to a Gaussian, so the law of the *discrete* chain is N(0, v_S I) with v_S from a
@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scorerate import density, law, sampler, seeding, theory
+from scorerate import density, sampler, seeding, theory
 from scorerate.densities import ProductMixture
+from scorerate.densities.shapes import Gauss
 from scorerate.estimators import build
-from scorerate.shapes import Gauss
+from scorerate.metrics import law
 
 S2 = 0.3  # variance of the Gaussian p0
 

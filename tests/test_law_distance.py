@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scorerate import law, theory
+from scorerate import theory
 from scorerate.densities import density
 from scorerate.estimators import build
-from scorerate.law import GridLaw
-from scorerate.law_distance import (
+from scorerate.metrics import law
+from scorerate.metrics.law import GridLaw
+from scorerate.metrics.law_distance import (
     kde_cell_probs,
     l2_between,
     remap,

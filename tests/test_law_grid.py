@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from scorerate import density, law, sampler, theory
+from scorerate import density, sampler, theory
 from scorerate.densities import ProductMixture
+from scorerate.densities.shapes import Gauss
 from scorerate.estimators import build
-from scorerate.shapes import Gauss
+from scorerate.metrics import law
 
 
 @pytest.mark.parametrize("d", [1, 2])

@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from scorerate import metrics, score_error, seeding
+from scorerate import seeding
 from scorerate.densities import density
+from scorerate.metrics import samples as metrics
+from scorerate.metrics import score_error
 
 
 class Gauss:
@@ -76,7 +78,7 @@ def mixture_se_gauss(d: int, s2: float, a: float, t: float, n_mc: int) -> float:
     q = sum_j (n_j / n_mc) q_j; its variance is sum_j n_j Var_{q_j}(g) / n_mc^2. Every
     density here is isotropic, so each moment is a 1-D integral over the radius r.
     """
-    from scorerate.score_error import mixture_plan
+    from scorerate.metrics.score_error import mixture_plan
 
     lam, counts = mixture_plan(n_mc)
     v = s2 + t

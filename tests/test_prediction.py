@@ -10,15 +10,15 @@ from scipy import integrate
 
 from scorerate import seeding
 from scorerate.densities import density
-from scorerate.metrics import l2_kde
-from scorerate.prediction import (
+from scorerate.densities.shapes import Gauss, SymBeta
+from scorerate.metrics.samples import l2_kde
+from scorerate.study.prediction import (
     expected_l2_sq,
     expected_tv,
     predict,
     prediction_dataset,
     smoothed_overlap,
 )
-from scorerate.shapes import Gauss, SymBeta
 
 
 def _training_sets(p0, n, sets, key):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from scorerate import seeding
-from scorerate.aggregate import combine_runs
-from scorerate.rates import (
+from scorerate.store.variables import exponent as theory_exponent
+from scorerate.study.aggregate import combine_runs
+from scorerate.study.rates import (
     COLUMNS,
     VERDICTS,
     bootstrap_means,
@@ -23,7 +24,6 @@ from scorerate.rates import (
     verdict_counts,
     verdicts,
 )
-from scorerate.variables import exponent as theory_exponent
 
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import make_run  # noqa: E402
@@ -245,7 +245,7 @@ def test_rate_table_reads_predictions_and_floors_from_the_study():
 def test_l2_rows_fit_the_root_mean_square_over_seeds():
     # the L2 prediction is sqrt(E L2^2): the fit uses sqrt(mean of squares), so a spread
     # over seeds that shrinks with n (a Jensen gap of the plain mean) does not tilt it
-    from scorerate.rates import fit_slope
+    from scorerate.study.rates import fit_slope
 
     study = _study()
     l2 = study["l2_kde"].sel(density="sym_beta", beta=1.0, d=1)
@@ -258,7 +258,7 @@ def test_l2_rows_fit_the_root_mean_square_over_seeds():
 
 
 def test_numerical_ratio_is_the_mean_error_over_the_standard_error_of_the_mean():
-    from scorerate.rates import numerical_ratio
+    from scorerate.study.rates import numerical_ratio
 
     vals = np.array([[1.0, 2.0, 3.0, 4.0], [2.0, 2.0, np.nan, 2.0]])
     num = np.array([[0.1, 0.3, 0.2, 0.2], [0.5, 0.5, 0.5, np.nan]])
@@ -272,7 +272,7 @@ def test_numerical_ratio_is_the_mean_error_over_the_standard_error_of_the_mean()
 def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, judged):
     """tv_law's verdict needs its numerical error (tv_sampler) below NUMERICAL_FRACTION of
     the standard error of its seed mean at every n; else no verdict, and the reason says so."""
-    from scorerate.rates import NUMERICAL_FRACTION
+    from scorerate.study.rates import NUMERICAL_FRACTION
 
     runs = []
     for n in (100, 300, 1000, 3000):
@@ -299,7 +299,7 @@ def test_the_figures_band_is_the_verdicts_interval_per_n():
     slope_with_ci combines into the slope's interval (not a bootstrap band)."""
     from scipy import stats as st
 
-    from scorerate.rates import mean_band
+    from scorerate.study.rates import mean_band
 
     v = np.array([[1.0, 2.0, 4.0], [3.0, np.nan, 3.0], [5.0, np.nan, np.nan]])
     mean, lo, hi = mean_band(v)
@@ -315,7 +315,7 @@ def test_the_score_mse_at_fixed_t_is_judged_with_the_polylog_factor_allowed():
     """A score MSE falling like (log n)^(d/2)/n (the truncation region's own scaling) is
     consistent with n^-1 up to that factor, not slower than the bound; one falling like
     n^-0.7 is slower; where the estimate is 0 on most of p_t's mass there is no verdict."""
-    from scorerate.rates import polylog_slope
+    from scorerate.study.rates import polylog_slope
 
     ns = (100, 1000, 10000, 100000)
     d = 2

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from scorerate.aggregate import aggregate, write_study
 from scorerate.cli import main
-from scorerate.rates import COLUMNS, VERDICTS, rate_table
-from scorerate.report import make_report
+from scorerate.report.build import make_report
+from scorerate.study.aggregate import aggregate, write_study
+from scorerate.study.rates import COLUMNS, VERDICTS, rate_table
 
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import write_run  # noqa: E402
@@ -87,7 +87,7 @@ def test_tables_are_filled_and_match_the_rates(study):
     # one markdown row per rate row, plus the verdict counts that add up to them
     body = [ln for ln in summary.splitlines() if ln.startswith("| sym_beta")]
     assert len(body) == len(rates)
-    from scorerate.figures import KIND_STYLE
+    from scorerate.report.figures import KIND_STYLE
 
     words = "|".join(re.escape(style[2]) for style in KIND_STYLE.values())
     counts = dict(re.findall(rf"^\| ({words}) \| (\d+) \|$", summary, flags=re.M))
@@ -134,7 +134,7 @@ def test_answer_first_warning_provenance_and_no_bare_nan(study):
 
 
 def test_verdict_view_gives_each_row_a_kind_and_keeps_the_reason():
-    from scorerate.report import verdict_view
+    from scorerate.report.build import verdict_view
 
     base = {"density": "p", "beta": 1.0, "d": 1, "estimator": "e", "metric": "tv", "axis": "n",
             "t": np.nan, "n": np.nan, "regime": "", "num_points": 5, "num_seeds": 5,
@@ -159,7 +159,7 @@ def test_verdict_view_gives_each_row_a_kind_and_keeps_the_reason():
 
 
 def test_run_store_comes_only_from_the_study(study, tmp_path):
-    from scorerate.report import run_store
+    from scorerate.report.build import run_store
 
     ds = xr.open_zarr(study["path"]).load()
     got = run_store(ds, ("sym_beta", 1.0, 2))
@@ -175,7 +175,7 @@ def test_run_store_comes_only_from_the_study(study, tmp_path):
 def test_figures_have_labelled_axes_and_readable_text(study):
     import matplotlib.pyplot as plt
 
-    from scorerate import figures
+    from scorerate.report import figures
 
     ds = xr.open_zarr(study["path"]).load()
     rates = rate_table(ds)
@@ -222,8 +222,8 @@ def test_a_density_named_by_the_study_is_imported_only_if_the_config_names_it(tm
     import os
     import subprocess
 
-    from scorerate.aggregate import combine_runs
-    from scorerate.store import open_run
+    from scorerate.store.runstore import open_run
+    from scorerate.study.aggregate import combine_runs
 
     (tmp_path / "evil.py").write_text(
         "import pathlib\npathlib.Path('IMPORTED').write_text('x')\n"

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from scorerate.aggregate import aggregate, write_study
-from scorerate.report import make_report
+from scorerate.report.build import make_report
+from scorerate.study.aggregate import aggregate, write_study
 
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import write_run  # noqa: E402

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from scorerate import store
+from scorerate.store import runstore as store
 
 SHARED = ["--m", "40", "--steps", "5", "--estimators", "truncated", "empirical",
           "--t-grid", "0.01", "10", "3", "--n-mc", "100", "--n-ref", "100", "--n-int", "3",

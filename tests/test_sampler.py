@@ -230,9 +230,10 @@ def test_truncated_escapes_fall_as_the_steps_grow():
     # throw there feel no drift and stay outside p0's support. More steps, fewer escapes.
     # Seen (n = 1000, d = 2, m = 2000, these seeds): 16 steps 0.21, 128 steps 0.13; the
     # binomial sd of each fraction is below 0.01, so the 0.8 ratio is ~4 sd from it.
-    from scorerate import metrics, theory
+    from scorerate import theory
     from scorerate.densities import density
     from scorerate.estimators import build
+    from scorerate.metrics import samples as metrics
 
     p0 = density("sym_beta", beta=1.0, d=2)
     n, m = 1000, 2000
@@ -248,8 +249,8 @@ def test_truncated_escapes_fall_as_the_steps_grow():
 
 
 def test_steps_grow_with_n_by_the_declared_rule():
+    from scorerate.config.spec import JobSpec
     from scorerate.sampler import steps_for
-    from scorerate.spec import JobSpec
 
     assert steps_for(100, 64) == steps_for(1e5, 64) == 64  # power 0: a fixed count
     assert steps_for(1000, 64, 0.5, 1000) == 64

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scorerate import cluster
+from scorerate.job import cluster
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 SMALL = ["--density", "sym_beta", "--beta", "1.0", "--d", "1", "--n", "300", "--seed", "0",
@@ -122,7 +122,7 @@ def test_run_job_logs_progress_when_stderr_is_not_a_terminal(tmp_path):
 
 def test_progress_lines_come_every_tenth_of_the_tasks(capsys, monkeypatch):
     """In-process, with the 10 s floor set to 0: one line per >= 10% more tasks done."""
-    from scorerate.job import run_job, spec_from_options
+    from scorerate.job.graph import run_job, spec_from_options
 
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     spec = spec_from_options(density="sym_beta", beta=1.0, d=1, n=300, m=40, steps=6,

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from scorerate import score_error, seeding, theory
+from scorerate import seeding, theory
 from scorerate.densities import density
 from scorerate.estimators import build
+from scorerate.metrics import score_error
 
 TS_1D = (0.1, 1.0, 4.3, 30.0, 208.0)
 

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from scorerate import seeding
-from scorerate.shapes import Gauss, Laplace, SymBeta
+from scorerate.densities.shapes import Gauss, Laplace, SymBeta
 
 TS = [1e-6, 1e-4, 1e-2, 1.0, 1e2, 1e4]
 GAMMAS = [0.0, 0.25, 0.5, 1.0, 1.5]  # beta = 0.5, 0.75, 1, 1.5, 2

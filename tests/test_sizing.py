@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from scorerate.sizing import (
+from scorerate.config.sizing import (
     MIN_REQUEST_MB,
     estimate,
     estimate_spec,
     resource_request,
     study_job_estimate,
 )
-from scorerate.spec import BY_NAME, JobSpec
+from scorerate.config.spec import BY_NAME, JobSpec
 
 
 def test_an_unset_argument_takes_the_jobs_default():
@@ -33,7 +33,7 @@ def test_requests_carry_a_margin_and_grow_with_the_attempt():
     mem, minutes = resource_request(est)
     assert mem >= 2 * est.mem_mb and minutes * 60 >= 2 * est.wall_s
     assert resource_request(est, attempt=2) == (2 * mem, 2 * minutes)
-    from scorerate.sizing import Estimate
+    from scorerate.config.sizing import Estimate
 
     assert resource_request(Estimate(mem_mb=10.0, wall_s=1.0, store_bytes=1.0)) == (
         MIN_REQUEST_MB, 10)

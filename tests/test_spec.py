@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scorerate import spec, study
+from scorerate.config import file as config_file
+from scorerate.config import spec
 from scorerate.sampler import INTEGRATORS
 
 SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
@@ -105,15 +106,15 @@ def test_bad_values_are_refused_with_the_reason(name, value, words):
 def test_study_refuses_non_finite_values_and_normalises_whole_floats():
     cfg = {"densities": [{"name": "sym_beta", "beta": [1.0]}], "d": [1.0], "n": [100.0, 3e2],
            "seeds": [0], "m": 40.0, "t_grid": {"tmin": 0.1, "tmax": math.inf, "num": 3}}
-    study.normalise_study(cfg)
+    config_file.normalise_config(cfg)
     assert cfg["n"] == [100, 300] and all(type(v) is int for v in cfg["n"] + cfg["d"])
     assert type(cfg["m"]) is int
     with pytest.raises(ValueError, match="t_grid tmax must be a finite number"):
-        study.check_study(cfg)
-    assert [j["n"] for j in study.jobs(cfg)] == [100, 300]
+        config_file.check_config(cfg)
+    assert [j["n"] for j in config_file.jobs(cfg)] == [100, 300]
 
 
 def test_densities_as_a_mapping_are_refused_with_the_new_form():
     cfg = {"densities": {"sym_beta": {"beta": [1.0]}}, "d": [1], "n": [100], "seeds": [0]}
     with pytest.raises(ValueError, match=r"densities: \[\{name: sym_beta, beta: \[1.0\]\}\]"):
-        study.check_study(cfg)
+        config_file.check_config(cfg)

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from scorerate import store
-from scorerate.store import StoreError
+from scorerate.store import runstore as store
+from scorerate.store.runstore import StoreError
 
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import rot_a_byte  # noqa: E402
 
-from scorerate.variables import STOP_FACTORS, VARIABLES
+from scorerate.store.targets import MARKER_ATTR
+from scorerate.store.variables import RUN_COORDS, STOP_FACTORS, VARIABLES
 
 
 def fake_run(seed: int = 0, m: int = 40, d: int = 2, n: int = 30, K: int = 5) -> xr.Dataset:
@@ -44,7 +45,7 @@ def fake_run(seed: int = 0, m: int = 40, d: int = 2, n: int = 30, K: int = 5) ->
 def _assert_same_data(a: xr.Dataset, b: xr.Dataset) -> None:
     for name in store.SCHEMA:
         np.testing.assert_array_equal(a[name].values, b[name].values)  # exact, NaN == NaN
-    for c in store.COORDS:
+    for c in RUN_COORDS:
         assert [str(v) for v in a[c].values] == [str(v) for v in b[c].values]
 
 
@@ -138,7 +139,7 @@ def test_failed_overwrite_keeps_the_old_store_intact(tmp_path, monkeypatch):
 def test_interrupted_temporary_store_is_not_complete(tmp_path, monkeypatch):
     # what a killed job leaves: a hidden temporary sibling, never the final name
     path = tmp_path / "run.zarr"
-    import scorerate.store as st
+    import scorerate.store.runstore as st
 
     def killed(tmp, final, overwrite):
         raise KeyboardInterrupt
@@ -219,7 +220,7 @@ def test_edit_of_a_non_identity_attribute_is_not_a_corruption(tmp_path):
 def test_store_without_the_marker_is_refused_and_not_ours(tmp_path):
     path = store.write_run(fake_run(), tmp_path / "run.zarr")
     meta = json.loads((path / "zarr.json").read_text())
-    del meta["attributes"][store.MARKER_ATTR]
+    del meta["attributes"][MARKER_ATTR]
     (path / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match="marker"):
         store.open_run(path)

@@ -18,12 +18,13 @@ import pytest
 import xarray as xr
 import yaml
 
-from scorerate import study
-from scorerate.aggregate import aggregate, cells, write_study
 from scorerate.cli import main
-from scorerate.figures import error_vs_n
-from scorerate.rates import rate_table
-from scorerate.report import make_report
+from scorerate.config import file as config_file
+from scorerate.report.build import make_report
+from scorerate.report.figures import error_vs_n
+from scorerate.study.aggregate import aggregate, write_study
+from scorerate.study.coverage import cells
+from scorerate.study.rates import rate_table
 
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import write_run  # noqa: E402
@@ -56,11 +57,11 @@ def _cfg(**changes) -> dict:
 
 
 def test_jobs_of_a_ragged_config_are_the_union_of_the_entries_products():
-    got = study.jobs(RAGGED)
+    got = config_file.jobs(RAGGED)
     assert [(j["density"], float(j["beta"]), j["d"], j["n"], j["seed"]) for j in got] \
         == RAGGED_JOBS
     assert all(j["beta"] in ("1.0", "2.0") and type(j["n"]) is int for j in got)
-    grid = study.expected_grid(RAGGED)
+    grid = config_file.expected_grid(RAGGED)
     assert grid == {"density": ["sym_beta"], "beta": [1.0, 2.0], "d": [1, 2],
                     "n": [100, 300, 1000], "seed": [0, 1]}
     # 3 x 2 x 2 x 3 x 2 = 24 grid cells around 16 jobs
@@ -71,59 +72,59 @@ def test_a_plain_config_keeps_its_product_and_order():
     plain = {"densities": [{"name": "sym_beta", "beta": [2.0, 1.0]},
                            {"name": "gauss_mix", "beta": [2.0]}],
              "d": [2, 1], "n": [300, 100], "seeds": [1, 0]}
-    got = [tuple(j.values()) for j in study.jobs(plain)]
-    assert got == [(e["name"], study.beta_label(b), d, n, s) for e in plain["densities"]
+    got = [tuple(j.values()) for j in config_file.jobs(plain)]
+    assert got == [(e["name"], config_file.beta_label(b), d, n, s) for e in plain["densities"]
                    for b in e["beta"] for d in plain["d"] for n in plain["n"]
                    for s in plain["seeds"]]
-    assert study.expected_grid(plain)["d"] == [1, 2]
+    assert config_file.expected_grid(plain)["d"] == [1, 2]
 
 
 def test_entry_d_and_n_replace_the_top_level_ones_and_are_normalised():
     cfg = _cfg(densities=[{"name": "sym_beta", "beta": [1.0], "d": [3.0], "n": [1e2, 300.0]},
                           {"name": "gauss_mix", "beta": [2.0]}])
-    study.normalise_study(cfg)
+    config_file.normalise_config(cfg)
     entry = cfg["densities"][0]
     assert entry["d"] == [3] and entry["n"] == [100, 300]
     assert all(type(v) is int for v in entry["d"] + entry["n"])
-    cells_ = {(j["density"], j["d"], j["n"]) for j in study.jobs(cfg)}
+    cells_ = {(j["density"], j["d"], j["n"]) for j in config_file.jobs(cfg)}
     assert cells_ == ({("sym_beta", 3, n) for n in (100, 300)}
                       | {("gauss_mix", d, n) for d in (1, 2) for n in (100, 300, 1000)})
-    assert study.expected_grid(cfg)["d"] == [1, 2, 3]
+    assert config_file.expected_grid(cfg)["d"] == [1, 2, 3]
 
 
 # ---------------------------------------------------------------- config checks
 
 
 def test_a_ragged_config_passes_the_checks():
-    study.check_study(RAGGED)
+    config_file.check_config(RAGGED)
 
 
 def test_the_same_job_cell_in_two_entries_is_one_error_naming_it():
     cfg = _cfg(densities=[{"name": "sym_beta", "beta": [1.0, 2.0], "d": [1, 2]},
                           {"name": "sym_beta", "beta": [2.0], "d": [2, 3], "n": [300]}])
     with pytest.raises(ValueError) as err:
-        study.check_study(cfg)
+        config_file.check_config(cfg)
     msg = str(err.value)
     assert "\n" not in msg
     assert re.search(r"densities\[0\] \(sym_beta\) and densities\[1\] \(sym_beta\) both list "
                      r"the job cell sym_beta beta=2\.0 d=2 n=300;", msg), msg
     # the same name twice with disjoint cells is fine; a plain duplicate is an overlap
-    study.check_study(_cfg(densities=[{"name": "sym_beta", "beta": [1.0]},
+    config_file.check_config(_cfg(densities=[{"name": "sym_beta", "beta": [1.0]},
                                       {"name": "sym_beta", "beta": [2.0]}]))
     with pytest.raises(ValueError, match=r"both list the job cell sym_beta beta=1\.0 d=1 "
                                          r"n=100 and 5 more;"):
-        study.check_study(_cfg(densities=[{"name": "sym_beta", "beta": [1.0]},
+        config_file.check_config(_cfg(densities=[{"name": "sym_beta", "beta": [1.0]},
                                           {"name": "sym_beta", "beta": [1]}]))
 
 
 def test_the_registry_check_runs_over_each_entrys_own_d():
     # laplace takes beta < 1.5 at any d: fine in its own d = 3, refused where listed
     ok = _cfg(densities=[{"name": "laplace", "beta": [1.0], "d": [3], "n": [100]}])
-    study.check_study(ok)
+    config_file.check_config(ok)
     bad = _cfg(densities=[{"name": "sym_beta", "beta": [1.0]},
                           {"name": "laplace", "beta": [2.0], "d": [2]}])
     with pytest.raises(ValueError) as err:
-        study.check_study(bad)
+        config_file.check_config(bad)
     lines = str(err.value).splitlines()[1:]
     assert len(lines) == 1, lines  # only d = 2, the entry's own d, not the top-level 1, 2
     assert re.match(r"  densities\[1\]: laplace beta=2\.0 d=2: .*beta must be < 1\.5", lines[0])
@@ -133,7 +134,7 @@ def test_sizing_sees_an_entrys_own_n(monkeypatch):
     monkeypatch.delenv("SCORERATE_FORCE_SIZE", raising=False)
     huge = _cfg(densities=[{"name": "sym_beta", "beta": [1.0], "d": [1], "n": [10**9]}])
     with pytest.raises(ValueError, match=r"a job with n=1000000000, d=1"):
-        study.check_study(huge)
+        config_file.check_config(huge)
 
 
 # ---------------------------------------------------------------- schema

@@ -1,4 +1,4 @@
-"""What a command may replace or move (scorerate.targets), against the real CLI.
+"""What a command may replace or move (scorerate.store.targets), against the real CLI.
 
 aggregate --out, report --out and check-stores in a temporary working directory: the
 working directory, its ancestors, a directory holding the inputs and anything that is not
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scorerate import targets
+from scorerate.store import targets
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "workflow"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scorerate import theory
-from scorerate.variables import exponent
+from scorerate.store.variables import exponent
 
 
 @pytest.mark.parametrize("beta,d", [(0.5, 1), (1.0, 2), (1.5, 3), (2.0, 1), (0.75, 8)])

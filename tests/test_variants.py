@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from scorerate import cluster, spec, store, study
-from scorerate.aggregate import aggregate, write_study
+from scorerate.config import file as config_file
+from scorerate.config import spec
 from scorerate.estimators import (
     base_name,
     build,
@@ -21,8 +21,11 @@ from scorerate.estimators import (
     split_names,
     variant_label,
 )
-from scorerate.job import JobSpec, run_job
-from scorerate.report import make_report
+from scorerate.job import cluster
+from scorerate.job.graph import JobSpec, run_job
+from scorerate.report.build import make_report
+from scorerate.store import runstore as store
+from scorerate.study.aggregate import aggregate, write_study
 
 sys.path.insert(0, str(Path(__file__).parent / "workflow"))
 from synthetic import write_run  # noqa: E402
@@ -149,9 +152,9 @@ def test_job_args_quote_labels_and_pass_highorder_params_to_variants():
 def test_study_check_accepts_variants_and_names_a_bad_one():
     cfg = {"densities": [{"name": "sym_beta", "beta": [1.0]}], "d": [1], "n": [100],
            "seeds": [0], "estimators": ["truncated", "highorder[order=4,C=2]"]}
-    study.check_study(cfg)
+    config_file.check_config(cfg)
     with pytest.raises(ValueError, match="config estimators: .*unknown option 'Cx'"):
-        study.check_study({**cfg, "estimators": ["highorder[Cx=2]"]})
+        config_file.check_config({**cfg, "estimators": ["highorder[Cx=2]"]})
 
 
 def test_schema_accepts_variants():
@@ -213,7 +216,7 @@ def test_report_of_a_variant_store_renders(job_store, tmp_path):
 
 
 def test_figures_give_many_estimators_distinct_styles_and_wrap_panels():
-    from scorerate import figures
+    from scorerate.report import figures
 
     styles = [figures.series_style(i) for i in range(12)]
     assert len(set(styles)) == 12
@@ -245,8 +248,8 @@ def test_variant_options_are_checked_against_their_declared_bounds(name, words):
 
 
 def test_the_config_rows_of_estimator_options_come_from_the_estimators():
+    from scorerate.config.spec import BY_NAME
     from scorerate.estimators import config_params
-    from scorerate.spec import BY_NAME
 
     rows = {p.name: p for p in config_params()}
     assert set(rows) == {"c_rho", "eps", "highorder_order", "highorder_C"}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scorerate import store
+from scorerate.store import runstore as store
 
 pytestmark = pytest.mark.slow
 

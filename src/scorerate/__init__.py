@@ -12,12 +12,8 @@
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("scorerate")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0+unknown"
+from .version import __version__
 
 __all__ = ["__version__", "density", "estimators"]
 

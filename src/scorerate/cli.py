@@ -25,7 +25,7 @@ COMMANDS = {
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only the command named in `argv` gets its options loaded."""
-    from . import __version__
+    from .version import __version__
 
     parser = argparse.ArgumentParser(
         prog="scorerate",

@@ -1,6 +1,6 @@
 """A declared parameter: kind, bounds, default and meaning, and the check that enforces them.
 
-`Param` is what the job (`scorerate.spec.PARAMS`) and the estimators (their `options`)
+`Param` is what the job (`scorerate.config.spec.PARAMS`) and the estimators (their `options`)
 declare, so one declaration gives the check, the error text, the run-job option and the
 config row. Low level: it imports nothing of the package but lazily the registries its
 `choices` name.
@@ -30,6 +30,8 @@ class Param:
     used_by: only this estimator reads it (so a workflow passes it only when it runs).
     job_name: on an estimator's option, the job parameter (config key, run-job option)
     that sets it when that is not its own name (highorder's `order` is `highorder_order`).
+    canonical: on a "names" parameter, checks one name and gives its canonical form (the
+    estimators' variants); it replaces `choices`, which then only lists names for help.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Param:
     used_by: str | None = None
     required: bool = False
     job_name: str | None = None
+    canonical: Callable[[str], str] | None = None
 
     @property
     def flag(self) -> str:
@@ -81,10 +84,8 @@ class Param:
             names = (value,) if isinstance(value, str) else tuple(value)
             if not names or not all(isinstance(v, str) and v for v in names):
                 raise ValueError(f"{self.name} must be a non-empty list of names, got {value!r}")
-            if self.name == "estimators":  # variants in canonical form: one label each
-                from .estimators import check_variant
-
-                names = tuple(check_variant(v) for v in names)
+            if self.canonical is not None:  # e.g. estimator variants: one label each
+                names = tuple(self.canonical(v) for v in names)
             if len(set(names)) != len(names):
                 raise ValueError(f"{self.name}: names listed twice: {list(names)}")
             _in_choices(self, names)
@@ -123,9 +124,7 @@ def _number(p: Param, value: object, *, integer: bool) -> int | float:
 
 
 def _in_choices(p: Param, names: Sequence[str]) -> None:
-    if p.choices is None:
-        return
-    if p.name == "estimators":  # resolved by check_variant (names, import paths, plug-ins)
+    if p.choices is None or p.canonical is not None:
         return
     valid = p.choices()
     bad = [v for v in names if v not in valid]

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from scorerate import seeding, store
-from scorerate.variables import STOP_FACTORS, VARIABLES
+from scorerate import seeding
+from scorerate.store import runstore as store
+from scorerate.store.variables import STOP_FACTORS, VARIABLES
 
 T_GRID = np.geomspace(0.01, 100.0, 9)
 

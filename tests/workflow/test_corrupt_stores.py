@@ -13,7 +13,7 @@ import xarray as xr
 from snakerun import REPO, TINY, planned, run_jobs, smk
 from synthetic import rot_a_byte
 
-from scorerate import store
+from scorerate.store import runstore as store
 
 RUNS = ("results", "runs", "sym_beta", "beta=1.0", "d=1")
 

@@ -3,7 +3,7 @@
 Each config key (found by walking workflow/schemas/config.schema.yaml, so a new key is
 tried too) gets a value holding `$( )`, backticks, `;` and spaces that would create a
 file INJECTED if any shell ran it. `snakemake -n` must refuse the config, and no INJECTED
-file may appear. Values that pass validation go through scorerate.shell.quote: a real
+file may appear. Values that pass validation go through scorerate.config.shell.quote: a real
 bash run of a quoted payload prints it back and runs nothing.
 """
 
@@ -17,7 +17,8 @@ import pytest
 import yaml
 from snakerun import REPO, TINY, smk, with_
 
-from scorerate import shell, study
+from scorerate.config import file as config_file
+from scorerate.config import shell
 
 #: each would create INJECTED in the working directory if a shell ran it
 PAYLOADS = ("x$(touch INJECTED)", "x`touch INJECTED`", "x;touch INJECTED", "x touch INJECTED",
@@ -96,7 +97,7 @@ def test_a_scheduler_address_with_shell_text_is_refused_at_dry_run(address, tmp_
 @pytest.mark.parametrize("address", ADDRESSES)
 def test_the_library_refuses_the_same_addresses(address):
     with pytest.raises(ValueError, match="scheduler_address"):
-        study.check_study(with_(TINY, dask={"scheduler_address": address}))
+        config_file.check_config(with_(TINY, dask={"scheduler_address": address}))
     with pytest.raises(ValueError, match="malformed scheduler address"):
         shell.check_address(address)
 

@@ -295,10 +295,10 @@ def test_tiny_study_through_slurm(cluster, tmp_path):
             assert info.get("JobState") == "COMPLETED", (rule, info)
             assert info["Partition"] == PARTITION
             mems.setdefault(rule, set()).add(info["MinMemoryNode"])
-    # run_mem_mb(attempt=1): scorerate.sizing's request for each job of the study (the
+    # run_mem_mb(attempt=1): scorerate.config.sizing's request for each job of the study (the
     # repository's config.yaml under the test's config, as Snakemake merges them);
     # aggregate and report ask for 2000 MB (their rules' resources)
-    from scorerate.sizing import resource_request, study_job_estimate
+    from scorerate.config.sizing import resource_request, study_job_estimate
 
     cfg = {**yaml.safe_load((REPO / "config.yaml").read_text()), **STUDY}
     want = {f"{resource_request(study_job_estimate(cfg, n, d))[0]}M"

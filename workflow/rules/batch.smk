@@ -29,7 +29,7 @@ def job_batches():
 def batch_job_list(wildcards, output):
     """The `--job DENSITY BETA D N SEED OUT` arguments of a batch, one per output store.
     Reads the outputs (so it is a derived param: Snakemake keeps it out of the params
-    trigger); every word through the one quoting helper (scorerate.shell.quote)."""
+    trigger); every word through the one quoting helper (scorerate.config.shell.quote)."""
     keys = ("density", "beta", "d", "n", "seed")
     return " ".join("--job " + words([*(BATCHED[s][k] for k in keys), s]) for s in output)
 
@@ -41,7 +41,7 @@ def batch_mem_mb(jobs_):
 
 
 def batch_runtime(jobs_):
-    """Minutes of a batch: the sum of its jobs' requests (scorerate.sizing)."""
+    """Minutes of a batch: the sum of its jobs' requests (scorerate.config.sizing)."""
     return sum(resource_request(study_job_estimate(config, int(j["n"]), int(j["d"])))[1]
                for j in jobs_)
 

@@ -1,21 +1,21 @@
 # Helpers shared by the rules: output paths, per-job resources and the unknown-key check.
 # Shell lines: a config value reaches one only (a) inside a param built here or in
-# scorerate.spec.job_args, each word through scorerate.shell.quote (shlex.quote), after the
-# schema and check_study have validated it; or (b) as a path or wildcard, whose parts the
+# scorerate.config.spec.job_args, each word through scorerate.config.shell.quote (shlex.quote), after the
+# schema and check_config have validated it; or (b) as a path or wildcard, whose parts the
 # schema's patterns and the wildcard_constraints limit to names and numbers.
 # The job grid, the study checks and the job's arguments come from the library
-# (scorerate.study, scorerate.spec). No mathematics here: the rules call the CLI.
+# (scorerate.config.file, scorerate.config.spec). No mathematics here: the rules call the CLI.
 import json
 import sys
 from pathlib import Path
 
 import yaml
 
-from scorerate.shell import option, words
-from scorerate.sizing import resource_request, study_job_estimate
-from scorerate.spec import job_args
-from scorerate.store import quarantine_bad_stores
-from scorerate.study import check_study, jobs, normalise_study
+from scorerate.config.shell import option, words
+from scorerate.config.sizing import resource_request, study_job_estimate
+from scorerate.config.spec import job_args
+from scorerate.store.runstore import quarantine_bad_stores
+from scorerate.config.file import check_config, jobs, normalise_config
 
 RUNS = "results/runs"
 RUN = "{density}/beta={beta}/d={d}/n={n}/seed={seed}"
@@ -66,14 +66,14 @@ def all_targets():
 
 
 def run_mem_mb(wildcards, attempt):
-    """Memory (MB) of one job: the cost model of scorerate.sizing for this job of the study,
+    """Memory (MB) of one job: the cost model of scorerate.config.sizing for this job of the study,
     with its margin, times the attempt (a retry after an out-of-memory kill asks for more)."""
     est = study_job_estimate(config, int(wildcards.n), int(wildcards.d))
     return resource_request(est, attempt)[0]
 
 
 def run_runtime(wildcards, attempt):
-    """Minutes of one job: the cost model of scorerate.sizing, with its margin, times the
+    """Minutes of one job: the cost model of scorerate.config.sizing, with its margin, times the
     attempt."""
     est = study_job_estimate(config, int(wildcards.n), int(wildcards.d))
     return resource_request(est, attempt)[1]

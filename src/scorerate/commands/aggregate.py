@@ -22,9 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate every store, combine them and write the study atomically."""
-    from ..aggregate import StoreError, aggregate, write_study
-    from ..study import load_study as load_config
-    from ..targets import check_target
+    from ..config.file import load_config
+    from ..store.targets import check_target
+    from ..study.aggregate import StoreError, aggregate, write_study
 
     try:  # --out: a new path or a study store of ours, never an input or the cwd
         check_target(args.out, "study", inputs=[*args.runs, *filter(None, [args.config])])
@@ -44,7 +44,7 @@ def _missing_text(ds, config) -> str:
     job at all (a ragged grid's holes, where densities entries set their own d / n)."""
     import numpy as np
 
-    from ..study import JOB_DIMS, beta_label, jobs
+    from ..config.file import JOB_DIMS, beta_label, jobs
 
     n_cells = int(ds.attrs["n_cells"])
     if config is None:

@@ -4,7 +4,7 @@ Each store must open with its checksum, which covers its data and the attributes
 identify its job (an edited n is caught here; which job a path must hold is the
 workflow's to check, at load). A bad store is moved into --corrupt-dir (kept, with a
 .why.txt), so a rerun of Snakemake recomputes it; the command then exits with status 2.
-Only run stores of this project are moved (scorerate.targets): any other directory named
+Only run stores of this project are moved (scorerate.store.targets): any other directory named
 here is left where it is, reported, and counts as bad.
 """
 
@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify every store; move the bad ones aside; exit 2 if any was bad."""
-    from ..store import quarantine_bad_stores
+    from ..store.runstore import quarantine_bad_stores
 
     missing = [r for r in args.runs if not Path(r).is_dir()]
     moved = quarantine_bad_stores({r: {} for r in args.runs},

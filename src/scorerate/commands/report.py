@@ -51,13 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.study).is_dir():
         print(f"scorerate report: study store {args.study} does not exist", file=sys.stderr)
         return 2
-    from ..report import make_report
-    from ..study import load_study
-    from ..targets import check_target
+    from ..config.file import load_config
+    from ..report.build import make_report
+    from ..store.targets import check_target
 
     try:  # --out: a new directory or a report of ours, never the cwd or one holding inputs
         check_target(args.out, "report", inputs=[args.study, *filter(None, [args.config])])
-        config = load_study(args.config) if args.config else {}
+        config = load_config(args.config) if args.config else {}
         trusted = [str(e.get("name")) for e in config.get("densities") or []
                    if isinstance(e, dict)]
     except (OSError, ValueError) as exc:

@@ -38,11 +38,11 @@ def add_execution_options(parser: argparse.ArgumentParser) -> argparse._Argument
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add run-job's options: one per job parameter (scorerate.spec.PARAMS), then I/O and
+    """Add run-job's options: one per job parameter (scorerate.config.spec.PARAMS), then I/O and
     execution. Options left out take JobSpec's defaults."""
-    from ..spec import add_options
+    from ..config.spec import add_options
 
-    add_options(parser.add_argument_group("job (scorerate.spec.PARAMS)"))
+    add_options(parser.add_argument_group("job (scorerate.config.spec.PARAMS)"))
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, type=Path, help="output store, e.g. run.zarr")
     out.add_argument("--overwrite", action="store_true",
@@ -53,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_.add_argument("--mem-mb", type=float, metavar="MB", help="memory budget of the job "
                       "(Snakemake passes resources.mem_mb); default: the memory available")
     run_.add_argument("--force-size", action="store_true", help="run even if the job's "
-                      "estimated memory or time (scorerate.sizing) exceeds the budget")
+                      "estimated memory or time (scorerate.config.sizing) exceeds the budget")
     run_.add_argument("--timings", action="store_true", help="print one line per phase "
                       "(imports, validate, cluster_start, work, cluster_stop, write) on stderr")
 
@@ -72,8 +72,8 @@ def check_output(out: Path, overwrite: bool, *, need_bytes: float = 0.0) -> None
     writable (a real probe) with at least twice `need_bytes` (new store beside the old
     one) plus 50 MB free.
     """
-    from ..store import StoreError, open_run
-    from ..targets import check_target, is_kind
+    from ..store.runstore import StoreError, open_run
+    from ..store.targets import check_target, is_kind
 
     out = Path(out)
     absolute = Path(os.path.abspath(out))
@@ -251,8 +251,8 @@ class Phases:
 def check_execution(args: argparse.Namespace) -> str | None:
     """Check --threads and --worker-timeout, and the scheduler (ValueError or
     ConnectionError with the reason); return the scheduler address, None for embedded."""
-    from .. import cluster
-    from ..shell import check_address
+    from ..config.shell import check_address
+    from ..job import cluster
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
@@ -267,9 +267,9 @@ def check_execution(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Validate everything, then run the job on the chosen Dask client and write its store."""
     phases = Phases(getattr(args, "timings", False))
-    from ..sizing import check_fits, estimate_spec
-    from ..spec import options_from_args, spec_from_options
-    from ..store import StoreError, write_run
+    from ..config.sizing import check_fits, estimate_spec
+    from ..config.spec import options_from_args, spec_from_options
+    from ..store.runstore import StoreError, write_run
 
     phases.mark("imports")
     try:
@@ -304,8 +304,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locked(args, spec, address, write_run, StoreError, phases: Phases) -> int:
     """Compute the job and write its store (the output's lock is held)."""
-    from .. import cluster
-    from ..job import run_job
+    from ..job import cluster
+    from ..job.graph import run_job
 
     started = time.perf_counter()
     try:

@@ -19,26 +19,26 @@ import sys
 import time
 from pathlib import Path
 
+from ..config.file import JOB_DIMS
 from .run_job import Phases, add_execution_options, check_execution, check_output
 
-__all__ = ["IDENTITY", "configure", "run"]
+__all__ = ["configure", "run"]
 
 PROG = "scorerate run-jobs"
 
 #: the job options each --job gives; every other job option is shared by the batch
-IDENTITY = ("density", "beta", "d", "n", "seed")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add run-jobs' options: the shared job options of run-job (all but the identity),
     the repeated --job, and run-job's execution options."""
-    from ..spec import add_options
+    from ..config.spec import add_options
 
     shared = parser.add_argument_group("job options shared by every --job "
-                                       "(scorerate.spec.PARAMS)")
+                                       "(scorerate.config.spec.PARAMS)")
     add_options(shared)
     for action in shared._group_actions:  # the identity comes with each --job instead
-        if action.dest in IDENTITY:
+        if action.dest in JOB_DIMS:
             action.required = False
             action.help = argparse.SUPPRESS
     jobs = parser.add_argument_group("jobs")
@@ -60,9 +60,9 @@ def _fail(message: str) -> int:
 
 def _specs(args: argparse.Namespace) -> list[tuple[object, Path]]:
     """(JobSpec, output) of every --job, validated; ValueError names the bad job."""
-    from ..spec import options_from_args, spec_from_options
+    from ..config.spec import options_from_args, spec_from_options
 
-    shared = {k: v for k, v in options_from_args(args).items() if k not in IDENTITY}
+    shared = {k: v for k, v in options_from_args(args).items() if k not in JOB_DIMS}
     out, seen = [], set()
     for density, beta, d, n, seed, path in args.jobs:
         where = f"--job {density} {beta} {d} {n} {seed} {path}"
@@ -86,9 +86,9 @@ def _specs(args: argparse.Namespace) -> list[tuple[object, Path]]:
 def run(args: argparse.Namespace) -> int:
     """Validate every job, then run them one after another on one Dask client."""
     phases = Phases(args.timings)
-    from .. import cluster
-    from ..job import run_job
-    from ..store import write_run
+    from ..job import cluster
+    from ..job.graph import run_job
+    from ..store.runstore import write_run
 
     phases.mark("imports")
     try:

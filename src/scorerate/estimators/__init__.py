@@ -132,13 +132,12 @@ def build(name: str, X: np.ndarray, params: Mapping[str, Any] | None = None) -> 
     return est
 
 
-def _check_option(name: str, option: str | Param, value: int | float) -> int | float:
+def _check_option(name: str, option: str | Param, value: int | float,
+                  job_params: Mapping[str, Param]) -> int | float:
     """An inline option's value against its declared bound (a Param of the factory, else
-    the job parameter of that name); ValueError naming the variant."""
+    the job parameter of that name in `job_params`); ValueError naming the variant."""
     if not isinstance(option, Param):
-        from ..spec import BY_NAME  # a job parameter the factory takes (rtol, c_rho, ...)
-
-        option = BY_NAME.get(option)
+        option = job_params.get(option)  # a job parameter the factory takes (rtol, c_rho, ...)
         if option is None:
             return value
     try:
@@ -233,15 +232,21 @@ def base_name(name: str) -> str:
     return parse_variant(name)[0]
 
 
-def check_variant(name: str) -> str:
+def check_variant(name: str, job_params: Mapping[str, Param] | None = None) -> str:
     """The canonical label of `name` after checking that its base resolves and that its
-    factory declares each inline option (one-line ValueError naming the valid ones)."""
+    factory declares each inline option (one-line ValueError naming the valid ones).
+
+    Options the factory declares as Params are checked against them; options it names as
+    job parameters (rtol, c_rho, ...) against `job_params` (the config passes
+    scorerate.config.spec.BY_NAME; the estimator checks them again when built)."""
     m = _VARIANT.fullmatch(name) if isinstance(name, str) else None
     if m is None:
         return variant_label(name)  # the syntax error
     declared = {option_name(o): o for o in declared_options(resolve(m["base"]))}
     base, opts = _parse(name, tuple(declared))
-    return _label(base, {k: _check_option(name, declared[k], v) for k, v in opts.items()})
+    job_params = {} if job_params is None else job_params
+    return _label(base, {k: _check_option(name, declared[k], v, job_params)
+                         for k, v in opts.items()})
 
 
 def split_names(text: str) -> list[str]:

@@ -15,10 +15,10 @@ from scipy.spatial import cKDTree
 
 from ..cache import ByteLRU
 from ..engine.base import BIG
-from ..kernels import legendre_kernel
 from ..params import Param
 from ..seeding import rng
 from .base import Estimator
+from .kernels import legendre_kernel
 
 __all__ = ["MAX_PAIRS", "HighOrder"]
 

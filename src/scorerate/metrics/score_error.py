@@ -37,10 +37,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import logsumexp
 
-from . import seeding
-from .checks import check_int
-from .engine.base import as_points
-from .seeding import key_parts
+from .. import seeding
+from ..checks import check_int
+from ..engine.base import as_points
+from ..seeding import key_parts
 
 __all__ = ["LADDER", "integrate_log_t", "integrated_score_error", "mixture_plan", "score_mse"]
 

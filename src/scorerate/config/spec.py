@@ -19,28 +19,35 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import seeding, theory
-from .estimators import config_params
-from .params import Param
+from .. import seeding, theory
+from ..estimators import config_params
+from ..params import Param
 
 __all__ = ["PARAMS", "JobSpec", "Param", "add_options", "job_args", "options_from_args",
            "spec_from_options"]
 
 
 def _estimator_names() -> list[str]:
-    from .estimators import ESTIMATORS
+    from ..estimators import ESTIMATORS
 
     return list(ESTIMATORS)
 
 
+def _estimator_variant(label: str) -> str:
+    """One estimator or variant label, checked and in canonical form (names, import paths)."""
+    from ..estimators import check_variant
+
+    return check_variant(label, BY_NAME)
+
+
 def _integrator_names() -> list[str]:
-    from .sampler import INTEGRATORS
+    from ..sampler import INTEGRATORS
 
     return list(INTEGRATORS)
 
 
 def _backend_names() -> list[str]:
-    from .engine import BACKENDS
+    from ..engine import BACKENDS
 
     return ["auto", *sorted(BACKENDS)]
 
@@ -63,7 +70,7 @@ PARAMS: tuple[Param, ...] = (
     Param("estimators", "names", ("truncated", "regularized", "empirical", "highorder"),
           "score estimators run in the job; a variant names options inline, e.g. "
           "highorder[order=4,C=2] (overrides highorder_order, highorder_C)",
-          choices=_estimator_names, in_config=True),
+          choices=_estimator_names, canonical=_estimator_variant, in_config=True),
     Param("m", "int", 1000, "generated samples per estimator", lo=1, in_config=True),
     Param("steps", "int", 64, "reverse-SDE steps on the geometric grid from T down to t0 "
           "(at n = steps_at_n when steps_power > 0)", lo=1, in_config=True),
@@ -118,7 +125,7 @@ class _SpecMethods:
             s(self, p.name, p.check(getattr(self, p.name)))
         if not isinstance(self.density, str) or not self.density:
             raise ValueError("density must be a name")
-        from .densities import density
+        from ..densities import density
 
         density(self.density, beta=self.beta, d=self.d)  # unknown / unsupported -> ValueError
         t0 = theory.t0_early_stop(self.n, self.beta, self.d) if self.t0 is None else self.t0
@@ -160,7 +167,7 @@ class _SpecMethods:
     def n_steps(self) -> int:
         """The sampler's step count for this job (sampler.steps_for: steps, grown with n
         when steps_power > 0)."""
-        from .sampler import steps_for
+        from ..sampler import steps_for
 
         return steps_for(self.n, self.steps, self.steps_power, self.steps_at_n)
 
@@ -219,7 +226,7 @@ def options_from_args(args: argparse.Namespace) -> dict:
     for p in PARAMS:
         v = getattr(args, p.name)
         if v is not None and p.kind == "names":  # commas inside a variant's [...] kept
-            from .estimators import split_names
+            from ..estimators import split_names
 
             v = tuple(x for item in v for x in split_names(item))
         elif v is not None and p.kind == "grid":
@@ -239,9 +246,9 @@ def job_args(config: Mapping) -> str:
     variant of it) runs, so changing it changes nothing for the jobs that do not use it.
     Null values are left out (the job's default applies). The result changes exactly when
     a job's numbers may; every value is checked (`Param.check`) and goes through the one
-    quoting helper (scorerate.shell.quote), estimator names as canonical labels.
+    quoting helper (scorerate.config.shell.quote), estimator names as canonical labels.
     """
-    from .estimators import base_name
+    from ..estimators import base_name
     from .shell import option, words
 
     ests = config.get("estimators", BY_NAME["estimators"].default)

@@ -17,7 +17,7 @@ log n is fitted by least squares, b = sum_i c_i log ybar_i. Its interval (`slope
 
 Verdicts (`verdicts`, words and meanings in VERDICTS) compare the interval with the theory's
 exponent (an upper bound for TV / L2, two-sided up to polylog for the score MSE) and with the
-slope of a finite-n prediction over the same n (scorerate.prediction), or say why not.
+slope of a finite-n prediction over the same n (scorerate.study.prediction), or say why not.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from .aggregate import cells
-from .theory import T_REGIMES, score_mse_t_exponent, t_regime_mask
-from .variables import RATE_METRICS as N_METRICS
-from .variables import exponent as theory_exponent
-from .variables import variable
+from ..store.variables import RATE_METRICS as N_METRICS
+from ..store.variables import exponent as theory_exponent
+from ..store.variables import variable
+from ..theory import T_REGIMES, score_mse_t_exponent, t_regime_mask
+from .coverage import cells
 
 __all__ = [
     "COLUMNS",
@@ -303,7 +303,7 @@ def _nanmean(v: np.ndarray) -> np.ndarray:
 
 def _from_study(study: xr.Dataset, field: str) -> dict:
     """{(density, beta, d, metric): values over n} of each metric's `field` variable
-    ("prediction" or "floor", see scorerate.variables), means over the other dims."""
+    ("prediction" or "floor", see scorerate.store.variables), means over the other dims."""
     out = {}
     for metric in N_METRICS:
         src = getattr(variable(metric), field)
@@ -412,7 +412,7 @@ def rate_table(study: xr.Dataset, predictions: Mapping | None = None,
     predictions, floors: mappings keyed (density, beta, d, estimator, metric) or
     (density, beta, d, metric) to values over the study's n (floors may be a scalar);
     by default read from the study, where each metric's `prediction` and `floor` variable
-    (scorerate.variables) is. Only fits in n use them. `verdict` repeats verdict_theory.
+    (scorerate.store.variables) is. Only fits in n use them. `verdict` repeats verdict_theory.
     Cells (density, beta, d) without any data are skipped: a ragged study's cells with no
     job give no row, and a cell that lacks some n is fitted over the n it has (num_points
     counts them; no fit in t at an n without data).

@@ -28,12 +28,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import integrate, special
 
-from . import seeding
-from .densities import ProductMixture, _overlap
-from .shapes import Shape
-from .theory import t0_early_stop
+from .. import seeding
+from ..config.file import POINT_DIMS
+from ..densities import ProductMixture, _overlap
+from ..densities.shapes import Shape
+from ..theory import t0_early_stop
+from .coverage import points_with_run
 
-__all__ = ["expected_l2_sq", "expected_tv", "job_cells", "predict", "prediction_dataset",
+__all__ = ["expected_l2_sq", "expected_tv", "predict", "prediction_dataset",
            "smoothed_overlap"]
 
 _NODES = 10  # Gauss-Legendre nodes per piece of the TV rule
@@ -268,37 +270,25 @@ def predict(p0: ProductMixture, ns: Sequence[float], t0s: Sequence[float] | None
             "slope_l2": _local_slopes(ns, l2)}
 
 
-def job_cells(study) -> np.ndarray:
-    """Boolean (density, beta, d, n) array: where the study has a run of any seed
-    (aggregate.has_run); the cells a prediction is for. Coordinates alone (no runs to
-    tell) ask for every cell."""
-    from .aggregate import has_run
-
-    runs = has_run(study)
-    if runs is None:
-        return np.ones(tuple(study.sizes[k] for k in ("density", "beta", "d", "n")), dtype=bool)
-    return runs.any("seed").transpose("density", "beta", "d", "n").values
-
-
 def prediction_dataset(study, density_factory=None, jobs=None):
-    """The study variables of scorerate.variables.STUDY_VARIABLES over (density, beta, d, n).
+    """The study variables of scorerate.store.variables.STUDY_VARIABLES over (density, beta, d, n).
 
     Predictions at each job's t0 (the study's t0 variable, mean over seeds; the theory's
     t0 where absent), only where `jobs` (a boolean (density, beta, d, n) array; default
-    `job_cells(study)`) is True: a ragged study's absent cells and n stay NaN and cost
-    nothing. Cells whose density the factory refuses, or that lack the product structure
+    `coverage.points_with_run(study)`) is True: a ragged study's absent points stay NaN
+    and cost nothing. Cells whose density the factory refuses, or that lack the product structure
     the integrals need, stay NaN. Cost: one `predict` per cell, over the n it has.
     """
     import xarray as xr
 
-    from .variables import STUDY_VARIABLES
+    from ..store.variables import STUDY_VARIABLES
 
     if density_factory is None:
-        from .densities import density as density_factory
+        from ..densities import density as density_factory
     ns = study["n"].values.astype(float)
-    coords = {k: study[k].values for k in ("density", "beta", "d", "n")}
+    coords = {k: study[k].values for k in POINT_DIMS}
     shape = tuple(len(v) for v in coords.values())
-    have = job_cells(study) if jobs is None else np.asarray(jobs, dtype=bool)
+    have = points_with_run(study) if jobs is None else np.asarray(jobs, dtype=bool)
     if have.shape != shape:
         raise ValueError(f"jobs mask has shape {have.shape}, the study's cells {shape}")
     data = {v.name: np.full(shape, np.nan) for v in STUDY_VARIABLES}

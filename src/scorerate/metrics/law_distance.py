@@ -5,7 +5,7 @@ its output law against the ideal output p̂_t0 (the KDE the sampler converges to
 steps become exact), and the output law at S steps against the one at S/2 steps (for a
 first-order scheme, law_S - p̂_t0 ~ c/S, so TV(law_S, law_{S/2}) estimates the error at
 S). Two grid laws are compared on the union of their edges per axis, each law uniform
-within its own cells (the convention of `scorerate.law`): exact for such piecewise
+within its own cells (the convention of `scorerate.metrics.law`): exact for such piecewise
 constant laws, O(cells of the union) per axis and in total.
 """
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["MAX_WALL_S", "Estimate", "available_memory_mb", "check_fits", "check_study_size",
+__all__ = ["MAX_WALL_S", "Estimate", "available_memory_mb", "check_fits", "check_config_size",
            "estimate", "estimate_spec", "resource_request", "store_bytes", "study_job_estimate"]
 
 #: the least memory a job asks a scheduler for (MB): the imported stack is 400-520 MB and
@@ -99,7 +99,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
 
 
 def estimate_spec(spec) -> Estimate:
-    """`estimate` for a scorerate.spec.JobSpec."""
+    """`estimate` for a scorerate.config.spec.JobSpec."""
     n_t = spec.t_grid[2] if spec.t_grid is not None else spec.n_t
     return estimate(n=spec.n, m=spec.m, d=spec.d, steps=spec.n_steps,
                     estimators=len(spec.estimators), n_t=n_t, n_mc=spec.n_mc,
@@ -109,7 +109,7 @@ def estimate_spec(spec) -> Estimate:
 
 def _highorder_count(estimators) -> int:
     """How many of the estimators are highorder or a variant of it."""
-    from .estimators import base_name
+    from ..estimators import base_name
 
     return sum(base_name(e) == "highorder" for e in estimators)
 
@@ -168,7 +168,7 @@ def study_job_estimate(cfg: Mapping, n: int, d: int) -> Estimate:
     n_t = int(tg["num"]) if isinstance(tg, Mapping) else None
     kw = {k: (int(cfg[k]) if cfg.get(k) is not None else None)
           for k in ("m", "steps", "n_mc", "n_int", "n_ref", "n_mc_kde")}
-    from .sampler import steps_for
+    from ..sampler import steps_for
 
     rule = {k: cfg.get(k) if cfg.get(k) is not None else BY_NAME[k].default
             for k in ("steps", "steps_power", "steps_at_n")}
@@ -187,7 +187,7 @@ def resource_request(est: Estimate, attempt: int = 1) -> tuple[int, int]:
     return mem * int(attempt), minutes * int(attempt)
 
 
-def check_study_size(cfg: Mapping, jobs: list[dict], *, mem_mb: float | None = None) -> None:
+def check_config_size(cfg: Mapping, jobs: list[dict], *, mem_mb: float | None = None) -> None:
     """Check every job of a study grid against a budget (default: this machine's memory).
 
     Only the largest (n, d) pairs matter, so the cost is O(grid) float arithmetic.

@@ -12,9 +12,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import theory
+from .. import theory
+from ..config.file import POINT_DIMS
 
-__all__ = ["COORDINATES", "ESCAPE_MARGIN", "METRICS", "RATE_METRICS", "STOP_FACTORS",
+__all__ = ["COORDINATES", "RUN_COORDS", "ESCAPE_MARGIN", "METRICS", "RATE_METRICS", "STOP_FACTORS",
            "STUDY_VARIABLES", "VARIABLES", "Variable", "exponent", "variable"]
 
 
@@ -73,7 +74,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("score_mse", ("estimator", "t"), "score mean squared error",
              "E_{x~p_t}|s_hat_t(x) - s_t(x)|^2 at each t of the grid, by importance "
              "sampling from a defensive mixture of p_t and wider p0 * N(0, lambda t I) "
-             "(scorerate.score_error), so the truncation region is not missed",
+             "(scorerate.metrics.score_error), so the truncation region is not missed",
              units="1/length^2", label="score MSE", exponent=theory.score_mse_n_exponent),
     Variable("score_mse_se", ("estimator", "t"), "standard error of score_mse",
              "the importance-sampling estimator's own standard error of score_mse",
@@ -92,8 +93,8 @@ VARIABLES: tuple[Variable, ...] = (
              fit_n=True),
     Variable("tv_law", _EST, "TV of the output law",
              "TV(p0, exact law of the discretised sampler's output), the law propagated on "
-             "an adaptive grid (scorerate.law; d <= 3, in 2-D n <= law_n_max_2d if set; NaN "
-             "elsewhere): no Monte Carlo floor",
+             "an adaptive grid (scorerate.metrics.law; d <= 3, in 2-D n <= law_n_max_2d if "
+             "set; NaN elsewhere): no Monte Carlo floor",
              label="TV(p0, output law)", exponent=theory.tv_exponent, fit_n=True,
              prediction="tv_pred", numerical="tv_sampler"),
     Variable("l2_law", _EST, "L2 distance of the output law",
@@ -149,21 +150,20 @@ VARIABLES: tuple[Variable, ...] = (
              label="L2(p0, p̂_t0)", exponent=theory.l2_exponent, fit_n=True,
              prediction="l2_pred", fit_rms=True),
 )
-_CELL_N = ("density", "beta", "d", "n")
 #: Variables the aggregation adds to the study: the finite-n predictions for the ideal
-#: output p̂_t0 of each (density, beta, d, n) at the jobs' t0 (scorerate.prediction).
+#: output p̂_t0 of each (density, beta, d, n) at the jobs' t0 (scorerate.study.prediction).
 STUDY_VARIABLES: tuple[Variable, ...] = (
-    Variable("tv_pred", _CELL_N, "predicted E TV(p0, p̂_t0)",
+    Variable("tv_pred", POINT_DIMS, "predicted E TV(p0, p̂_t0)",
              "finite-n prediction of E TV(p0, p̂_t0): pointwise normal approximation of the "
              "KDE, integrated by quadrature (d <= 2) or importance sampling",
              label="predicted TV", role="prediction"),
-    Variable("tv_bias_pred", _CELL_N, "TV(p0, p_t0)",
+    Variable("tv_bias_pred", POINT_DIMS, "TV(p0, p_t0)",
              "the bias part of tv_pred: TV between p0 and its smoothing p_t0 = E p̂_t0",
              role="prediction"),
-    Variable("l2_pred", _CELL_N, "predicted sqrt(E L2(p0, p̂_t0)^2)",
+    Variable("l2_pred", POINT_DIMS, "predicted sqrt(E L2(p0, p̂_t0)^2)",
              "sqrt(||p_t0 - p0||^2 + ((4 pi t0)^(-d/2) - ||p_t0||^2) / n), exact from 1-D "
              "integrals", units="length^(-d/2)", label="predicted L2", role="prediction"),
-    Variable("l2_bias_share", _CELL_N, "bias share of the L2 prediction",
+    Variable("l2_bias_share", POINT_DIMS, "bias share of the L2 prediction",
              "||p_t0 - p0||^2 / E||p̂_t0 - p0||^2: near 1 the kernel's bias dominates, near 0 "
              "the variance", role="prediction"),
 )
@@ -171,6 +171,9 @@ _BY_NAME = {v.name: v for v in (*VARIABLES, *STUDY_VARIABLES)}
 
 #: The coordinates of the study store (and the per-job scalars it adds), described like
 #: the variables: name -> (long_name, units, description).
+#: the coordinates a run store holds (its other dims, sample and train, have none)
+RUN_COORDS = ("estimator", "t", "dim", "stop")
+
 COORDINATES: dict[str, tuple[str, str, str]] = {
     "density": ("test density", "1", "name of the true density p0 (scorerate.densities)"),
     "beta": ("Sobolev smoothness", "1", "smoothness beta of p0 (the theory's class)"),

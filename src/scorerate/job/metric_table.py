@@ -1,8 +1,8 @@
 """The metrics one job computes: one declaration and one function per variable.
 
-`JOB_METRICS` is the table the job graph (`scorerate.job`) loops over; no metric name
+`JOB_METRICS` is the table the job graph (`scorerate.job.graph`) loops over; no metric name
 appears in the job itself. Each entry names the variable it fills (declared, with dims and
-units, in `scorerate.variables`), what it reads, the function that computes it (named as
+units, in `scorerate.store.variables`), what it reads, the function that computes it (named as
 the variable) and `applies(spec)`, which returns the reason it does not apply to a job
 (benchopt's `skip`): the variable is then NaN and its `not_computed` attribute carries the
 reason into the run store, the study and the report.
@@ -11,7 +11,7 @@ What a metric reads (built once per estimator or once per job by the job graph):
 
 - "samples": the sampler's m outputs (m, d) for one estimator;
 - "chains": the chains at the recorded steps (R + 1, m, d) (see `stop_steps`);
-- "law": the exact law of the discretised sampler for one estimator (`scorerate.law`);
+- "law": the exact law of the discretised sampler for one estimator (`scorerate.metrics.law`);
 - "law_cells": that law with p0's masses and (d <= 2) the KDE p̂_t0's masses on its
   cells, computed once for every metric that compares the law with them;
 - "law_half": the same law with half the steps (`spec.n_steps // 2`), for the numerical
@@ -23,7 +23,7 @@ What a metric reads (built once per estimator or once per job by the job graph):
 
 A metric may read several inputs (a tuple); its function then gets them as a tuple.
 
-Adding a metric: declare its `Variable` in `scorerate.variables`, write its function
+Adding a metric: declare its `Variable` in `scorerate.store.variables`, write its function
 here, and add one `JobMetric` row. A store written before the variable existed is refused
 by `store.open_run` (missing variable) and recomputed by the workflow.
 """
@@ -37,9 +37,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import seeding
-from .spec import JobSpec
-from .variables import STOP_FACTORS, variable
+from .. import seeding
+from ..config.spec import JobSpec
+from ..store.variables import STOP_FACTORS, variable
 
 __all__ = ["INPUTS", "JOB_METRICS", "LAW_3D", "JobMetric", "LawCells", "NotComputed",
            "PinnedGrid", "PinnedScore", "ScoreErrorAt", "compute_metric", "draw_train",
@@ -72,7 +72,7 @@ class JobMetric:
                 raise ValueError(f"{self.name}: reads {r!r}; choose from {list(INPUTS)}")
         if len({INPUTS[r] for r in self.inputs}) != 1:
             raise ValueError(f"{self.name}: reads per-estimator and per-job inputs at once")
-        variable(self.name)  # declared in scorerate.variables
+        variable(self.name)  # declared in scorerate.store.variables
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -97,7 +97,7 @@ def pin(fn, *args, **kwargs):
 
 def draw_train(spec: JobSpec) -> np.ndarray:
     """The job's (n, d) training set: a pure function of its key, so any worker can redraw it."""
-    from .densities import density
+    from ..densities import density
 
     p0 = density(spec.density, beta=spec.beta, d=spec.d)
     return np.ascontiguousarray(p0.sample(spec.n, rng=seeding.rng(*spec.key, "train")),
@@ -136,7 +136,7 @@ LAW_3D = {"noise_resolution": 1.0, "max_cells": 8_000_000}
 
 
 class PinnedGrid:
-    """An estimator's grid score for the law (scorerate.law takes the grid path for an
+    """An estimator's grid score for the law (scorerate.metrics.law takes the grid path for an
     object with grid_score that is not callable), numba pinned to one thread."""
 
     def __init__(self, est) -> None:
@@ -157,12 +157,12 @@ class PinnedScore:
 
 
 def law_of(est, spec: JobSpec, steps: int | None = None):
-    """The exact output law of the sampler driven by the estimator `est` (scorerate.law)
+    """The exact output law of the sampler driven by the estimator `est` (scorerate.metrics.law)
     with `steps` (default the job's): on the grid score where the estimator has one (cost
     independent of n) and the integrator steps by Gaussian transitions, else through
     score(x, t). NotComputed when its grid outgrows the cell budget (a diverging sampler,
     e.g. highorder at small n)."""
-    from . import law
+    from ..metrics import law
 
     if hasattr(est, "grid_score") and spec.integrator != "probability_flow":
         score = PinnedGrid(est)
@@ -192,8 +192,8 @@ def law_cells(grid, p0, spec: JobSpec):
     passes through."""
     if isinstance(grid, NotComputed):
         return grid
-    from .law import cell_masses
-    from .law_distance import kde_cell_probs
+    from ..metrics.law import cell_masses
+    from ..metrics.law_distance import kde_cell_probs
 
     kde = kde_cell_probs(grid, draw_train(spec), spec.t0).ravel() if spec.d <= 2 else None
     return LawCells(grid, cell_masses(grid, p0), kde)
@@ -212,7 +212,7 @@ def score_mse_at(est, p0, t: float, spec: JobSpec) -> ScoreErrorAt:
     """The score MSE at one t, its standard error, the part where ŝ_t = 0 and that
     region's p_t-mass; its draws are keyed by the value of t alone, so the same t gives
     the same draws in any grid."""
-    from .score_error import score_mse as mse_of
+    from ..metrics.score_error import score_mse as mse_of
 
     out = pin(mse_of, est, p0, np.array([t]), n_mc=spec.n_mc,
               key=(*spec.key, "score_mse", float(t)), parts=True)
@@ -242,25 +242,25 @@ def _binned_tv_applies(spec: JobSpec) -> str | None:
 # ---------------------------------------------------------------- metrics, named as variables
 
 def tv(samples, p0, spec: JobSpec) -> float:
-    from .metrics import tv_binned
+    from ..metrics.samples import tv_binned
 
     return float(pin(tv_binned, samples, p0))
 
 
 def tv_floor(_, p0, spec: JobSpec) -> float:
-    from .metrics import tv_binned_floor
+    from ..metrics.samples import tv_binned_floor
 
     return float(pin(tv_binned_floor, p0, spec.m, key=(*spec.key, "tv_floor")))
 
 
 def escapes(samples, p0, spec: JobSpec) -> float:
-    from .metrics import escape_fraction
+    from ..metrics.samples import escape_fraction
 
     return escape_fraction(samples, p0)
 
 
 def memorisation(samples, p0, spec: JobSpec) -> float:
-    from .metrics import nearest_distance_ratio
+    from ..metrics.samples import nearest_distance_ratio
 
     return pin(nearest_distance_ratio, samples, draw_train(spec), p0,
                key=_sample_key(spec, "memorisation"))
@@ -268,7 +268,7 @@ def memorisation(samples, p0, spec: JobSpec) -> float:
 
 def memorisation_stop(chains, p0, spec: JobSpec) -> np.ndarray:
     """memorisation of the chains at each stop (NaN where the stop lies beyond T)."""
-    from .metrics import nearest_distance_ratio
+    from ..metrics.samples import nearest_distance_ratio
 
     _, at = stop_steps(spec)
     train = draw_train(spec)
@@ -280,43 +280,43 @@ def memorisation_stop(chains, p0, spec: JobSpec) -> np.ndarray:
 
 
 def w1(samples, p0, spec: JobSpec) -> float:
-    from .metrics import w1 as w1_distance
+    from ..metrics.samples import w1 as w1_distance
 
     return float(pin(w1_distance, samples, p0, key=_sample_key(spec, "w1"), n_ref=spec.n_ref))
 
 
 def mmd2(samples, p0, spec: JobSpec) -> float:
-    from .metrics import mmd
+    from ..metrics.samples import mmd
 
     return float(pin(mmd, samples, p0, key=_sample_key(spec, "mmd2"), n_ref=spec.n_ref))
 
 
 def tv_law(cells: LawCells, p0, spec: JobSpec) -> float:
-    from .law import tv_masses
+    from ..metrics.law import tv_masses
 
     return tv_masses(cells.law, cells.p0_mass)
 
 
 def l2_law(cells: LawCells, p0, spec: JobSpec) -> float:
-    from .law import l2_masses
+    from ..metrics.law import l2_masses
 
     return l2_masses(cells.law, cells.p0_mass)
 
 
 def tv_sampler(cells: LawCells, p0, spec: JobSpec) -> float:
-    from .law import tv_masses
+    from ..metrics.law import tv_masses
 
     return tv_masses(cells.law, cells.kde_mass)
 
 
 def l2_sampler(cells: LawCells, p0, spec: JobSpec) -> float:
-    from .law import l2_masses
+    from ..metrics.law import l2_masses
 
     return l2_masses(cells.law, cells.kde_mass)
 
 
 def tv_steps(laws, p0, spec: JobSpec) -> float:
-    from .law_distance import tv_between
+    from ..metrics.law_distance import tv_between
 
     return tv_between(*laws)
 
@@ -348,7 +348,7 @@ def score_zero_mass(score_t, p0, spec: JobSpec) -> np.ndarray:
 
 def score_mse_int(score_t, p0, spec: JobSpec) -> float:
     """Trapezoid in log t of the score MSE over the integration grid [t0, T]."""
-    from .score_error import integrate_log_t
+    from ..metrics.score_error import integrate_log_t
 
     ts = spec.ts_int
     values = np.array([score_t[float(t)].mse for t in ts])
@@ -356,7 +356,7 @@ def score_mse_int(score_t, p0, spec: JobSpec) -> float:
 
 
 def tv_kde(train, p0, spec: JobSpec) -> float:
-    from .metrics import tv_kde as tv_of_kde
+    from ..metrics.samples import tv_kde as tv_of_kde
 
     value, _se = pin(tv_of_kde, train, spec.t0, p0, n_mc=spec.n_mc_kde,
                      key=(*spec.key, "tv_kde"))
@@ -364,12 +364,12 @@ def tv_kde(train, p0, spec: JobSpec) -> float:
 
 
 def l2_kde(train, p0, spec: JobSpec) -> float:
-    from .metrics import l2_kde as l2_of_kde
+    from ..metrics.samples import l2_kde as l2_of_kde
 
     return float(pin(l2_of_kde, train, spec.t0, p0))
 
 
-#: Every metric a job computes, in the order of scorerate.variables.
+#: Every metric a job computes, in the order of scorerate.store.variables.
 JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("score_mse", "score_t", score_mse),
     JobMetric("score_mse_se", "score_t", score_mse_se),

@@ -2,7 +2,7 @@
 
 `run_job(spec, client)` draws the training set, samples m particles per estimator with the
 reverse SDE, computes the metrics (each task keyed by the variable it fills, as declared in
-scorerate.variables) and returns the run-store Dataset built by `store.run_dataset`. Every
+scorerate.store.variables) and returns the run-store Dataset built by `store.run_dataset`. Every
 random draw comes from a stream named by (study_seed, job key, purpose, ...), so the
 numbers do not depend on the number of workers, threads or the chunk size.
 """
@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from . import seeding
-from .job_metrics import (
+from .. import seeding
+from ..config.spec import JobSpec, spec_from_options
+from .metric_table import (
     JOB_METRICS,
     NotComputed,
     PinnedScore,
@@ -29,14 +30,13 @@ from .job_metrics import (
     score_mse_at,
     stop_steps,
 )
-from .spec import JobSpec, spec_from_options
 from .watch import wait_for
 
 __all__ = ["JobSpec", "library_versions", "run_job", "spec_from_options"]
 
 
 def _density(spec: JobSpec):
-    from .densities import density
+    from ..densities import density
 
     return density(spec.density, beta=spec.beta, d=spec.d)
 
@@ -53,7 +53,7 @@ def _build_estimator(spec: JobSpec, name: str):
     highorder_order). Every highorder variant of a job shares its noise seed, so variants
     differ by their options alone.
     """
-    from .estimators import build
+    from ..estimators import build
 
     # every job parameter by its name (each estimator takes the ones it declares), plus
     # plan_m: the engine's backend choice may not depend on the chunk size (bit-identity)
@@ -100,14 +100,15 @@ def run_job(spec: JobSpec, client, *, progress: bool | None = None,
     Parameters
     ----------
     spec : the validated job.
-    client : distributed.Client (see scorerate.cluster.dask_client).
+    client : distributed.Client (see scorerate.job.cluster.dask_client).
     progress : report progress on stderr (False: never); a count rewritten in place on a
         terminal, else log lines (see `watch.wait_for`).
     worker_timeout : seconds the job waits for a worker to join when the cluster has none
         left, before cluster.NoWorkersError.
     progress_interval : least seconds between two progress log lines.
     """
-    from . import __version__, store
+    from ..store import runstore as store
+    from ..version import __version__
 
     started = time.perf_counter()
     show = False if progress is False else ("tty" if sys.stderr.isatty() else "log")
@@ -183,8 +184,8 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
     """
     import dask
 
-    from . import sampler
-    from .densities import density
+    from .. import sampler
+    from ..densities import density
 
     p0 = density(spec.density, beta=spec.beta, d=spec.d)
     delayed = dask.delayed

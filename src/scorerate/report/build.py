@@ -1,7 +1,7 @@
 """The rate report: rates.csv, summary.md, figures/*.png and a self-contained index.html.
 
-Orchestration only: the rate table comes from scorerate.rates, the figures from
-scorerate.figures, the page from the jinja2 template templates/report.html.j2 (every PNG
+Orchestration only: the rate table comes from scorerate.study.rates, the figures from
+scorerate.report.figures, the page from the jinja2 template templates/report.html.j2 (every PNG
 embedded as base64, so the page opens from disk). The sample figures read the run store
 whose path the study records in its `store` variable; the library knows no workflow layout.
 """
@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..store.variables import VARIABLES
+from ..study import rates as rates_mod
+from ..study.coverage import cells, has_run
+from ..study.rates import rate_table
 from . import figures
-from . import rates as rates_mod
-from .aggregate import cells, has_run
-from .rates import rate_table
-from .variables import VARIABLES
 
 __all__ = ["MIN_SEEDS_WARN", "VERDICT_COLOURS", "make_report", "run_store", "verdict_view"]
 
@@ -321,7 +321,7 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(
-        resources.files("scorerate").joinpath("templates/report.html.j2").read_text())
+        resources.files("scorerate.report").joinpath("templates/report.html.j2").read_text())
     page = template.render(
         study_path=str(study_path), grid=_grid_text(study), overview=overview,
         warn_seeds=n_seeds < MIN_SEEDS_WARN, n_seeds=n_seeds, min_seeds=MIN_SEEDS_WARN,
@@ -342,7 +342,7 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
 def _named_density_factory(trusted: Collection[str]) -> Callable:
     """scorerate.density for registered names and `trusted` ones; ValueError for any other
     name (the sample figure then says the true density is unavailable)."""
-    from .densities import DENSITIES, density
+    from ..densities import DENSITIES, density
 
     def factory(name: str, beta: float, d: int):
         if name not in DENSITIES and name not in trusted:

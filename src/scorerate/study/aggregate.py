@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .store import StoreError, open_run, write_zarr_atomic
-from .study import JOB_DIMS, expected_grid
-from .variables import COORDINATES, STOP_FACTORS
-from .variables import METRICS as VARIABLE_METRICS
+from ..config.file import JOB_DIMS, expected_grid
+from ..store.runstore import StoreError, open_run, write_zarr_atomic
+from ..store.variables import COORDINATES, STOP_FACTORS
+from ..store.variables import METRICS as VARIABLE_METRICS
 
 __all__ = [
     "JOB_DIMS",
@@ -29,9 +29,7 @@ __all__ = [
     "SHARED_ATTRS",
     "STUDY_MARKER",
     "aggregate",
-    "cells",
     "combine_runs",
-    "has_run",
     "read_run",
     "write_study",
 ]
@@ -39,7 +37,7 @@ __all__ = [
 #: metric variables of a run store -> their dims there (the study adds JOB_DIMS in front);
 #: the store's schema less the bulky per-job arrays (samples stay in the run stores)
 METRICS: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLE_METRICS}
-#: the study store's marker (attribute scorerate_store; see scorerate.targets)
+#: the study store's marker (attribute scorerate_store; see scorerate.store.targets)
 STUDY_MARKER = "study/1"
 #: numeric per-job attrs copied into the study as (density, beta, d, n, seed) variables
 RUN_ATTRS = ("t0", "T", "wall_time_s")
@@ -98,12 +96,12 @@ def named_components(config: Mapping | None) -> tuple[set[str], Callable[[str], 
     """(densities, is_named(estimator)) a study may hold: what its config names, or where
     the config (or a part of it: no densities, no estimators) is absent the registered
     names and the default estimators (so nothing a store names is ever imported)."""
-    from .densities import DENSITIES
-    from .estimators import ESTIMATORS, base_name, variant_label
+    from ..densities import DENSITIES
+    from ..estimators import ESTIMATORS, base_name, variant_label
 
     if config is None:
         return set(DENSITIES), lambda e: base_name(e) in ESTIMATORS
-    from .spec import BY_NAME
+    from ..config.spec import BY_NAME
 
     listed = config.get("densities")
     dens = ({str(e.get("name")) for e in listed if isinstance(e, Mapping)} if listed
@@ -146,9 +144,9 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     dims instead of attrs, so nothing is merged attr by attr; attrs shared by the whole
     study (SHARED_ATTRS), the library versions of the runs (JSON, key "versions") and the
     config (JSON, key "config") go into the study's attrs; every variable and coordinate
-    carries long_name, units and description (scorerate.variables).
+    carries long_name, units and description (scorerate.store.variables).
     The job coords are the union of those in the runs and, when given, those the config
-    asks for (scorerate.study.expected_grid: with densities entries that set their own d /
+    asks for (scorerate.config.file.expected_grid: with densities entries that set their own d /
     n, a dense grid around a ragged set of jobs); cells without a run are NaN, never
     dropped, and get no finite-n prediction. `store` holds the path each
     cell came from ("" where missing). Memory: one float64 array of the grid per metric.
@@ -179,7 +177,7 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     coords = {k: sorted(v) for k, v in coords.items()}
     estimators = sorted({str(e) for _, ds in keyed.values() for e in ds["estimator"].values})
     if config is not None and config.get("estimators"):
-        from .estimators import variant_label  # the stores hold canonical labels
+        from ..estimators import variant_label  # the stores hold canonical labels
 
         listed = [variant_label(e) for e in config["estimators"]]
         estimators = listed + [e for e in estimators if e not in listed]
@@ -203,7 +201,7 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     not_computed: dict[str, dict[str, int]] = {name: {} for name in METRICS}
     for key, (path, ds) in keyed.items():
         at = tuple(index[dim][v] for dim, v in zip(JOB_DIMS, key, strict=True))
-        for name in METRICS:  # why a run left a metric NaN (scorerate.job_metrics)
+        for name in METRICS:  # why a run left a metric NaN (scorerate.job.metric_table)
             if reason := ds[name].attrs.get("not_computed"):
                 not_computed[name][reason] = not_computed[name].get(reason, 0) + 1
         # align each run onto the study's estimator and t coords (missing -> NaN)
@@ -252,41 +250,6 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     return out
 
 
-def has_run(study: xr.Dataset) -> xr.DataArray | None:
-    """Boolean (density, beta, d, n, seed): which jobs of a study have a run.
-
-    The one answer to "which cells have data": the study's `has_run` variable, written by
-    `combine_runs` from the runs themselves (a ragged grid's holes and the config's
-    missing jobs are False). A study written before that variable existed gets it derived
-    from its metrics (a job with any non-NaN metric has a run); a dataset of coordinates
-    alone (no runs to tell) gives None.
-    """
-    if "has_run" in study:
-        return study["has_run"].astype(bool)
-    have = None
-    for m in (m for m in METRICS if m in study):
-        extra = [dim for dim in study[m].dims if dim not in JOB_DIMS]
-        cur = study[m].notnull().any(extra) if extra else study[m].notnull()
-        have = cur if have is None else have | cur
-    return None if have is None else have.transpose(*JOB_DIMS)
-
-
-def cells(study: xr.Dataset) -> list[tuple[str, float, int]]:
-    """The (density, beta, d) cells of a study that have a run, in coordinate order.
-
-    The one cell filter of the rate table and the report (a config may ask for cells no
-    run has filled yet, and a ragged config's dense grid holds cells that are no job).
-    """
-    runs = has_run(study)
-    if runs is None:
-        return []
-    have = runs.any(("n", "seed")).transpose("density", "beta", "d").values
-    return [(str(a), float(b), int(c))
-            for i, a in enumerate(study["density"].values)
-            for j, b in enumerate(study["beta"].values)
-            for k, c in enumerate(study["d"].values) if have[i, j, k]]
-
-
 def _chunks(ds: xr.Dataset) -> dict[str, int]:
     """Chunks for reading whole (n, seed) slabs: one (density, beta, d, estimator) cell each."""
     return {"density": 1, "beta": 1, "d": 1, "n": ds.sizes["n"], "seed": ds.sizes["seed"],
@@ -299,7 +262,7 @@ def write_study(ds: xr.Dataset, out: str | os.PathLike) -> Path:
     An existing store at `out` is replaced only once the new one is complete. The store
     carries the marker scorerate_store = STUDY_MARKER.
     """
-    from .store import MARKER_ATTR
+    from ..store.targets import MARKER_ATTR
 
     ds = ds.copy()
     ds.attrs[MARKER_ATTR] = STUDY_MARKER  # what `scorerate aggregate --out` may replace

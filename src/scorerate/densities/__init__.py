@@ -1,7 +1,7 @@
 """Ground-truth densities: mixtures of products of shifted / scaled 1-D shapes.
 
 p0(x) = sum_k w_k prod_j S_kj((x_j - mu_kj) / sigma_kj) / sigma_kj, with S_kj a standard
-shape of scorerate.shapes. Everything follows from the 1-D pieces in any d, in log space:
+shape of scorerate.densities.shapes. Everything follows from the 1-D pieces in any d, in log space:
 p_t = p0 * N(0, t I_d) (a scaled shape sigma S smoothed by t is sigma times S smoothed by
 t / sigma^2), the score s_t = grad log p_t (responsibility-weighted component scores),
 exact box probabilities (products of cdf / sf differences) and int p0^2.
@@ -35,9 +35,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from scipy import integrate, special
 
-from . import seeding
-from .checks import check_beta, check_int, check_time
-from .registry import Registry
+from .. import seeding
+from ..checks import check_beta, check_int, check_time
+from ..registry import Registry
 from .shapes import _BIG, Gauss, Laplace, Shape, SymBeta
 
 __all__ = ["DENSITIES", "Density", "ProductMixture", "density", "register", "resolve"]

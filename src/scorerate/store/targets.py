@@ -16,8 +16,15 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["KINDS", "REPORT_FILES", "REPORT_GENERATOR", "check_target", "is_kind"]
+from .variables import RUN_COORDS, VARIABLES
 
+__all__ = ["KINDS", "MARKER", "MARKER_ATTR", "REPORT_FILES", "REPORT_GENERATOR", "check_target",
+           "is_kind"]
+
+#: marker of a run store of this project (with the version of its checksum scheme); a
+#: study store's value starts with "study/"
+MARKER_ATTR = "scorerate_store"
+MARKER = "run/2"
 #: the generator tag written into every report's index.html
 REPORT_GENERATOR = '<meta name="generator" content="scorerate report">'
 #: a report's own entries (a report directory holds nothing else)
@@ -45,11 +52,10 @@ def _zarr_attrs(path: Path) -> dict | None:
 def _run_layout(path: Path) -> bool:
     """A directory holding only a run store's variables, several of them (its zarr.json
     may be damaged or gone): how a run store whose marker cannot be read is recognised."""
-    from .store import COORDS, SCHEMA
-
+    variables = {v.name for v in VARIABLES}
     names = {p.name for p in path.iterdir()}
-    allowed = set(SCHEMA) | set(COORDS) | {"zarr.json", ".snakemake_timestamp"}
-    return names <= allowed and len(names & set(SCHEMA)) >= 3
+    allowed = variables | set(RUN_COORDS) | {"zarr.json", ".snakemake_timestamp"}
+    return names <= allowed and len(names & variables) >= 3
 
 
 def _is_report(path: Path) -> bool:
@@ -71,8 +77,6 @@ def _is_report(path: Path) -> bool:
 def is_kind(path: str | os.PathLike, kind: str) -> bool:
     """Whether the existing directory `path` is a `kind` ("run", "study", "report") of this
     project, by its marker (see the module docstring)."""
-    from .store import MARKER, MARKER_ATTR
-
     path = Path(path)
     if path.is_symlink() or not path.is_dir():
         return False

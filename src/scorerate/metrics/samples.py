@@ -15,12 +15,12 @@ import numpy as np
 from scipy.spatial.distance import pdist
 from scipy.special import logsumexp
 
-from . import seeding
-from .checks import check_int
-from .engine import GaussianEngine
-from .engine.base import as_points
-from .seeding import key_parts
-from .variables import ESCAPE_MARGIN
+from .. import seeding
+from ..checks import check_int
+from ..engine import GaussianEngine
+from ..engine.base import as_points
+from ..seeding import key_parts
+from ..store.variables import ESCAPE_MARGIN
 
 __all__ = [
     "escape_fraction",
@@ -48,7 +48,7 @@ def _samples(samples: np.ndarray, d: int) -> np.ndarray:
     return x
 
 
-# score_mse, integrate_log_t and integrated_score_error live in score_error.py
+# score_mse, integrate_log_t and integrated_score_error live in metrics/score_error.py
 # (importance sampling of the rare truncation region).
 
 

@@ -191,7 +191,7 @@ def limit_native_threads(n: int = 1) -> Iterator[None]:
 
     Environment variables cover libraries loaded later; threadpoolctl (if installed)
     caps those already loaded. numba's own count is thread-local, so tasks that call
-    parallel numba code should also call `numba.set_num_threads` (see job.py).
+    parallel numba code should also call `numba.set_num_threads` (see job/graph.py).
     """
     n = max(1, int(n))
     saved = {k: os.environ.get(k) for k in _NATIVE_ENV}

@@ -18,16 +18,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["ENTRY_GRID_KEYS", "JOB_DIMS", "beta_label", "check_study", "entry_grid",
-           "expected_grid", "jobs", "load_study", "normalise_study"]
+__all__ = ["CELL_DIMS", "ENTRY_GRID_KEYS", "JOB_DIMS", "POINT_DIMS", "beta_label", "check_config",
+           "entry_grid", "expected_grid", "jobs", "load_config", "normalise_config"]
 
-#: the identity of one job, in the order of the study's leading dims
-JOB_DIMS = ("density", "beta", "d", "n", "seed")
+#: the job identity, one home. A cell is (density, beta, d): what a rate is fitted in. A
+#: point is a cell at one n: what a finite-n prediction is for. A job is a point at one
+#: seed. The study's leading dims are JOB_DIMS, in this order.
+CELL_DIMS = ("density", "beta", "d")
+POINT_DIMS = (*CELL_DIMS, "n")
+JOB_DIMS = (*POINT_DIMS, "seed")
 #: grid keys a `densities` entry may set for itself, replacing the top-level list
 ENTRY_GRID_KEYS = ("d", "n")
 
 
-def load_study(path: str | os.PathLike) -> dict:
+def load_config(path: str | os.PathLike) -> dict:
     """Read a study config (YAML or JSON) into a dict; ValueError (one line) if it is not
     YAML or not a mapping, OSError if it cannot be read."""
     import yaml
@@ -42,7 +46,7 @@ def load_study(path: str | os.PathLike) -> dict:
     return cfg
 
 
-def normalise_study(cfg: dict) -> dict:
+def normalise_config(cfg: dict) -> dict:
     """Whole-number floats (YAML's 1e5, 100.0) made ints where an integer is meant, in place.
 
     A JSON schema's "integer" accepts 100.0, which would otherwise reach paths as "n=100.0".
@@ -131,15 +135,15 @@ def _check_overlaps(cfg: Mapping, entries: list[Mapping]) -> None:
                          f"one entry (an entry's own d / n lists keep them apart)")
 
 
-def check_study(cfg: Mapping) -> None:
+def check_config(cfg: Mapping) -> None:
     """One ValueError for what the schema cannot see, before any job is planned.
 
     A density the registry does not know or a beta it rejects in one of its entry's d, the
     same (density, beta, d, n) job cell listed by two entries, an estimator that does not
     resolve, tmin >= tmax of the t grid, a job too big for this machine's memory or a week
-    (scorerate.sizing; $SCORERATE_FORCE_SIZE skips that check).
+    (scorerate.config.sizing; $SCORERATE_FORCE_SIZE skips that check).
     """
-    from .densities import density
+    from ..densities import density
     from .spec import PARAMS
 
     tg = cfg.get("t_grid")
@@ -171,9 +175,9 @@ def check_study(cfg: Mapping) -> None:
                     bad.append(f"  densities[{i}]: {entry['name']} beta={beta} d={d}: {exc}")
     if bad:
         raise ValueError("config: the density registry rejects\n" + "\n".join(bad))
-    from .sizing import check_study_size
+    from .sizing import check_config_size
 
-    check_study_size(cfg, jobs(cfg))  # n: 1e9 or m: 1e10 fails here, not after hours
+    check_config_size(cfg, jobs(cfg))  # n: 1e9 or m: 1e10 fails here, not after hours
 
 
 def _check_seeds(cfg: Mapping) -> None:
@@ -191,7 +195,7 @@ def _check_seeds(cfg: Mapping) -> None:
 def _check_t0(cfg: Mapping, entries: list[Mapping]) -> None:
     """A fixed t0 below every job's horizon T = n^(2 beta/(2 beta + d)) (each job would
     refuse t0 >= T only once it starts)."""
-    from .theory import T_horizon
+    from ..theory import T_horizon
 
     t0 = cfg.get("t0")
     if t0 is None:
@@ -205,7 +209,7 @@ def _check_t0(cfg: Mapping, entries: list[Mapping]) -> None:
 
 def _check_dask(cfg: Mapping) -> None:
     """dask.scheduler_address, if set, is scheme://host:port and nothing else (it reaches
-    every job's command line; scorerate.shell.check_address)."""
+    every job's command line; scorerate.config.shell.check_address)."""
     from .shell import check_address
 
     dask = cfg.get("dask")
@@ -225,12 +229,12 @@ def _check_density_names(cfg: Mapping) -> None:
     """Unknown density names, with a suggestion and the valid names (plug-ins resolve)."""
     import difflib
 
-    from .densities import DENSITIES, resolve
+    from ..densities import DENSITIES, resolve
 
     for entry in _density_entries(cfg):
         name = entry["name"]
         if name in DENSITIES or ":" in name:
-            continue  # a registered name, or an import path resolved by check_study
+            continue  # a registered name, or an import path resolved by check_config
         try:  # an entry point of a plug-in
             resolve(name)
             continue

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 from scipy import special
 
-from .checks import check_time
+from ..checks import check_time
 
 __all__ = ["Gauss", "Laplace", "Shape", "SymBeta", "log1mexp"]
 

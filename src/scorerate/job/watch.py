@@ -1,6 +1,6 @@
 """Waiting on a job's Dask futures: progress on stderr, and a watchdog for a lost cluster.
 
-Kept apart from the job graph (`scorerate.job`): it knows futures and schedulers, not
+Kept apart from the job graph (`scorerate.job.graph`): it knows futures and schedulers, not
 metrics. A task's exception is re-raised where it is waited for; a cluster with no
 worker left for `worker_timeout` seconds is an error naming the scheduler.
 """

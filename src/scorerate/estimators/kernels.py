@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.polynomial import legendre as L
 
-from .checks import check_int
+from ..checks import check_int
 
 __all__ = ["LegendreKernel", "legendre_kernel"]
 

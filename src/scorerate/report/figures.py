@@ -1,7 +1,7 @@
 """The report's figures: each a function of data (study cell, rate rows, run store) -> Figure.
 
-No file or HTML handling here (that is scorerate.report). Every axis is labelled from
-scorerate.variables, and text is at least 8 pt so a figure reads at 100% zoom.
+No file or HTML handling here (that is scorerate.report.build). Every axis is labelled from
+scorerate.store.variables, and text is at least 8 pt so a figure reads at 100% zoom.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from .rates import KDE_ESTIMATOR, N_METRICS, mean_band  # noqa: E402
-from .theory import T_REGIMES, score_mse_t_exponent, t_regime_mask  # noqa: E402
-from .variables import variable  # noqa: E402
+from ..store.variables import variable  # noqa: E402
+from ..study.rates import KDE_ESTIMATOR, N_METRICS, mean_band  # noqa: E402
+from ..theory import T_REGIMES, score_mse_t_exponent, t_regime_mask  # noqa: E402
 
 __all__ = ["KIND_STYLE", "MAX_COLS", "STYLE", "error_vs_n", "overview", "samples_vs_density",
            "score_mse_vs_t", "series_style"]

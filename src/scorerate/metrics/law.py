@@ -53,7 +53,7 @@ from typing import Protocol
 import numpy as np
 from scipy import sparse, special
 
-from .sampler import INTEGRATORS, time_grid
+from ..sampler import INTEGRATORS, time_grid
 from .tensorstep import apply_axes, deposit_outer
 
 __all__ = ["GridLaw", "GridTooLarge", "cell_masses", "cell_volumes", "l2_law", "l2_masses",

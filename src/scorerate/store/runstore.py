@@ -23,15 +23,16 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .variables import STOP_FACTORS, VARIABLES
+from ..config.file import JOB_DIMS
+from .targets import MARKER, MARKER_ATTR, is_kind
+from .variables import RUN_COORDS, STOP_FACTORS, VARIABLES
 
 __all__ = [
     "REQUIRED_ATTRS",
     "SCHEMA",
     "StoreError",
     "IDENTITY_ATTRS",
-    "MARKER_ATTR",
-    "content_checksum",
+        "content_checksum",
     "is_complete",
     "is_run_store",
     "quarantine_bad_stores",
@@ -44,17 +45,13 @@ __all__ = [
     "write_zarr_atomic",
 ]
 
-#: variable -> dims (the table in scorerate.variables is the source)
+#: variable -> dims (the table in scorerate.store.variables is the source)
 SCHEMA: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLES}
-COORDS = ("estimator", "t", "dim", "stop")
-REQUIRED_ATTRS = ("density", "beta", "d", "n", "seed", "t0", "T", "steps", "integrator",
+REQUIRED_ATTRS = (*JOB_DIMS, "t0", "T", "steps", "integrator",
                   "c_rho", "m", "scorerate_version", "wall_time_s", "params_hash")
 CHECKSUM_ATTR = "content_sha256"
 #: attributes that say which job a store holds: covered by the checksum
-IDENTITY_ATTRS = ("density", "beta", "d", "n", "seed", "params_hash", "t0", "T")
-#: marker of a run store of this project (with the version of its checksum scheme)
-MARKER_ATTR = "scorerate_store"
-MARKER = "run/2"
+IDENTITY_ATTRS = (*JOB_DIMS, "params_hash", "t0", "T")
 # zarr 3 warns that consolidated metadata is not in the v3 spec yet; we rely on it knowingly.
 _CONSOLIDATED_WARNING = "Consolidated metadata is currently not part"
 
@@ -85,7 +82,7 @@ def content_checksum(ds: xr.Dataset) -> str:
     h = hashlib.sha256()
     ident = {k: json_safe(ds.attrs.get(k)) for k in IDENTITY_ATTRS}
     h.update(b"attrs|" + json.dumps(ident, sort_keys=True, separators=(",", ":")).encode())
-    for name in sorted(set(SCHEMA) | set(COORDS)):
+    for name in sorted(set(SCHEMA) | set(RUN_COORDS)):
         if name not in ds.variables:
             continue
         var = ds.variables[name]
@@ -105,7 +102,7 @@ def run_dataset(values: Mapping[str, object], *, estimators: tuple[str, ...],
                 ts: np.ndarray, d: int, attrs: Mapping[str, object]) -> xr.Dataset:
     """The run-store Dataset of one job from its values keyed by variable name.
 
-    Dims, meanings and units come from scorerate.variables; every variable of the table
+    Dims, meanings and units come from scorerate.store.variables; every variable of the table
     must be in `values` (KeyError otherwise), nothing else is stored.
     """
     ds = xr.Dataset(
@@ -127,7 +124,7 @@ def validate_run(ds: xr.Dataset, *, where: str = "dataset") -> None:
             problems.append(f"missing variable {name!r}")
         elif tuple(ds[name].dims) != dims:
             problems.append(f"{name!r} has dims {tuple(ds[name].dims)}, expected {dims}")
-    problems += [f"missing coordinate {c!r}" for c in COORDS if c not in ds.coords]
+    problems += [f"missing coordinate {c!r}" for c in RUN_COORDS if c not in ds.coords]
     problems += [f"missing attribute {a!r}" for a in REQUIRED_ATTRS if a not in ds.attrs]
     if problems:
         hint = ""
@@ -170,9 +167,7 @@ def is_complete(path: str | os.PathLike) -> bool:
 def is_run_store(path: str | os.PathLike) -> bool:
     """True if `path` is a run store written by this project, by its marker (the data are
     not read, so a damaged store of ours still counts: it may be replaced or moved aside);
-    the one recogniser is scorerate.targets.is_kind."""
-    from .targets import is_kind
-
+    the one recogniser is scorerate.store.targets.is_kind."""
     return is_kind(path, "run")
 
 

@@ -1,0 +1,1 @@
+"""The study's configuration: its file, the job's declared parameters, sizing and shell words."""

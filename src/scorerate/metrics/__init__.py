@@ -1,0 +1,1 @@
+"""What a job measures: the score error, distances of the samples, the exact output law."""
