@@ -241,8 +241,6 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     Returns the path of index.html. Cost: the rate table
     (O(n S) per fit) plus a few figures per cell.
     """
-    import jinja2
-
     out = Path(out)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
@@ -257,44 +255,71 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     ov = _overview_rows(v)
     ov_fig, ov_xy = figures.overview(ov, ov["kind"])
     overview = _png(ov_fig, figdir / "verdicts.png", tight=False)
-    hover = _hover_points(ov, ov_xy, _verdict_label(ov))
     groups: dict[tuple, list[dict]] = {}
     for cell in cell_list:
-        dens, beta, d = cell
-        slug = f"{dens}_beta{beta:g}_d{d}"
-        title = f"{dens}, beta = {beta:g}, d = {d}"
-        c = study.sel(density=dens, beta=beta, d=d)
-        rows = v[(v["density"] == dens) & (v["beta"] == beta) & (v["d"] == d)
-                 & (v["axis"] == "n")]
-        figs = [(f"{title}: error vs n",
-                 _png(figures.error_vs_n(c, rows, title), figdir / f"rates_n_{slug}.png"))]
-        if study.sizes["t"] and bool(c["score_mse"].notnull().any()):
-            figs.append((f"{title}: score MSE vs t", _png(
-                figures.score_mse_vs_t(c["score_mse"], d, title),
-                figdir / f"score_t_{slug}.png")))
-        if "memorisation_stop" in c and int(c["memorisation_stop"].notnull().any(
-                ("n", "seed", "estimator")).sum()) >= 3:
-            figs.append((f"{title}: memorisation vs stopping time", _png(
-                figures.memorisation_vs_stop(c, title), figdir / f"memorisation_{slug}.png")))
-        if d in (1, 2) and (path := run_store(study, cell, runs_base)) is not None:
-            p0 = None
-            with xr.open_zarr(path) as run:
-                if density_factory is not None:
-                    try:
-                        p0 = density_factory(dens, beta=beta, d=d)
-                    except Exception:  # the figure says the true density is unavailable
-                        p0 = None
-                figs.append((f"{title}: generated samples vs true density", _png(
-                    figures.samples_vs_density(run, p0), figdir / f"samples_{slug}.png")))
-        groups.setdefault((dens, beta), []).append({"d": d, "figures": figs})
+        figs = _cell_figures(study, v, cell, figdir, runs_base, density_factory)
+        groups.setdefault(cell[:2], []).append({"d": cell[2], "figures": figs})
 
     sections = _sections(v)
+    counts = _verdict_counts(v)
+    (out / "summary.md").write_text(_summary_markdown(study_path, study, sections, counts))
+    page = _html_page(study_path, study, v, sections, counts, overview=overview,
+                      hover=_hover_points(ov, ov_xy, _verdict_label(ov)),
+                      cell_table=_cell_table(study, ov, cell_list), groups=groups,
+                      n_overview=len(ov), provenance=_provenance(study, provenance))
+    index = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(page)
+    tmp.replace(index)
+    return index
+
+
+def _cell_figures(study: xr.Dataset, v: pd.DataFrame, cell: tuple, figdir: Path,
+                  runs_base: str | os.PathLike | None,
+                  density_factory: Callable | None) -> list[tuple[str, str]]:
+    """One cell's figures as (caption, PNG path): error vs n, score MSE vs t,
+    memorisation vs stopping time and the samples (d <= 2), each where it has data."""
+    dens, beta, d = cell
+    slug = f"{dens}_beta{beta:g}_d{d}"
+    title = f"{dens}, beta = {beta:g}, d = {d}"
+    c = study.sel(density=dens, beta=beta, d=d)
+    rows = v[(v["density"] == dens) & (v["beta"] == beta) & (v["d"] == d) & (v["axis"] == "n")]
+    figs = [(f"{title}: error vs n",
+             _png(figures.error_vs_n(c, rows, title), figdir / f"rates_n_{slug}.png"))]
+    if study.sizes["t"] and bool(c["score_mse"].notnull().any()):
+        figs.append((f"{title}: score MSE vs t", _png(
+            figures.score_mse_vs_t(c["score_mse"], d, title), figdir / f"score_t_{slug}.png")))
+    if "memorisation_stop" in c and int(c["memorisation_stop"].notnull().any(
+            ("n", "seed", "estimator")).sum()) >= 3:
+        figs.append((f"{title}: memorisation vs stopping time", _png(
+            figures.memorisation_vs_stop(c, title), figdir / f"memorisation_{slug}.png")))
+    if d in (1, 2) and (path := run_store(study, cell, runs_base)) is not None:
+        p0 = None
+        with xr.open_zarr(path) as run:
+            if density_factory is not None:
+                try:
+                    p0 = density_factory(dens, beta=beta, d=d)
+                except Exception:  # the figure says the true density is unavailable
+                    p0 = None
+            figs.append((f"{title}: generated samples vs true density", _png(
+                figures.samples_vs_density(run, p0), figdir / f"samples_{slug}.png")))
+    return figs
+
+
+def _verdict_counts(v: pd.DataFrame) -> pd.Series:
+    """Rows per verdict word, then per finite-n prediction verdict."""
     words = _verdict_label(v)
     count_words = [figures.KIND_STYLE[k][2] for k in figures.KIND_STYLE]
     counts = words.value_counts().reindex(count_words, fill_value=0)
     pred = v["verdict_prediction"][v["verdict_prediction"] != ""].value_counts()
     for word in ("matches", "does not match"):
         counts[f"finite-n prediction: {word}"] = int(pred.get(word, 0))
+    return counts
+
+
+def _summary_markdown(study_path: str | os.PathLike, study: xr.Dataset,
+                      sections: Mapping[str, pd.DataFrame], counts: pd.Series) -> str:
+    """summary.md: the verdict counts, one table per section and the metrics not computed."""
     md = ["# scorerate study report", "",
           f"Study: `{study_path}` ({_grid_text(study)}). Slopes are least-squares fits of "
           "log(mean error over seeds) against log n, with 95% intervals from the per-n seed "
@@ -309,10 +334,16 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     if skipped:
         md += ["", "## Not computed (NaN by design)", ""]
         md += [f"- `{name}`: {why}" for name, why in skipped]
-    (out / "summary.md").write_text("\n".join(md) + "\n")
+    return "\n".join(md) + "\n"
+
+
+def _html_page(study_path: str | os.PathLike, study: xr.Dataset, v: pd.DataFrame,
+               sections: Mapping[str, pd.DataFrame], counts: pd.Series, **parts) -> str:
+    """index.html from the jinja2 template: `parts` are the overview, hover targets, cell
+    table, figure groups, overview size and provenance made by make_report."""
+    import jinja2
 
     n_seeds = int(study.sizes["seed"])
-    glossary = list(rates_mod.VERDICTS.items())
     columns = [(c, _COLUMN_MEANING.get(c, "")) for c in
                _table_columns(v) + ["t", "n", "regime"]]
     metrics = [(x.name, x.long_name, x.units, x.description,
@@ -322,21 +353,15 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
                              trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(
         resources.files("scorerate.report").joinpath("templates/report.html.j2").read_text())
-    page = template.render(
-        study_path=str(study_path), grid=_grid_text(study), overview=overview,
+    return template.render(
+        study_path=str(study_path), grid=_grid_text(study),
         warn_seeds=n_seeds < MIN_SEEDS_WARN, n_seeds=n_seeds, min_seeds=MIN_SEEDS_WARN,
-        cell_table=_cell_table(study, ov, cell_list), groups=groups, hover=hover,
-        n_overview=len(ov),
         sections={k: {"head": [c for c in df.columns if c != "kind"], "rows": _html_rows(df)}
                   for k, df in sections.items()},
-        counts=counts.to_dict(), glossary=glossary, columns=columns, metrics=metrics,
+        counts=counts.to_dict(), glossary=list(rates_mod.VERDICTS.items()), columns=columns,
+        metrics=metrics,
         kinds=[(figures.KIND_STYLE[k][2], VERDICT_COLOURS[k]) for k in figures.KIND_STYLE],
-        provenance=_provenance(study, provenance))
-    index = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(page)
-    tmp.replace(index)
-    return index
+        **parts)
 
 
 def _named_density_factory(trusted: Collection[str]) -> Callable:
