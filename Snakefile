@@ -26,7 +26,7 @@ JOB_ARGS = job_args(config)
 
 
 report: "workflow/report/workflow.rst"
-localrules: all, study_config, check_stores  # trivial: run in the main Snakemake process, never queued
+localrules: all, study_config, job_args, check_stores  # trivial: run in the main Snakemake process, never queued
 
 
 wildcard_constraints:
@@ -52,5 +52,11 @@ else:
 
     include: "workflow/rules/simulate.smk"
 
+include: "workflow/rules/params.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+
+
+# stores are kept until replaced (replaced_atomically): drop what a killed run left behind
+onstart:
+    drop_stale_backups([STUDY, *run_stores()])

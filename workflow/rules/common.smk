@@ -23,6 +23,7 @@ STUDY = "results/study.zarr"
 REPORT = "results/report"
 CORRUPT = "results/corrupt"
 STORE_CACHE = "results/checks/stores_verified.json"
+JOB_ARGS_DIR = "results/checks/job_args"
 
 
 def check_names(cfg, schema_path):
@@ -43,6 +44,23 @@ def check_names(cfg, schema_path):
     if not isinstance(cfg, dict):
         raise ValueError("config: expected a mapping of keys to values")
     unknown(cfg, schema["properties"], "key")
+
+
+def replaced_atomically(path):
+    """A directory output whose command replaces it only once the new one is complete
+    (run-job, run-jobs, aggregate). Flagged update so that Snakemake does not delete it
+    before the job starts; it backs it up instead and restores it if the job fails, so a
+    rerun that fails (an unreachable scheduler, a full disk) keeps the old store."""
+    return update(directory(path))
+
+
+def drop_stale_backups(paths):
+    """Remove the backups a killed Snakemake left of outputs that still exist (they copy a
+    complete store: the commands replace atomically). Snakemake would otherwise fail to
+    back up such an output again. Run at start, under the lock of this run."""
+    for path in paths:
+        if Path(path).exists():
+            workflow.persistence.cleanup_backup(Path(path))
 
 
 def run_stores():
