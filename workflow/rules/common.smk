@@ -101,11 +101,12 @@ def dask_options(wildcards, threads):
     """Where a job's Dask work runs: `--threads N` (the embedded LocalCluster gets the threads
     Snakemake gave the job) and, with dask.scheduler_address set, `--scheduler ADDRESS` (an
     existing cluster; without it run-job uses $DASK_SCHEDULER_ADDRESS if set, else its
-    embedded cluster). A param that takes `threads` counts as derived, so Snakemake keeps
+    embedded cluster); with dask.time_limit set, `--time-limit SECONDS`. A param that takes `threads` counts as derived, so Snakemake keeps
     it out of the params rerun trigger: jobs give bit-identical numbers on any cluster and
     thread count, so changing either reruns nothing."""
     scheduler = option("--scheduler", config["dask"]["scheduler_address"])
-    return " ".join(filter(None, (option("--threads", threads), scheduler)))
+    limit = option("--time-limit", config["dask"].get("time_limit"))
+    return " ".join(filter(None, (option("--threads", threads), scheduler, limit)))
 
 
 def report_dir(wildcards, output):

@@ -34,6 +34,10 @@ def add_execution_options(parser: argparse.ArgumentParser) -> argparse._Argument
     run_.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
                       help="fail (exit 2) when the scheduler has had no worker for this long "
                            "(default 60)")
+    run_.add_argument("--time-limit", type=float, metavar="SECONDS",
+                      help="end a job that runs longer than this (one line, exit 2), e.g. a "
+                           "plug-in whose score() never returns; default: 10 x its estimated "
+                           "time (scorerate.sizing), at least 600 s; 0: no limit")
     return run_
 
 
@@ -258,10 +262,31 @@ def check_execution(args: argparse.Namespace) -> str | None:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if not args.worker_timeout > 0:
         raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
+    limit = getattr(args, "time_limit", None)
+    if limit is not None and not 0 <= limit < float("inf"):
+        raise ValueError(f"--time-limit must be a number of seconds >= 0, got {limit}")
     address = cluster.resolve_address(args.scheduler)
     if address is not None:
         cluster.check_scheduler(check_address(address))
     return address
+
+
+def job_deadline(args: argparse.Namespace, size, out: Path, address: str | None, *,
+                 prog: str = PROG, cleanup: tuple = ()):
+    """The wall-time limit of one job (scorerate.deadline.Deadline): --time-limit, else
+    sizing.time_limit of its estimate `size`; its one line names the output and the limit."""
+    from ..deadline import Deadline
+    from ..sizing import MIN_TIME_LIMIT_S, TIME_LIMIT_FACTOR, time_limit
+
+    given = args.time_limit
+    limit = time_limit(size) if given is None else given
+    why = ("--time-limit" if given is not None else
+           f"{TIME_LIMIT_FACTOR:g} x its estimated ~{size.wall_s:.0f} s, at least "
+           f"{MIN_TIME_LIMIT_S:g} s; set --time-limit")
+    remote = "; its tasks may still run on the workers" if address is not None else ""
+    return Deadline(limit, f"{prog}: error: {out}: no result within the time limit of "
+                           f"{limit:g} s ({why}), so the job was ended (a task that never "
+                           f"returns?); nothing was written there{remote}", cleanup)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -296,7 +321,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for line in clean_orphans(args.out):
             sys.stderr.write(f"scorerate run-job: {line}\n")
-        with LockLease(lock, token):
+        with LockLease(lock, token), job_deadline(args, size, args.out, address,
+                                                  cleanup=(lambda: release_lock(lock, token),)):
             return _run_locked(args, spec, address, write_run, StoreError, phases)
     finally:
         release_lock(lock, token)

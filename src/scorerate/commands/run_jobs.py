@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from .run_job import Phases, add_execution_options, check_execution, check_output
+from .run_job import Phases, add_execution_options, check_execution, check_output, job_deadline
 
 __all__ = ["IDENTITY", "configure", "run"]
 
@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     phases = Phases(args.timings)
     from .. import cluster
     from ..job import run_job
+    from ..sizing import estimate_spec
     from ..store import write_run
 
     phases.mark("imports")
@@ -104,9 +105,11 @@ def run(args: argparse.Namespace) -> int:
             phases.mark("cluster_start")
             for i, (spec, out) in enumerate(todo):
                 job_started = time.perf_counter()
-                ds = run_job(spec, client, progress=False, worker_timeout=args.worker_timeout)
-                phases.mark("work")
-                write_run(ds, out, overwrite=args.overwrite)
+                with job_deadline(args, estimate_spec(spec), out, address, prog=PROG):
+                    ds = run_job(spec, client, progress=False,
+                                 worker_timeout=args.worker_timeout)
+                    phases.mark("work")
+                    write_run(ds, out, overwrite=args.overwrite)
                 phases.mark("write")
                 if not args.quiet:
                     print(f"{PROG}: [{i + 1}/{len(todo)}] wrote {out} "
