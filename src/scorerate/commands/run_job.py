@@ -271,6 +271,18 @@ def check_execution(args: argparse.Namespace) -> str | None:
     return address
 
 
+def check_workers(client, address: str | None, specs) -> None:
+    """On an existing cluster (`address`), before any work: every worker must import the
+    densities and estimators of `specs` (worker_imports; ValueError, one line). An
+    embedded cluster runs in this process, which has already resolved them."""
+    if address is None:
+        return
+    from ..worker_imports import check_worker_imports
+
+    check_worker_imports(client, [s.density for s in specs],
+                         [e for s in specs for e in s.estimators])
+
+
 def job_deadline(args: argparse.Namespace, size, out: Path, address: str | None, *,
                  prog: str = PROG, cleanup: tuple = ()):
     """The wall-time limit of one job (scorerate.deadline.Deadline): --time-limit, else
@@ -332,15 +344,17 @@ def _run_locked(args, spec, address, write_run, StoreError, phases: Phases) -> i
     """Compute the job and write its store (the output's lock is held)."""
     from .. import cluster
     from ..job import run_job
+    from ..worker_imports import WorkerImportError
 
     started = time.perf_counter()
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
             phases.mark("cluster_start")
+            check_workers(client, address, [spec])
             ds = run_job(spec, client, progress=None if not args.quiet else False,
                          worker_timeout=args.worker_timeout)
             phases.mark("work")
-    except ConnectionError as exc:
+    except (ConnectionError, WorkerImportError) as exc:
         return _fail(str(exc))
     phases.mark("cluster_stop")
     try:

@@ -19,7 +19,14 @@ import sys
 import time
 from pathlib import Path
 
-from .run_job import Phases, add_execution_options, check_execution, check_output, job_deadline
+from .run_job import (
+    Phases,
+    add_execution_options,
+    check_execution,
+    check_output,
+    check_workers,
+    job_deadline,
+)
 
 __all__ = ["IDENTITY", "configure", "run"]
 
@@ -90,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from ..job import run_job
     from ..sizing import estimate_spec
     from ..store import write_run
+    from ..worker_imports import WorkerImportError
 
     phases.mark("imports")
     try:
@@ -103,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
             phases.mark("cluster_start")
+            check_workers(client, address, [spec for spec, _ in todo])
             for i, (spec, out) in enumerate(todo):
                 job_started = time.perf_counter()
                 with job_deadline(args, estimate_spec(spec), out, address, prog=PROG):
@@ -114,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 if not args.quiet:
                     print(f"{PROG}: [{i + 1}/{len(todo)}] wrote {out} "
                           f"({time.perf_counter() - job_started:.1f} s)", file=sys.stderr)
-    except ConnectionError as exc:
+    except (ConnectionError, WorkerImportError) as exc:
         return _fail(str(exc))
     phases.mark("cluster_stop")
     if not args.quiet:
