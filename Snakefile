@@ -57,6 +57,8 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
 
 
-# stores are kept until replaced (replaced_atomically): drop what a killed run left behind
+# at start: drop backups a killed run left (stores are replaced_atomically), and on SLURM
+# without accounting ask squeue for job states
 onstart:
     drop_stale_backups([STUDY, *run_stores()])
+    slurm_status_without_accounting()

@@ -63,6 +63,33 @@ def drop_stale_backups(paths):
             workflow.persistence.cleanup_backup(Path(path))
 
 
+def sacct_answers():
+    """Whether sacct reports jobs here. Without an accounting database it exits non-zero
+    (Slurm accounting storage is disabled) although the command exists."""
+    import subprocess
+
+    try:
+        res = subprocess.run(["sacct", "-X", "-n", "-P", "-j", "1", "--format=JobIDRaw"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return res.returncode == 0
+
+
+def slurm_status_without_accounting():
+    """With the SLURM executor set to ask sacct for job states (its default wherever the
+    sacct command exists) and sacct unable to answer, ask squeue instead and say so: the
+    executor would otherwise wait for finished jobs forever, without a word. Run at start,
+    when the executor settings exist."""
+    settings = getattr(workflow, "executor_settings", None)
+    if getattr(settings, "status_command", None) != "sacct" or sacct_answers():
+        return
+    settings.status_command = "squeue"
+    print("scorerate: sacct cannot report jobs on this cluster (no accounting database?); "
+          "job states come from squeue (as with slurm-status-command: squeue)",
+          file=sys.stderr)
+
+
 def run_stores():
     """Paths of all run stores of the study."""
     return list(run_store_jobs())
