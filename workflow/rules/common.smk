@@ -101,13 +101,15 @@ def run_store_jobs():
 
 
 def all_targets():
-    """The default targets: the report files, the study store and every run store. The
-    stores are named too so that a missing one is rebuilt (Snakemake does not rerun a job
-    for a missing intermediate file when everything downstream is up to date): a deleted
-    run store is recomputed, and a study.zarr lost to a kill mid-aggregation (the atomic
-    writer leaves none) is aggregated again, and the report with it."""
+    """The default targets: the report files, the study store, every run store and the
+    job options record. The stores are named too so that a missing one is rebuilt
+    (Snakemake does not rerun a job for a missing intermediate file when everything
+    downstream is up to date): a deleted run store is recomputed, and a study.zarr lost to
+    a kill mid-aggregation (the atomic writer leaves none) is aggregated again, and the
+    report with it. JOB_ARGS_DIR is named so that it exists whenever the stores do: made
+    later by a job that needs it, it would be newer than every store and rerun them all."""
     return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md", STUDY,
-            *run_stores()]
+            *run_stores(), JOB_ARGS_DIR]
 
 
 def run_mem_mb(wildcards, attempt):
