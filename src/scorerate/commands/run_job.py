@@ -2,8 +2,10 @@
 
 Everything that can be wrong with the input (parameters, a job too big for the memory
 or a week, the output path and its free space, another run-job on the same output, the
-scheduler address) is checked before any cluster starts; such errors, and a write that
-fails at the end (a full disk), print one line on stderr and exit with status 2.
+scheduler address) is checked before any cluster starts, and what the workers of an
+existing cluster must import before any work; such errors, a write that fails at the end
+(a full disk) and a job that outlives its time limit print one line on stderr and exit
+with status 2.
 """
 
 from __future__ import annotations

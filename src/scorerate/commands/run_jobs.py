@@ -7,9 +7,10 @@ cores, benchmarks/README.md "Per-job overhead"). This command pays them once for
 jobs. Each job is exactly what `scorerate run-job` with the same options computes (same
 JobSpec, same `job.run_job`, same `store.write_run`: bit-identical numbers), and each store
 is written atomically as soon as its job finishes (run by hand, an interrupted batch
-keeps the stores it completed; under Snakemake a failed batch job loses all its outputs,
-as any failed rule job does, and reruns as a whole). All jobs and outputs are checked
-before any cluster starts (one line on stderr, exit status 2).
+keeps the stores it completed; under Snakemake a failed batch gets back the stores it had
+before, which the workflow marks `update`, loses the new ones, and reruns as a whole).
+All jobs and outputs are checked before any cluster starts (one line on stderr, exit
+status 2).
 """
 
 from __future__ import annotations
