@@ -26,7 +26,7 @@ JOB_ARGS = job_args(config)
 
 
 report: "workflow/report/workflow.rst"
-localrules: all, study_config, check_stores  # trivial: run in the main Snakemake process, never queued
+localrules: all, study_config, job_args, check_stores  # trivial: run in the main Snakemake process, never queued
 
 
 wildcard_constraints:
@@ -52,5 +52,13 @@ else:
 
     include: "workflow/rules/simulate.smk"
 
+include: "workflow/rules/params.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+
+
+# at start: drop backups a killed run left (stores are replaced_atomically), and on SLURM
+# without accounting ask squeue for job states
+onstart:
+    drop_stale_backups([STUDY, *run_stores()])
+    slurm_status_without_accounting()

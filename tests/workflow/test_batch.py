@@ -19,7 +19,8 @@ def batches(workdir, config) -> dict[str, list[str]]:
         assert name != "run_job", "batch mode must not plan one-job rules"
         if name.startswith("run_batch_"):
             line = re.search(r"^\s*output: (.*)$", block, flags=re.M).group(1)
-            out[name] = sorted(line.split(", "))
+            # " (update)": the stores are kept until replaced (common.smk, replaced_atomically)
+            out[name] = sorted(p.removesuffix(" (update)") for p in line.split(", "))
     return out
 
 

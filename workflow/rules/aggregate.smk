@@ -4,10 +4,9 @@
 # directory() output is that of the .snakemake_timestamp file it writes inside when the job
 # ends: a chunk deleted, a byte flipped or an attribute edited inside a store changes
 # nothing it looks at ("Nothing to be done"); its checksum and --rerun-triggers cover
-# inputs, params and code, not the contents of finished outputs. And a job whose outputs
-# exist is started only after Snakemake deletes them (Job.remove_existing_output), and a
-# failed job's outputs are deleted again (Job.cleanup; --keep-incomplete only skips the
-# latter), so an aggregation that fails on a bad store would leave no study.zarr behind.
+# inputs, params and code, not the contents of finished outputs. study.zarr itself is
+# kept when an aggregation fails (replaced_atomically: Snakemake backs it up instead of
+# deleting it, and restores it), but a bad store would then fail every aggregation.
 # Hence two checks, both `scorerate check-stores` (open_run with the checksum over data and
 # identity attrs, plus the job named by the path), each moving a bad store to
 # results/corrupt/ (kept, with a .why.txt) instead of deleting it:
@@ -78,7 +77,7 @@ rule aggregate:
         checked="results/checks/stores.ok",
         config="results/study_config.yaml",
     output:
-        study=directory(STUDY),
+        study=replaced_atomically(STUDY),
     log:
         "logs/aggregate.log",
     benchmark:

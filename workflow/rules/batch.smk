@@ -54,8 +54,10 @@ for _i, (_label, _jobs) in enumerate(job_batches().items()):
     rule:
         name:
             f"run_batch_{_i}"
+        input:
+            args=JOB_ARGS_DIR,
         output:
-            stores=[directory(f"{RUNS}/{RUN}.zarr".format(**j)) for j in _jobs],
+            stores=[replaced_atomically(f"{RUNS}/{RUN}.zarr".format(**j)) for j in _jobs],
         log:
             f"logs/batches/{_label}.log",
         benchmark:

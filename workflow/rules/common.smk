@@ -23,6 +23,7 @@ STUDY = "results/study.zarr"
 REPORT = "results/report"
 CORRUPT = "results/corrupt"
 STORE_CACHE = "results/checks/stores_verified.json"
+JOB_ARGS_DIR = "results/checks/job_args"
 
 
 def check_names(cfg, schema_path):
@@ -45,6 +46,50 @@ def check_names(cfg, schema_path):
     unknown(cfg, schema["properties"], "key")
 
 
+def replaced_atomically(path):
+    """A directory output whose command replaces it only once the new one is complete
+    (run-job, run-jobs, aggregate). Flagged update so that Snakemake does not delete it
+    before the job starts; it backs it up instead and restores it if the job fails, so a
+    rerun that fails (an unreachable scheduler, a full disk) keeps the old store."""
+    return update(directory(path))
+
+
+def drop_stale_backups(paths):
+    """Remove the backups a killed Snakemake left of outputs that still exist (they copy a
+    complete store: the commands replace atomically). Snakemake would otherwise fail to
+    back up such an output again. Run at start, under the lock of this run."""
+    for path in paths:
+        if Path(path).exists():
+            workflow.persistence.cleanup_backup(Path(path))
+
+
+def sacct_answers():
+    """Whether sacct reports jobs here. Without an accounting database it exits non-zero
+    (Slurm accounting storage is disabled) although the command exists."""
+    import subprocess
+
+    try:
+        res = subprocess.run(["sacct", "-X", "-n", "-P", "-j", "1", "--format=JobIDRaw"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return res.returncode == 0
+
+
+def slurm_status_without_accounting():
+    """With the SLURM executor set to ask sacct for job states (its default wherever the
+    sacct command exists) and sacct unable to answer, ask squeue instead and say so: the
+    executor would otherwise wait for finished jobs forever, without a word. Run at start,
+    when the executor settings exist."""
+    settings = getattr(workflow, "executor_settings", None)
+    if getattr(settings, "status_command", None) != "sacct" or sacct_answers():
+        return
+    settings.status_command = "squeue"
+    print("scorerate: sacct cannot report jobs on this cluster (no accounting database?); "
+          "job states come from squeue (as with slurm-status-command: squeue)",
+          file=sys.stderr)
+
+
 def run_stores():
     """Paths of all run stores of the study."""
     return list(run_store_jobs())
@@ -56,13 +101,15 @@ def run_store_jobs():
 
 
 def all_targets():
-    """The default targets: the report files, the study store and every run store. The
-    stores are named too so that a missing one is rebuilt (Snakemake does not rerun a job
-    for a missing intermediate file when everything downstream is up to date): a deleted
-    run store is recomputed, and a study.zarr lost to a kill mid-aggregation (the atomic
-    writer leaves none) is aggregated again, and the report with it."""
+    """The default targets: the report files, the study store, every run store and the
+    job options record. The stores are named too so that a missing one is rebuilt
+    (Snakemake does not rerun a job for a missing intermediate file when everything
+    downstream is up to date): a deleted run store is recomputed, and a study.zarr lost to
+    a kill mid-aggregation (the atomic writer leaves none) is aggregated again, and the
+    report with it. JOB_ARGS_DIR is named so that it exists whenever the stores do: made
+    later by a job that needs it, it would be newer than every store and rerun them all."""
     return [f"{REPORT}/index.html", f"{REPORT}/rates.csv", f"{REPORT}/summary.md", STUDY,
-            *run_stores()]
+            *run_stores(), JOB_ARGS_DIR]
 
 
 def run_mem_mb(wildcards, attempt):
@@ -83,11 +130,12 @@ def dask_options(wildcards, threads):
     """Where a job's Dask work runs: `--threads N` (the embedded LocalCluster gets the threads
     Snakemake gave the job) and, with dask.scheduler_address set, `--scheduler ADDRESS` (an
     existing cluster; without it run-job uses $DASK_SCHEDULER_ADDRESS if set, else its
-    embedded cluster). A param that takes `threads` counts as derived, so Snakemake keeps
+    embedded cluster); with dask.time_limit set, `--time-limit SECONDS`. A param that takes `threads` counts as derived, so Snakemake keeps
     it out of the params rerun trigger: jobs give bit-identical numbers on any cluster and
     thread count, so changing either reruns nothing."""
     scheduler = option("--scheduler", config["dask"]["scheduler_address"])
-    return " ".join(filter(None, (option("--threads", threads), scheduler)))
+    limit = option("--time-limit", config["dask"].get("time_limit"))
+    return " ".join(filter(None, (option("--threads", threads), scheduler, limit)))
 
 
 def report_dir(wildcards, output):

@@ -1,11 +1,14 @@
 # Fan-out: one job per (density, beta, d, n, seed), each writing its own run store.
 # --mem-mb: the job's memory resource, so run-job refuses (before any work, with its
 # estimate) a job that cannot fit it; an execution option, not a job parameter.
+# The store is replaced only once the new one is complete (replaced_atomically).
 
 
 rule run_job:
+    input:
+        args=JOB_ARGS_DIR,
     output:
-        store=directory(f"{RUNS}/{RUN}.zarr"),
+        store=replaced_atomically(f"{RUNS}/{RUN}.zarr"),
     log:
         f"logs/runs/{RUN}.log",
     benchmark:

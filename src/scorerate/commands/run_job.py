@@ -2,8 +2,10 @@
 
 Everything that can be wrong with the input (parameters, a job too big for the memory
 or a week, the output path and its free space, another run-job on the same output, the
-scheduler address) is checked before any cluster starts; such errors, and a write that
-fails at the end (a full disk), print one line on stderr and exit with status 2.
+scheduler address) is checked before any cluster starts, and what the workers of an
+existing cluster must import before any work; such errors, a write that fails at the end
+(a full disk) and a job that outlives its time limit print one line on stderr and exit
+with status 2.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def add_execution_options(parser: argparse.ArgumentParser) -> argparse._Argument
     run_.add_argument("--worker-timeout", type=float, default=60.0, metavar="SECONDS",
                       help="fail (exit 2) when the scheduler has had no worker for this long "
                            "(default 60)")
+    run_.add_argument("--time-limit", type=float, metavar="SECONDS",
+                      help="end a job that runs longer than this (one line, exit 2), e.g. a "
+                           "plug-in whose score() never returns; default: 10 x its estimated "
+                           "time (scorerate.config.sizing), at least 600 s; 0: no limit")
     return run_
 
 
@@ -258,10 +264,43 @@ def check_execution(args: argparse.Namespace) -> str | None:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     if not args.worker_timeout > 0:
         raise ValueError(f"--worker-timeout must be > 0, got {args.worker_timeout}")
+    limit = getattr(args, "time_limit", None)
+    if limit is not None and not 0 <= limit < float("inf"):
+        raise ValueError(f"--time-limit must be a number of seconds >= 0, got {limit}")
     address = cluster.resolve_address(args.scheduler)
     if address is not None:
         cluster.check_scheduler(check_address(address))
     return address
+
+
+def check_workers(client, address: str | None, specs) -> None:
+    """On an existing cluster (`address`), before any work: every worker must import the
+    densities and estimators of `specs` (worker_imports; ValueError, one line). An
+    embedded cluster runs in this process, which has already resolved them."""
+    if address is None:
+        return
+    from ..job.worker_imports import check_worker_imports
+
+    check_worker_imports(client, [s.density for s in specs],
+                         [e for s in specs for e in s.estimators])
+
+
+def job_deadline(args: argparse.Namespace, size, out: Path, address: str | None, *,
+                 prog: str = PROG, cleanup: tuple = ()):
+    """The wall-time limit of one job (scorerate.job.deadline.Deadline): --time-limit, else
+    sizing.time_limit of its estimate `size`; its one line names the output and the limit."""
+    from ..config.sizing import MIN_TIME_LIMIT_S, TIME_LIMIT_FACTOR, time_limit
+    from ..job.deadline import Deadline
+
+    given = args.time_limit
+    limit = time_limit(size) if given is None else given
+    why = ("--time-limit" if given is not None else
+           f"{TIME_LIMIT_FACTOR:g} x its estimated ~{size.wall_s:.0f} s, at least "
+           f"{MIN_TIME_LIMIT_S:g} s; set --time-limit")
+    remote = "; its tasks may still run on the workers" if address is not None else ""
+    return Deadline(limit, f"{prog}: error: {out}: no result within the time limit of "
+                           f"{limit:g} s ({why}), so the job was ended (a task that never "
+                           f"returns?); nothing was written there{remote}", cleanup)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -296,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         for line in clean_orphans(args.out):
             sys.stderr.write(f"scorerate run-job: {line}\n")
-        with LockLease(lock, token):
+        with LockLease(lock, token), job_deadline(args, size, args.out, address,
+                                                  cleanup=(lambda: release_lock(lock, token),)):
             return _run_locked(args, spec, address, write_run, StoreError, phases)
     finally:
         release_lock(lock, token)
@@ -306,15 +346,17 @@ def _run_locked(args, spec, address, write_run, StoreError, phases: Phases) -> i
     """Compute the job and write its store (the output's lock is held)."""
     from ..job import cluster
     from ..job.graph import run_job
+    from ..job.worker_imports import WorkerImportError
 
     started = time.perf_counter()
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
             phases.mark("cluster_start")
+            check_workers(client, address, [spec])
             ds = run_job(spec, client, progress=None if not args.quiet else False,
                          worker_timeout=args.worker_timeout)
             phases.mark("work")
-    except ConnectionError as exc:
+    except (ConnectionError, WorkerImportError) as exc:
         return _fail(str(exc))
     phases.mark("cluster_stop")
     try:

@@ -7,9 +7,10 @@ cores, benchmarks/README.md "Per-job overhead"). This command pays them once for
 jobs. Each job is exactly what `scorerate run-job` with the same options computes (same
 JobSpec, same `job.run_job`, same `store.write_run`: bit-identical numbers), and each store
 is written atomically as soon as its job finishes (run by hand, an interrupted batch
-keeps the stores it completed; under Snakemake a failed batch job loses all its outputs,
-as any failed rule job does, and reruns as a whole). All jobs and outputs are checked
-before any cluster starts (one line on stderr, exit status 2).
+keeps the stores it completed; under Snakemake a failed batch gets back the stores it had
+before, which the workflow marks `update`, loses the new ones, and reruns as a whole).
+All jobs and outputs are checked before any cluster starts (one line on stderr, exit
+status 2).
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ import time
 from pathlib import Path
 
 from ..config.file import JOB_DIMS
-from .run_job import Phases, add_execution_options, check_execution, check_output
+from .run_job import (
+    Phases,
+    add_execution_options,
+    check_execution,
+    check_output,
+    check_workers,
+    job_deadline,
+)
 
 __all__ = ["configure", "run"]
 
@@ -86,8 +94,10 @@ def _specs(args: argparse.Namespace) -> list[tuple[object, Path]]:
 def run(args: argparse.Namespace) -> int:
     """Validate every job, then run them one after another on one Dask client."""
     phases = Phases(args.timings)
+    from ..config.sizing import estimate_spec
     from ..job import cluster
     from ..job.graph import run_job
+    from ..job.worker_imports import WorkerImportError
     from ..store.runstore import write_run
 
     phases.mark("imports")
@@ -102,16 +112,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
             phases.mark("cluster_start")
+            check_workers(client, address, [spec for spec, _ in todo])
             for i, (spec, out) in enumerate(todo):
                 job_started = time.perf_counter()
-                ds = run_job(spec, client, progress=False, worker_timeout=args.worker_timeout)
-                phases.mark("work")
-                write_run(ds, out, overwrite=args.overwrite)
+                with job_deadline(args, estimate_spec(spec), out, address, prog=PROG):
+                    ds = run_job(spec, client, progress=False,
+                                 worker_timeout=args.worker_timeout)
+                    phases.mark("work")
+                    write_run(ds, out, overwrite=args.overwrite)
                 phases.mark("write")
                 if not args.quiet:
                     print(f"{PROG}: [{i + 1}/{len(todo)}] wrote {out} "
                           f"({time.perf_counter() - job_started:.1f} s)", file=sys.stderr)
-    except ConnectionError as exc:
+    except (ConnectionError, WorkerImportError) as exc:
         return _fail(str(exc))
     phases.mark("cluster_stop")
     if not args.quiet:

@@ -16,14 +16,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["MAX_WALL_S", "Estimate", "available_memory_mb", "check_fits", "check_config_size",
-           "estimate", "estimate_spec", "resource_request", "store_bytes", "study_job_estimate"]
+__all__ = ["MAX_WALL_S", "MIN_TIME_LIMIT_S", "TIME_LIMIT_FACTOR", "Estimate",
+           "available_memory_mb", "check_config_size", "check_fits", "estimate", "estimate_spec",
+           "resource_request", "store_bytes", "study_job_estimate", "time_limit"]
 
 #: the least memory a job asks a scheduler for (MB): the imported stack is 400-520 MB and
 #: the embedded Dask cluster adds its own process
 MIN_REQUEST_MB = 1500
 #: a job estimated to run longer than this is refused (unless forced): a week
 MAX_WALL_S = 7 * 24 * 3600.0
+#: a job's default wall-time limit: this many times its estimated time, and at least
+#: MIN_TIME_LIMIT_S (the estimate is good to a factor ~2, and a loaded machine is slower)
+TIME_LIMIT_FACTOR = 10.0
+MIN_TIME_LIMIT_S = 600.0
 _BASE_MB = 500.0  # numpy, numba, dask, xarray, zarr imported (measured ~400-520 MB)
 _B_PER_MNS = {1: 6.6e-9, 2: 7.5e-9, 3: 2.0e-8}  # s per m n step, all four estimators
 _S_PER_EVAL = 3.0e-9  # one Gaussian kernel evaluation (dense: ~3.6e8 evals/s)
@@ -185,6 +190,12 @@ def resource_request(est: Estimate, attempt: int = 1) -> tuple[int, int]:
     mem = max(MIN_REQUEST_MB, math.ceil(2.0 * est.mem_mb))
     minutes = max(10, math.ceil(2.0 * est.wall_s / 60.0))
     return mem * int(attempt), minutes * int(attempt)
+
+
+def time_limit(est: Estimate, factor: float = TIME_LIMIT_FACTOR) -> float:
+    """Default wall-time limit (s) of a job of estimate `est`: `factor` times its estimated
+    time, at least MIN_TIME_LIMIT_S; what ends a job that hangs (scorerate.job.deadline)."""
+    return max(MIN_TIME_LIMIT_S, factor * est.wall_s)
 
 
 def check_config_size(cfg: Mapping, jobs: list[dict], *, mem_mb: float | None = None) -> None:
