@@ -243,10 +243,10 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     """
     import jinja2
 
+    study = xr.open_zarr(study_path).load()  # first: a study that does not open writes nothing
     out = Path(out)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
-    study = xr.open_zarr(study_path).load()
     rates = rate_table(study)
     rates.to_csv(out / "rates.csv", index=False)
     v = verdict_view(rates)

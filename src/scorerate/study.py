@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["ENTRY_GRID_KEYS", "JOB_DIMS", "beta_label", "check_study", "entry_grid",
-           "expected_grid", "jobs", "load_study", "normalise_study"]
+__all__ = ["ENTRY_GRID_KEYS", "JOB_DIMS", "beta_label", "check_grid", "check_study",
+           "entry_grid", "expected_grid", "jobs", "load_study", "normalise_study"]
 
 #: the identity of one job, in the order of the study's leading dims
 JOB_DIMS = ("density", "beta", "d", "n", "seed")
@@ -28,8 +28,9 @@ ENTRY_GRID_KEYS = ("d", "n")
 
 
 def load_study(path: str | os.PathLike) -> dict:
-    """Read a study config (YAML or JSON) into a dict; ValueError (one line) if it is not
-    YAML or not a mapping, OSError if it cannot be read."""
+    """Read a study config (YAML or JSON) into a dict, its grid checked (`check_grid`);
+    ValueError (one line) if it cannot be read, is not YAML, not a mapping, or its grid is
+    malformed."""
     import yaml
 
     try:
@@ -37,9 +38,54 @@ def load_study(path: str | os.PathLike) -> dict:
             cfg = yaml.safe_load(fh)
     except yaml.YAMLError as exc:  # one line, not a parser traceback
         raise ValueError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"config {path}: cannot be read: {why}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"config {path}: expected a mapping at top level")
+    try:
+        check_grid(normalise_study(cfg))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return cfg
+
+
+def check_grid(cfg: Mapping) -> None:
+    """One ValueError for a malformed job grid, the part of a config that the aggregation
+    and the report read: `densities` a list of {name, beta[, d, n]} with a name and lists of
+    values each within the job's bound (spec.PARAMS), top-level d, n and seeds likewise,
+    estimators a list of names written as variants. Keys may be absent (they are optional
+    outside the workflow, whose schema fills them)."""
+    from .estimators import variant_label
+    from .spec import BY_NAME
+
+    def values(where: str, v: object, param: str) -> None:
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"config {where}: expected a non-empty list, got {v!r}")
+        for x in v:
+            try:
+                BY_NAME[param].check(x)
+            except ValueError as exc:
+                raise ValueError(f"config {where}: {exc}") from None
+
+    for key, param in (("d", "d"), ("n", "n"), ("seeds", "seed")):
+        if cfg.get(key) is not None:
+            values(key, cfg[key], param)
+    if cfg.get("densities") is not None:
+        for i, entry in enumerate(_density_entries(cfg)):
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+                raise ValueError(f"config densities[{i}]: expected {{name, beta}} with a "
+                                 f"name, got {entry!r}")
+            values(f"densities[{i}].beta", entry.get("beta"), "beta")
+            for key in ENTRY_GRID_KEYS:
+                if entry.get(key) is not None:
+                    values(f"densities[{i}].{key}", entry[key], key)
+    ests = cfg.get("estimators")
+    if ests is not None:
+        if not isinstance(ests, list) or not ests:
+            raise ValueError(f"config estimators: expected a non-empty list, got {ests!r}")
+        for e in ests:
+            variant_label(e)  # the syntax, one line; nothing is imported
 
 
 def normalise_study(cfg: dict) -> dict:
@@ -56,7 +102,8 @@ def normalise_study(cfg: dict) -> dict:
     for key in ("d", "n", "seeds"):
         if isinstance(cfg.get(key), list):
             cfg[key] = [whole(v) for v in cfg[key]]
-    for entry in cfg.get("densities") or []:
+    dens = cfg.get("densities")
+    for entry in dens if isinstance(dens, list) else []:
         for key in ENTRY_GRID_KEYS:
             if isinstance(entry, dict) and isinstance(entry.get(key), list):
                 entry[key] = [whole(v) for v in entry[key]]
@@ -142,6 +189,7 @@ def check_study(cfg: Mapping) -> None:
     from .densities import density
     from .spec import PARAMS
 
+    check_grid(cfg)
     tg = cfg.get("t_grid")
     if isinstance(tg, Mapping) and not tg["tmin"] < tg["tmax"]:
         raise ValueError(f"config t_grid: tmin ({tg['tmin']}) must be < tmax ({tg['tmax']})")

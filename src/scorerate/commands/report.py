@@ -53,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ..report import make_report
     from ..study import load_study
-    from ..targets import check_target
+    from ..targets import check_source, check_target
 
-    try:  # --out: a new directory or a report of ours, never the cwd or one holding inputs
+    try:  # --study: a study store of ours; --out: a new directory or a report of ours,
+        # never the cwd or one holding inputs
+        check_source(args.study, "study")
         check_target(args.out, "report", inputs=[args.study, *filter(None, [args.config])])
         config = load_study(args.config) if args.config else {}
         trusted = [str(e.get("name")) for e in config.get("densities") or []
