@@ -320,6 +320,8 @@ def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_
             known = json.loads(cache_path.read_text())
         except (OSError, ValueError):
             known = {}
+        if not isinstance(known, dict):  # not a cache of ours: verify everything again
+            known = {}
     good: dict[str, str] = {}
     moved = []
     for key, ident in expected.items():
