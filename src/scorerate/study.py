@@ -18,13 +18,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["ENTRY_GRID_KEYS", "JOB_DIMS", "beta_label", "check_grid", "check_study",
-           "entry_grid", "expected_grid", "jobs", "load_study", "normalise_study"]
+__all__ = ["DENSITY_PATTERN", "ENTRY_GRID_KEYS", "JOB_DIMS", "beta_label", "check_grid",
+           "check_study", "entry_grid", "expected_grid", "jobs", "load_study",
+           "normalise_study"]
 
 #: the identity of one job, in the order of the study's leading dims
 JOB_DIMS = ("density", "beta", "d", "n", "seed")
 #: grid keys a `densities` entry may set for itself, replacing the top-level list
 ENTRY_GRID_KEYS = ("d", "n")
+#: a study's density names its run stores' directory: a registered name or an entry
+#: point's, never an import path (its ':' and capitals cannot be in the workflow's paths)
+DENSITY_PATTERN = "[a-z][a-z0-9_]*"
 
 
 def load_study(path: str | os.PathLike) -> dict:
@@ -270,15 +274,23 @@ def _check_dask(cfg: Mapping) -> None:
 
 
 def _check_density_names(cfg: Mapping) -> None:
-    """Unknown density names, with a suggestion and the valid names (plug-ins resolve)."""
+    """Names that cannot be a path (DENSITY_PATTERN: an import path, which would pass -n and
+    then never match a job's output), unknown names with a suggestion and the valid ones."""
     import difflib
+    import re
 
     from .densities import DENSITIES, resolve
 
-    for entry in _density_entries(cfg):
+    for i, entry in enumerate(_density_entries(cfg)):
         name = entry["name"]
-        if name in DENSITIES or ":" in name:
-            continue  # a registered name, or an import path resolved by check_study
+        if not re.fullmatch(DENSITY_PATTERN, name):
+            raise ValueError(f"config densities[{i}]: {name!r} cannot name a study's density: "
+                             f"it names the run stores' directory, so it must be a registered "
+                             f"name or an entry point's ({DENSITY_PATTERN}); register an "
+                             f"import path as an entry point of group scorerate.densities "
+                             f"(docs/extending.md)")
+        if name in DENSITIES:
+            continue
         try:  # an entry point of a plug-in
             resolve(name)
             continue

@@ -15,7 +15,7 @@ from scorerate.shell import option, words
 from scorerate.sizing import resource_request, study_job_estimate
 from scorerate.spec import job_args
 from scorerate.store import quarantine_bad_stores
-from scorerate.study import check_study, jobs, normalise_study
+from scorerate.study import DENSITY_PATTERN, check_study, jobs, normalise_study
 
 RUNS = "results/runs"
 RUN = "{density}/beta={beta}/d={d}/n={n}/seed={seed}"
