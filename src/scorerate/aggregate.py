@@ -32,6 +32,7 @@ __all__ = [
     "cells",
     "combine_runs",
     "has_run",
+    "open_study",
     "read_run",
     "write_study",
 ]
@@ -291,6 +292,21 @@ def _chunks(ds: xr.Dataset) -> dict[str, int]:
     """Chunks for reading whole (n, seed) slabs: one (density, beta, d, estimator) cell each."""
     return {"density": 1, "beta": 1, "d": 1, "n": ds.sizes["n"], "seed": ds.sizes["seed"],
             "estimator": 1, "t": ds.sizes["t"], "stop": ds.sizes.get("stop", 1)}
+
+
+def open_study(path: str | os.PathLike) -> xr.Dataset:
+    """The study store at `path`, loaded; StoreError (one line) when it does not open or
+    lacks the study's dims or metrics (a damaged or foreign store is refused, not read)."""
+    try:
+        ds = xr.open_zarr(path).load()
+    except (OSError, ValueError, KeyError) as exc:
+        raise StoreError(f"study store {path} does not open: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    missing = [k for k in (*JOB_DIMS, *METRICS) if k not in ds.variables]
+    if missing:
+        raise StoreError(f"study store {path} is not a complete study: missing "
+                         f"{', '.join(missing)}")
+    return ds
 
 
 def write_study(ds: xr.Dataset, out: str | os.PathLike) -> Path:

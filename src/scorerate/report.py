@@ -243,7 +243,9 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     """
     import jinja2
 
-    study = xr.open_zarr(study_path).load()  # first: a study that does not open writes nothing
+    from .aggregate import open_study
+
+    study = open_study(study_path)  # first: a study that does not open writes nothing
     out = Path(out)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)

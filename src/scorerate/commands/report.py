@@ -65,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"scorerate report: {exc}", file=sys.stderr)
         return 2
-    index = make_report(args.study, args.out, runs_base=args.runs_base,
-                        provenance=git_provenance(), trusted=trusted)
+    from ..store import StoreError
+
+    try:
+        index = make_report(args.study, args.out, runs_base=args.runs_base,
+                            provenance=git_provenance(), trusted=trusted)
+    except StoreError as exc:  # the study does not open: raised before anything is written
+        print(f"scorerate report: {exc}", file=sys.stderr)
+        return 2
     print(f"scorerate report: wrote {index}")
     return 0
