@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .cf import global_attrs, netcdf_attrs
 from .store import StoreError, open_run, write_zarr_atomic
 from .study import JOB_DIMS, expected_grid
-from .variables import COORDINATES, STOP_FACTORS
+from .variables import COORDINATES, STOP_FACTORS, coordinate_attrs
 from .variables import METRICS as VARIABLE_METRICS
 
 __all__ = [
@@ -226,8 +227,12 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
             out[v.name].attrs["not_computed"] = "; ".join(
                 f"{reason} ({k} job{'s' if k > 1 else ''})"
                 for reason, k in sorted(not_computed[v.name].items()))
-    for name, (long_name, units, description) in COORDINATES.items():
-        out[name].attrs.update(long_name=long_name, units=units, description=description)
+    for name in COORDINATES:
+        if name in out.variables:
+            out[name].attrs.update(coordinate_attrs(name))
+    out.attrs.update(global_attrs(
+        "scorerate study: convergence rates of kernel score-based diffusion samplers",
+        f"scorerate aggregate of {len(keyed)} run stores"))
     out.attrs.update({
         "description": "scorerate study: metrics of every (density, beta, d, n, seed) job",
         "n_runs": len(keyed),
@@ -239,8 +244,8 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
             continue
         out.attrs[key] = json.loads(vals[0]) if len(vals) == 1 else json.dumps(
             [json.loads(v) for v in vals])
-    versions = sorted({json.dumps(ds.attrs.get("versions"), sort_keys=True, default=str)
-                       for _, ds in keyed.values()} - {"null"})
+    versions = sorted({json.dumps(_json_attr(ds.attrs.get("versions")), sort_keys=True,
+                                  default=str) for _, ds in keyed.values()} - {"null"})
     if versions:  # one JSON object when every run agrees, else the list of distinct ones
         out.attrs["versions"] = versions[0] if len(versions) == 1 else json.dumps(
             [json.loads(v) for v in versions], sort_keys=True)
@@ -250,7 +255,20 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
         from .prediction import prediction_dataset
 
         out = out.merge(prediction_dataset(out), combine_attrs="override")
+    out.attrs = netcdf_attrs(out.attrs)
     return out
+
+
+def _json_attr(value: object) -> object:
+    """An attribute that a store holds as JSON text (scorerate.cf.netcdf_attrs: mappings,
+    lists of names) as its value again; anything else as it is (older stores hold the
+    mapping itself)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def has_run(study: xr.Dataset) -> xr.DataArray | None:

@@ -317,7 +317,7 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     glossary = list(rates_mod.VERDICTS.items())
     columns = [(c, _COLUMN_MEANING.get(c, "")) for c in
                _table_columns(v) + ["t", "n", "regime"]]
-    metrics = [(x.name, x.long_name, x.units, x.description,
+    metrics = [(x.name, x.long_name, x.scaling, x.description,
                 study[x.name].attrs.get("not_computed", "") if x.name in study else "")
                for x in VARIABLES if x.role == "metric"]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
