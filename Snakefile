@@ -30,7 +30,7 @@ localrules: all, study_config, job_args, check_stores  # trivial: run in the mai
 
 
 wildcard_constraints:
-    density="[a-z][a-z0-9_]*",
+    density=DENSITY_PATTERN,
     beta="[0-9]+\.[0-9]+(e-?[0-9]+)?",
     d="[0-9]+",
     n="[0-9]+",

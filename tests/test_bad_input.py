@@ -88,7 +88,8 @@ def _fake_store(path: Path) -> Path:
 CLI = {
     "n 1e9": (_set(SMALL, "--n", "1000000000"), r"needs ~\S+ GB memory.*more than"),
     "m 1e10": (_set(SMALL, "--m", "10000000000"), r"needs ~\S+ TB memory"),
-    "steps huge": (_set(SMALL, "--steps", "1000000000000"), r"longer than the 7 days limit"),
+    "steps huge": (_set(SMALL, "--steps", "1000000000000"),
+                   r"TB memory|longer than the 7 days limit"),
     "n_mc huge": (_set(SMALL, "--n-mc", "1000000000000"), r"needs ~\S+ TB memory"),
     "n_mc 1": (_set(SMALL, "--n-mc", "1"), r"n_mc must be an integer >= 2, got 1"),
     "c_rho inf": (_set(SMALL, "--c-rho", "inf"), r"c_rho must be a finite number > 0, got inf"),
@@ -203,7 +204,7 @@ def test_bad_output_path(case, tmp_path):
 CONFIG = {
     "n 1e9": (with_(TINY, n=[1_000_000_000]), r"a job with n=1000000000, d=1.*GB memory"),
     "m 1e10": (with_(TINY, m=10_000_000_000), r"m=10000000000.*TB memory"),
-    "steps huge": (with_(TINY, steps=10**12), r"longer than the 7 days limit"),
+    "steps huge": (with_(TINY, steps=10**12), r"TB memory|longer than the 7 days limit"),
     "n_mc huge": (with_(TINY, n_mc=10**12), r"TB memory"),
     "n_mc 1": (with_(TINY, n_mc=1), r"n_mc"),
     "c_rho inf": (with_(TINY, c_rho=float("inf")), r"c_rho must be a finite number"),
@@ -416,3 +417,420 @@ def test_what_killed_writers_left_is_cleaned_and_an_interrupted_swap_restored(tm
     (tmp_path / ".run.zarr.old-89ab").mkdir()  # the store exists: the old copy goes
     run_job.clean_orphans(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr"]
+
+
+# ---------------------------------------------------------------- the in-process table
+# Every command, many more malformed inputs: run through `scorerate.cli.main` in this
+# process (no interpreter start per case), with the cluster and the report's work replaced
+# by a tripwire, so "refused before any work" is checked, not assumed. Each case: exit
+# status 2, exactly one line on stderr, no traceback, the line matching its regex, and
+# nothing under the working directory written or changed.
+
+J = ["--job", "sym_beta", "1.0", "1", "300", "0", "b.zarr"]  # one good run-jobs job
+SHARED = ["--m", "40", "--steps", "6", "--estimators", "truncated", "--n-mc", "100",
+          "--n-ref", "100", "--n-int", "3", "--threads", "1", "--quiet"]
+
+
+def _rj(*change: str) -> list[str]:
+    """run-job SMALL with flags replaced (pairs flag, value; a value may be a list)."""
+    args = list(SMALL)
+    items = list(change)
+    while items:
+        flag, value = items.pop(0), items.pop(0)
+        args = _set(args, flag, *(value if isinstance(value, list) else [value]))
+    return ["run-job", *args, "--out", "a.zarr"]
+
+
+def _rjs(*extra: str, jobs: list[str] = J) -> list[str]:
+    return ["run-jobs", *SHARED, *extra, *jobs]
+
+
+#: case -> (argv, regex of the one line, files to create first {name: text})
+TABLE: dict[str, tuple[list[str], str, dict[str, str]]] = {
+    # run-job: variant options out of their declared bounds (issue 18)
+    "rj truncated c_rho -1": (_rj("--estimators", "truncated[c_rho=-1]"),
+                              r"c_rho must be a finite number > 0, got -1", {}),
+    "rj highorder order 0": (_rj("--estimators", "highorder[order=0]"),
+                             r"order must be an integer in \[1, 64\), got 0", {}),
+    "rj highorder order 2.5": (_rj("--estimators", "highorder[order=2.5]"),
+                               r"order must be an integer .*got 2\.5", {}),
+    "rj highorder order 1e6": (_rj("--estimators", "highorder[order=1000000]"),
+                               r"order must be an integer in \[1, 64\)", {}),
+    "rj highorder C 0": (_rj("--estimators", "highorder[C=0]"), r"C must be a finite", {}),
+    "rj regularized eps -1": (_rj("--estimators", "regularized[eps=-1]"),
+                              r"eps must be a finite number > 0", {}),
+    "rj truncated rtol 5": (_rj("--estimators", "truncated[rtol=5]"),
+                            r"rtol must be a finite number in \(0, 1\), got 5", {}),
+    "rj variant c_rho 1e999": (_rj("--estimators", "truncated[c_rho=1e999]"),
+                               r"option c_rho must be finite", {}),
+    "rj variant unknown option": (_rj("--estimators", "highorder[foo=1]"),
+                                  r"unknown option 'foo'.*highorder takes", {}),
+    "rj variant word value": (_rj("--estimators", "highorder[order=four]"),
+                              r"option order must be a number", {}),
+    "rj variant unclosed": (_rj("--estimators", "highorder[order=4"),
+                            r"malformed estimator", {}),
+    "rj variant twice": (_rj("--estimators", "highorder[order=4,order=5]"),
+                         r"option 'order' given twice", {}),
+    "rj variant on empirical": (_rj("--estimators", "empirical[c_rho=2]"),
+                                r"unknown option 'c_rho'", {}),
+    "rj import path missing": (_rj("--estimators", "nosuchpkg.mod:Score"),
+                               r"nosuchpkg", {}),
+    # run-job: sizes that hung or blew up memory (sizing covers them now)
+    "rj t_grid num 1e8": (_rj("--t-grid", ["0.1", "1", "100000000"]), r"TB memory", {}),
+    "rj n_int 1e9": (_rj("--n-int", "1000000000"), r"TB memory", {}),
+    "rj n_t 1e9": (_rj("--n-t", "1000000000"), r"TB memory", {}),
+    "rj n_ref 1e12": (_rj("--n-ref", "1000000000000"), r"TB memory", {}),
+    "rj n_mc_kde 1e13": (_rj("--n-mc-kde", "10000000000000"), r"TB memory", {}),
+    "rj steps 1e8": (_rj("--steps", "100000000"), r"GB memory|days limit", {}),
+    "rj chunk huge": (_rj("--chunk", "10000000", "--m", "10000000", "--steps", "10000"),
+                      r"TB memory", {}),
+    "rj steps_power": (_rj("--steps-power", "1.99", "--steps-at-n", "2", "--n", "100000"),
+                       r"memory|days limit", {}),
+    # run-job: every kind of bad number
+    "rj steps_power 5": (_rj("--steps-power", "5"), r"steps_power must be .* \[0, 2\)", {}),
+    "rj chunk 0": (_rj("--chunk", "0"), r"chunk must be an integer >= 1, got 0", {}),
+    "rj n_t 0": (_rj("--n-t", "0"), r"n_t must be an integer >= 1", {}),
+    "rj n_int 1": (_rj("--n-int", "1"), r"n_int must be an integer >= 2", {}),
+    "rj n_ref 0": (_rj("--n-ref", "0"), r"n_ref must be an integer >= 2", {}),
+    "rj n_mc_kde 1": (_rj("--n-mc-kde", "1"), r"n_mc_kde must be", {}),
+    "rj law_resolution -1": (_rj("--law-resolution", "-1"), r"law_resolution must be", {}),
+    "rj law_resolution nan": (_rj("--law-resolution", "nan"), r"law_resolution must be", {}),
+    "rj law_n_max_2d 1": (_rj("--law-n-max-2d", "1"), r"law_n_max_2d must be", {}),
+    "rj highorder_order 0": (_rj("--highorder-order", "0"), r"order must be an integer", {}),
+    "rj highorder_C -1": (_rj("--highorder-C", "-1"), r"C must be a finite number > 0", {}),
+    "rj study_seed -1": (_rj("--study-seed", "-1"), r"study_seed must be an integer", {}),
+    "rj seed 2^63": (_rj("--seed", str(2 ** 63)), r"seed must be an integer in \[0, 2\^63\)",
+                     {}),
+    "rj seed 1e30": (_rj("--seed", "1e30"), r"argument --seed: invalid int value", {}),
+    "rj t0 0": (_rj("--t0", "0"), r"t0 must be a finite number > 0", {}),
+    "rj t0 1e10": (_rj("--t0", "1e10"), r"need t0 < T", {}),
+    "rj T inf": (_rj("--T", "inf"), r"T must be a finite number > 0, got inf", {}),
+    "rj T nan": (_rj("--T", "nan"), r"T must be a finite number > 0, got nan", {}),
+    "rj beta nan": (_rj("--beta", "nan"), r"beta must be a finite number > 0", {}),
+    "rj beta inf": (_rj("--beta", "inf"), r"beta must be a finite number > 0, got inf", {}),
+    "rj d 1.5": (_rj("--d", "1.5"), r"argument --d: invalid int value", {}),
+    "rj n 1": (_rj("--n", "1"), r"n must be an integer >= 2, got 1", {}),
+    "rj n -5": (_rj("--n", "-5"), r"n must be an integer >= 2", {}),
+    "rj m -1": (_rj("--m", "-1"), r"m must be an integer >= 1", {}),
+    "rj rtol 0": (_rj("--rtol", "0"), r"rtol must be a finite number in \(0, 1\)", {}),
+    "rj c_rho 0": (_rj("--c-rho", "0"), r"c_rho must be a finite number > 0, got 0", {}),
+    "rj eps -1": (_rj("--eps", "-1"), r"eps must be a finite number > 0", {}),
+    "rj t_grid tmin 0": (_rj("--t-grid", ["0", "1", "5"]), r"t_grid tmin must be", {}),
+    "rj t_grid reversed": (_rj("--t-grid", ["1", "0.1", "5"]), r"needs tmin < tmax", {}),
+    "rj t_grid num 2.5": (_rj("--t-grid", ["0.1", "1", "2.5"]), r"--t-grid needs TMIN", {}),
+    "rj t_grid two values": (["run-job", *SMALL, "--t-grid", "0.1", "1", "--out", "a.zarr"],
+                             r"argument --t-grid: expected 3 arguments", {}),
+    "rj empty density": (_rj("--density", ""), r"density must be a name", {}),
+    "rj density import path": (_rj("--density", "nosuchpkg.mod:Dens"), r"nosuchpkg", {}),
+    "rj worker timeout 0": (_rj("--worker-timeout", "0"), r"--worker-timeout must be > 0",
+                            {}),
+    "rj scheduler injection": (_rj("--scheduler", "tcp://x$(id):8786"), r"scheduler", {}),
+    "rj unknown flag": (["run-job", *SMALL, "--out", "a.zarr", "--nn", "3"],
+                        r"unrecognized arguments: --nn 3", {}),
+    "rj mem-mb nan": (_rj("--mem-mb", "nan"), r"--mem-mb must be > 0, got nan", {}),
+    # run-jobs: the same front door as run-job
+    "rjs n 1e9": (_rjs(jobs=["--job", "sym_beta", "1.0", "1", "1000000000", "0", "b.zarr"]),
+                  r"--job sym_beta .*GB memory", {}),
+    "rjs t_grid num 1e8": (_rjs("--t-grid", "0.1", "1", "100000000"), r"TB memory", {}),
+    "rjs n_int 1e9": (_rjs("--n-int", "1000000000"), r"TB memory", {}),
+    "rjs mem-mb too small": (_rjs("--mem-mb", "10"), r"more than the --mem-mb", {}),
+    "rjs locked output": (_rjs(), r"b\.zarr is being written by another run-job",
+                          {".b.zarr.lock": f"{socket.gethostname()} {os.getpid()}\n"}),
+    "rjs output a plain dir": (_rjs(jobs=[*J[:-1], "plain"]),
+                               r"exists and is a directory, not a scorerate run store", {}),
+    "rjs output cwd overwrite": (_rjs("--overwrite", jobs=[*J[:-1], "."]),
+                                 r"working directory", {}),
+    "rjs output a run store": (_rjs(jobs=[*J[:-1], "r1.zarr"]),
+                               r"already a complete run store", {}),
+    "rjs beta word": (_rjs(jobs=["--job", "sym_beta", "x", "1", "300", "0", "b.zarr"]),
+                      r"BETA must be a number", {}),
+    "rjs d 0": (_rjs(jobs=["--job", "sym_beta", "1.0", "0", "300", "0", "b.zarr"]),
+                r"d must be an integer >= 1", {}),
+    "rjs seed -1": (_rjs(jobs=["--job", "sym_beta", "1.0", "1", "300", "-1", "b.zarr"]),
+                    r"seed must be an integer", {}),
+    "rjs job short": (["run-jobs", *SHARED, "--job", "sym_beta", "1.0"],
+                      r"argument --job: expected 6 arguments", {}),
+    "rjs no job": (["run-jobs", *SHARED], r"the following arguments are required: --job", {}),
+    "rjs variant bound": (_rjs("--estimators", "highorder[order=0]"), r"order must be", {}),
+    "rjs threads 0": (_rjs("--threads", "0"), r"--threads must be >= 1, got 0", {}),
+    # aggregate
+    "agg config missing": (["aggregate", "--out", "s.zarr", "--config", "no.yaml", "r1.zarr"],
+                           r"config no\.yaml: cannot be read", {}),
+    "agg config a directory": (["aggregate", "--out", "s.zarr", "--config", "plain",
+                                "r1.zarr"], r"cannot be read", {}),
+    "agg config bad yaml": (["aggregate", "--out", "s.zarr", "--config", "c.yaml", "r1.zarr"],
+                            r"not valid YAML", {"c.yaml": "densities: [\n"}),
+    "agg config a list": (["aggregate", "--out", "s.zarr", "--config", "c.yaml", "r1.zarr"],
+                          r"expected a mapping at top level", {"c.yaml": "- 1\n"}),
+    "agg config densities int": (["aggregate", "--out", "s.zarr", "--config", "c.yaml",
+                                  "r1.zarr"], r"densities: expected a list",
+                                 {"c.yaml": "densities: 3\n"}),
+    "agg config entry no name": (["aggregate", "--out", "s.zarr", "--config", "c.yaml",
+                                  "r1.zarr"], r"densities\[0\]: expected \{name, beta\}",
+                                 {"c.yaml": "densities: [{beta: [1.0]}]\n"}),
+    "agg config beta word": (["aggregate", "--out", "s.zarr", "--config", "c.yaml",
+                              "r1.zarr"], r"densities\[0\]\.beta: beta must be",
+                             {"c.yaml": "densities: [{name: sym_beta, beta: [x]}]\n"}),
+    "agg config beta not a list": (["aggregate", "--out", "s.zarr", "--config", "c.yaml",
+                                    "r1.zarr"], r"densities\[0\]\.beta: expected a non-empty",
+                                   {"c.yaml": "densities: [{name: sym_beta, beta: 1.0}]\n"}),
+    "agg config d 0": (["aggregate", "--out", "s.zarr", "--config", "c.yaml", "r1.zarr"],
+                       r"config d: d must be an integer >= 1", {"c.yaml": "d: [0]\n"}),
+    "agg config n 1.5": (["aggregate", "--out", "s.zarr", "--config", "c.yaml", "r1.zarr"],
+                         r"config n: n must be an integer", {"c.yaml": "n: [1.5]\n"}),
+    "agg config seeds 1e30": (["aggregate", "--out", "s.zarr", "--config", "c.yaml",
+                               "r1.zarr"], r"config seeds: seed must be",
+                              {"c.yaml": "seeds: [1.0e+30]\n"}),
+    "agg config estimators int": (["aggregate", "--out", "s.zarr", "--config", "c.yaml",
+                                   "r1.zarr"], r"estimator must be named by a string",
+                                  {"c.yaml": "estimators: [3]\n"}),
+    "agg config estimators str": (["aggregate", "--out", "s.zarr", "--config", "c.yaml",
+                                   "r1.zarr"], r"estimators: expected a non-empty list",
+                                  {"c.yaml": "estimators: truncated\n"}),
+    "agg out cwd": (["aggregate", "--out", ".", "r1.zarr"], r"working directory", {}),
+    "agg out plain dir": (["aggregate", "--out", "plain", "r1.zarr"],
+                          r"not a scorerate study store; refusing", {}),
+    "agg out an input": (["aggregate", "--out", "r1.zarr", "r1.zarr"],
+                         r"is or holds the input", {}),
+    "agg input missing": (["aggregate", "--out", "s.zarr", "nothere.zarr"],
+                          r"no such directory", {}),
+    "agg input not a store": (["aggregate", "--out", "s.zarr", "plain"],
+                              r"corrupt or incomplete", {}),
+    "agg same run twice": (["aggregate", "--out", "s.zarr", "r1.zarr", "r1.zarr"],
+                           r"are the same job", {}),
+    "agg no runs": (["aggregate", "--out", "s.zarr"],
+                    r"the following arguments are required: RUN\.zarr", {}),
+    # report: on anything that is not a study
+    "report on a run store": (["report", "--study", "r1.zarr", "--out", "rep"],
+                              r"not a scorerate study store", {}),
+    "report on a plain dir": (["report", "--study", "plain", "--out", "rep"],
+                              r"not a scorerate study store", {}),
+    "report on a file": (["report", "--study", "afile", "--out", "rep"],
+                         r"does not exist", {}),
+    "report on nothing": (["report", "--study", "nothere", "--out", "rep"],
+                          r"does not exist", {}),
+    "report on a damaged study": (["report", "--study", "fake.zarr", "--out", "rep"],
+                                  r"study store fake\.zarr (does not open|is not a complete)",
+                                  {"fake.zarr/zarr.json": '{"zarr_format": 3, "node_type": '
+                                   '"group", "attributes": {"scorerate_store": "study/1"}}'}),
+    "report out cwd": (["report", "--study", "s.zarr", "--out", "."], r"working directory",
+                       {}),
+    "report out plain dir": (["report", "--study", "s.zarr", "--out", "plain"],
+                             r"not a scorerate report directory", {}),
+    "report bad config": (["report", "--study", "s.zarr", "--out", "rep", "--config",
+                           "c.yaml"], r"densities: expected a list",
+                          {"c.yaml": "densities: 3\n"}),
+    # check-stores
+    "check corrupt-dir a file": (["check-stores", "r1.zarr", "--corrupt-dir", "afile"],
+                                 r"--corrupt-dir afile exists and is not a directory", {}),
+    "check corrupt-dir in an input": (["check-stores", "r1.zarr", "--corrupt-dir",
+                                       "r1.zarr/bad"], r"lies inside the input r1\.zarr", {}),
+    "check cache a directory": (["check-stores", "r1.zarr", "--corrupt-dir", "cor",
+                                 "--cache", "plain"], r"--cache plain exists and is not a file",
+                                {}),
+    "check ok under a file": (["check-stores", "r1.zarr", "--corrupt-dir", "cor", "--ok",
+                               "afile/ok"], r"--ok afile/ok: .* is not a directory", {}),
+    "check no corrupt-dir": (["check-stores", "r1.zarr"],
+                             r"required: --corrupt-dir", {}),
+    # the top level
+    "unknown command": (["bogus"], r"invalid choice: 'bogus'", {}),
+    "no command": ([], r"the following arguments are required: COMMAND", {}),
+}
+
+
+@pytest.fixture(scope="module")
+def _template(tmp_path_factory) -> Path:
+    """A working directory holding a run store r1.zarr, a study s.zarr, a plain directory
+    and a file; copied for each case."""
+    from scorerate.study.aggregate import aggregate, write_study
+
+    root = tmp_path_factory.mktemp("template")
+    run = _fake_store(root / "r1.zarr")
+    write_study(aggregate([str(run)]), root / "s.zarr")
+    (root / "plain").mkdir()
+    (root / "plain" / "keep.txt").write_text("a user's file")
+    (root / "afile").write_text("not a store")
+    return root
+
+
+@pytest.mark.parametrize("case", list(TABLE))
+def test_table_bad_input_is_one_line_before_any_work(case, _template, tmp_path,
+                                                     monkeypatch, capsys):
+    import shutil
+
+    from scorerate import report
+    from scorerate.cli import main
+    from scorerate.job import cluster
+
+    argv, pattern, files = TABLE[case]
+    work = tmp_path / "work"
+    shutil.copytree(_template, work)
+    for name, text in files.items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text)
+    monkeypatch.chdir(work)
+
+    def tripwire(*a, **k):
+        raise AssertionError(f"{case}: work started")
+
+    monkeypatch.setattr(cluster, "dask_client", tripwire)
+    monkeypatch.setattr(report, "rate_table", tripwire)  # report's work, after the study opens
+    before = _snapshot(work)
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse
+        status = exc.code
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert status == 2, (status, err)
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert _snapshot(work) == before  # nothing written, moved or changed
+
+
+# ---------------------------------------------------------------- study configs, in process
+# The Snakefile's own checks (the statements between `SCHEMA =` and `JOB_ARGS =`, with the
+# helpers of common.smk) run here on each config, so the table below costs no Snakemake
+# start per case; the `snakemake -n` cases above show the same checks in a real dry run.
+
+def _C(**change) -> dict:
+    return with_(TINY, **change)
+
+
+CONFIG_TABLE: dict[str, tuple[dict, str]] = {
+    "n_int 1e9": (_C(n_int=1e9), r"TB memory"),
+    "t_grid num 1e8": (_C(t_grid={"tmin": 0.1, "tmax": 1.0, "num": 100_000_000}), r"TB memory"),
+    "steps_power grows past a week": (_C(steps_power=1.9, steps_at_n=2, n=[10**6]), r"TB memory"),
+    "law_resolution huge": (_C(law_resolution=1e6, d=[2], steps=10**5), r"days limit"),
+    "highorder order 1e6 variant": (_C(estimators=["highorder[order=1000000]"]),
+        r"order must be an integer in \[1, 64\)"),
+    "highorder C 0 variant": (_C(estimators=["highorder[C=0]"]), r"C must be a finite number > 0"),
+    "regularized eps 0 variant": (_C(estimators=["regularized[eps=0]"]),
+        r"eps must be a finite number > 0"),
+    "truncated rtol 0 variant": (_C(estimators=["truncated[rtol=0]"]),
+        r"rtol must be a finite number in \(0, 1\)"),
+    "variant unknown option": (_C(estimators=["truncated[order=3]"]), r"unknown option 'order'"),
+    "variant malformed": (_C(estimators=["highorder[order=]"]), r"option order must be a number"),
+    "highorder_order 0": (_C(estimators=["highorder"], highorder_order=0),
+        r"0 is less than the minimum of 1"),
+    "highorder_order 2.5": (_C(estimators=["highorder"], highorder_order=2.5),
+        r"2\.5 is not of type 'integer'"),
+    "highorder_C -1": (_C(estimators=["highorder"], highorder_C=-1),
+        r"-1 is less than or equal to the minimum of 0"),
+    "c_rho 0": (_C(c_rho=0), r"0 is less than or equal to the minimum of 0"),
+    "c_rho -inf": (_C(c_rho=float("-inf")), r"-inf is less than or equal"),
+    "eps 0": (_C(eps=0, estimators=["regularized"]),
+        r"0 is less than or equal to the minimum of 0"),
+    "law_resolution 0": (_C(law_resolution=0), r"less than or equal to the minimum of 0"),
+    "law_resolution nan": (_C(law_resolution=float("nan")),
+        r"law_resolution must be a finite number > 0, got nan"),
+    "law_n_max_2d 1": (_C(law_n_max_2d=1), r"1 is less than the minimum of 2"),
+    "n_mc 1e30": (_C(n_mc=1e30), r"TB memory"),
+    "n_ref 1": (_C(n_ref=1), r"1 is less than the minimum of 2"),
+    "n_mc_kde 1e15": (_C(n_mc_kde=10**15), r"TB memory"),
+    "m 0": (_C(m=0), r"0 is less than the minimum of 1"),
+    "m 1.5": (_C(m=1.5), r"1\.5 is not of type 'integer'"),
+    "steps 0": (_C(steps=0), r"less than the minimum of 1"),
+    "steps_power 5": (_C(steps_power=5), r"5 is greater than or equal to the maximum of 2"),
+    "steps_at_n 1": (_C(steps_at_n=1), r"1 is less than the minimum of 2"),
+    "integrator number": (_C(integrator=3), r"3 is not of type 'string'"),
+    "study_seed -1": (_C(study_seed=-1), r"-1 is less than the minimum of 0"),
+    "study_seed 2^64": (_C(study_seed=2**64), r"greater than or equal to the maximum"),
+    "seeds word": (_C(seeds=["a"]), r"'a' is not of type 'integer'"),
+    "seeds empty": (_C(seeds=[]), r"\[\] should be non-empty"),
+    "seeds 1.5": (_C(seeds=[1.5]), r"1\.5 is not of type 'integer'"),
+    "d 1.5": (_C(d=[1.5]), r"1\.5 is not of type 'integer'"),
+    "n 1": (_C(n=[1]), r"1 is less than the minimum of 2"),
+    "n 1e30": (_C(n=[1e30]), r"TB memory"),
+    "beta -1": (_C(densities=[{"name": "sym_beta", "beta": [-1.0]}]),
+        r"-1\.0 is less than or equal to the minimum of 0"),
+    "beta nan": (_C(densities=[{"name": "sym_beta", "beta": [float("nan")]}]),
+        r"densities\[0\]\.beta: beta must be a finite number > 0, got nan"),
+    "beta word": (_C(densities=[{"name": "sym_beta", "beta": ["x"]}]),
+        r"'x' is not of type 'number'"),
+    "densities empty": (_C(densities=[]), r"\[\] should be non-empty"),
+    "density without name": (_C(densities=[{"beta": [1.0]}]), r"'name' is a required property"),
+    "density import path": (_C(densities=[{"name": "mypkg.dens:MyDensity", "beta": [1.0]}]),
+        r"'mypkg\.dens:MyDensity' cannot name a study's density"),
+    "density capitals": (_C(densities=[{"name": "Sym_beta", "beta": [1.0]}]),
+        r"'Sym_beta' cannot name a study's density"),
+    "density unknown": (_C(densities=[{"name": "sym_betta", "beta": [1.0]}]),
+        r"unknown density 'sym_betta' \(did you mean 'sym_beta'\?\)"),
+    "entry d 0": (_C(densities=[{"name": "sym_beta", "beta": [1.0], "d": [0]}]),
+        r"0 is less than the minimum of 1"),
+    "t0 -1": (_C(t0=-1), r"-1 is less than or equal to the minimum of 0"),
+    "t0 0": (_C(t0=0), r"0 is less than or equal to the minimum of 0"),
+    "t0 above T of a job": (_C(t0=50.0), r"config t0: 50\.0 must be below the horizon"),
+    "t_grid reversed": (_C(t_grid={"tmin": 1.0, "tmax": 0.1, "num": 5}),
+        r"config t_grid: tmin \(1\.0\) must be < tmax"),
+    "t_grid no num": (_C(t_grid={"tmin": 0.1, "tmax": 1.0}), r"'num' is a required property"),
+    "t_grid num 0": (_C(t_grid={"tmin": 0.1, "tmax": 1.0, "num": 0}),
+        r"0 is less than the minimum of 1"),
+    "unknown key": (_C(n_intt=3), r"unknown key 'n_intt' \(did you mean 'n_int'\?\)"),
+    "scheduler injection": (_C(dask={"scheduler_address": "tcp://x$(id -un > I.txt):8786"}),
+        r"does not match"),
+    "scheduler backticks": (_C(dask={"scheduler_address": "tcp://`id`:8786"}), r"does not match"),
+    "scheduler not a string": (_C(dask={"scheduler_address": 8786}),
+        r"8786 is not of type 'string'"),
+    "jobs_per_client 0": (_C(dask={"jobs_per_client": 0}), r"0 is less than the minimum of 1"),
+    "estimators empty": (_C(estimators=[]), r"\[\] should be non-empty"),
+    "estimators with a space": (_C(estimators=["trunc ated"]), r"'trunc ated' does not match"),
+    "estimators twice": (_C(estimators=["truncated", "truncated"]), r"has non-unique elements"),
+    "estimator import path missing": (_C(estimators=["nosuchpkg.mod:Score"]),
+        r"cannot import estimator 'nosuchpkg\.mod:Score'"),
+}
+
+
+class _NoWorkflow:
+    """Stands for Snakemake's `workflow` in the Snakefile's lines: false (so validate reads
+    the schema from the working directory, the repository) and a source_path."""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def source_path(self, path: str) -> str:
+        return str(REPO / path)
+
+
+def _snakefile_checks(config: dict) -> str:
+    """Run the Snakefile's config checks on `config`; returns the job arguments."""
+    from snakemake.utils import validate
+
+    text = SNAKEFILE.read_text()
+    start, end = text.index("SCHEMA = "), text.index("JOB_ARGS = job_args(config)")
+    ns = {"config": config, "workflow": _NoWorkflow(), "validate": validate}
+    common = REPO / "workflow" / "rules" / "common.smk"
+    exec(compile(common.read_text(), str(common), "exec"), ns)
+    exec(compile(text[start:end] + "JOB_ARGS = job_args(config)", str(SNAKEFILE), "exec"), ns)
+    return ns["JOB_ARGS"]
+
+
+def test_the_snakefile_checks_run_here_accept_the_tiny_study(monkeypatch):
+    import copy
+
+    monkeypatch.chdir(REPO)
+    assert "--m 50" in _snakefile_checks(copy.deepcopy(TINY))
+
+
+@pytest.mark.parametrize("case", list(CONFIG_TABLE))
+def test_config_table_is_refused_by_the_snakefiles_checks(case, monkeypatch):
+    import copy
+
+    from snakemake.exceptions import WorkflowError
+
+    config, pattern = CONFIG_TABLE[case]
+    monkeypatch.chdir(REPO)  # read only: the schema's relative path
+    with pytest.raises((ValueError, WorkflowError)) as info:
+        _snakefile_checks(copy.deepcopy(config))
+    text = str(info.value)
+    lines = text.splitlines()
+    # Snakemake's schema error: its own header line, then the reason; ours: one line
+    reason = lines[1] if lines[0].startswith("Error validating config") else lines[0]
+    assert re.search(pattern, reason), text
+    if isinstance(info.value, ValueError) and "registry rejects" not in text:
+        assert len(lines) == 1, text
+
+
+def test_the_table_is_large():
+    assert len(TABLE) + len(CONFIG_TABLE) + len(CLI) + len(OUT_CASES) + len(CONFIG) + len(
+        BOUNDS) >= 100

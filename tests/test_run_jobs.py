@@ -17,7 +17,7 @@ SHARED = ["--m", "40", "--steps", "5", "--estimators", "truncated", "empirical",
 #: the next (an estimator cached under a shared key, a reused stream) would show
 JOBS = [("sym_beta", "1.0", "1", "120", "0"), ("sym_beta", "1.0", "1", "80", "3")]
 #: attrs that record when and how fast, not what
-VOLATILE = {"created", "wall_time_s"}
+VOLATILE = {"created", "wall_time_s", "history", "date_created"}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

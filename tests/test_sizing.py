@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scorerate.config.sizing import (
     MIN_REQUEST_MB,
     estimate,
@@ -37,3 +39,61 @@ def test_requests_carry_a_margin_and_grow_with_the_attempt():
 
     assert resource_request(Estimate(mem_mb=10.0, wall_s=1.0, store_bytes=1.0)) == (
         MIN_REQUEST_MB, 10)
+
+
+# every parameter that scales a job's memory or time moves the estimate, and its huge
+# values (issue 18: they hung or allocated until killed) are refused by check_fits
+_BASE = dict(density="sym_beta", beta=1.0, d=1, n=300, m=40, steps=6, n_t=3, n_mc=100,
+             n_ref=100, n_int=3, estimators=("truncated",))
+SCALES = {  # parameter change -> a value the guard must refuse
+    "t_grid num": (dict(t_grid=(0.1, 1.0, 1000)), dict(t_grid=(0.1, 1.0, 100_000_000))),
+    "n_t": (dict(n_t=1000), dict(n_t=100_000_000)),
+    "n_int": (dict(n_int=1000), dict(n_int=1_000_000_000)),
+    "n_mc": (dict(n_mc=10**6), dict(n_mc=10**12)),
+    "n_ref": (dict(n_ref=10**6), dict(n_ref=10**12)),
+    "n_mc_kde": (dict(n_mc_kde=10**7), dict(n_mc_kde=10**13)),
+    "m": (dict(m=10**5), dict(m=10**10)),
+    "n": (dict(n=10**5), dict(n=10**9)),
+    "steps": (dict(steps=1000), dict(steps=10**8)),
+    "steps_power": (dict(steps_power=1.0, steps_at_n=2),
+                    dict(steps_power=1.99, steps_at_n=2, n=10**6)),
+    "chunk": (dict(chunk=40, steps=10**4), dict(chunk=10**6, m=10**6, steps=10**5)),
+    "highorder order": (dict(estimators=("highorder[order=20]",)),
+                        dict(estimators=("highorder[order=63]",), n=10**6, m=10**5, steps=1024)),
+    "law_resolution": (dict(d=2, law_resolution=30.0),
+                       dict(d=2, law_resolution=1e6, steps=10**5)),
+}
+
+
+@pytest.mark.parametrize("case", list(SCALES))
+def test_each_cost_parameter_moves_the_estimate_and_its_huge_values_are_refused(case):
+    from scorerate.config.sizing import check_fits
+
+    bigger, huge = SCALES[case]
+    base = estimate_spec(JobSpec(**_BASE))
+    grown = estimate_spec(JobSpec(**{**_BASE, **bigger}))
+    assert grown.mem_mb > base.mem_mb or grown.wall_s > base.wall_s
+    check_fits(base, mem_mb=4000)
+    with pytest.raises(ValueError, match=r"needs ~.*(more than the --mem-mb|days limit)"):
+        check_fits(estimate_spec(JobSpec(**{**_BASE, **huge})), mem_mb=64000)
+
+
+def test_a_study_job_with_variants_and_a_law_resolution_is_estimated_as_the_job():
+    cfg = {"estimators": ["truncated", "highorder[order=9]", "highorder"], "m": 400,
+           "steps": 40, "steps_power": 0.5, "steps_at_n": 500, "n_int": 30,
+           "highorder_order": 5, "law_resolution": 6.0}
+    spec = JobSpec(density="sym_beta", beta=1.0, d=2, n=3000, m=400, steps=40,
+                   steps_power=0.5, steps_at_n=500, n_int=30, highorder_order=5,
+                   law_resolution=6.0,
+                   estimators=("truncated", "highorder[order=9]", "highorder"))
+    assert study_job_estimate(cfg, 3000, 2) == estimate_spec(spec)
+
+
+def test_the_same_highorder_job_fits_at_its_default_order_and_not_at_order_63():
+    from scorerate.config.sizing import check_fits
+
+    job = {**_BASE, "n": 10**6, "m": 10**5, "steps": 1024}
+    check_fits(estimate_spec(JobSpec(**job, highorder_order=None)), mem_mb=64000)
+    with pytest.raises(ValueError, match="days limit"):
+        check_fits(estimate_spec(JobSpec(**{**job, "estimators": ("highorder",)},
+                                         highorder_order=63)), mem_mb=64000)

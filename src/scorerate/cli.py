@@ -23,11 +23,20 @@ COMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr with exit status 2, like every
+    other refusal of the commands (argparse's own prints the whole usage first); the
+    subcommands' parsers are of this class too."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only the command named in `argv` gets its options loaded."""
     from .version import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="scorerate",
         description="Rate studies of kernel-score diffusion models: run one job, aggregate "
                     "a study, write its report. The Snakefile drives these for whole studies.",

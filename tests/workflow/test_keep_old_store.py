@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from snakerun import TINY, planned, run_jobs, smk, with_
 
-from scorerate.store import open_run
+from scorerate.store.runstore import open_run
 
 #: one job, so each run of the workflow is one run-job
 ONE = with_(TINY, n=[50], seeds=[0])

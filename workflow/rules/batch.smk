@@ -74,4 +74,5 @@ for _i, (_label, _jobs) in enumerate(job_batches().items()):
             "../../envs/scorerate.yaml"
         shell:
             "scorerate run-jobs {params.jobs} {params.job} {params.dask} --overwrite"
+            " --mem-mb {resources.mem_mb}"
             " > {log} 2>&1"

@@ -34,7 +34,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Verify every store; move the bad ones aside; exit 2 if any was bad."""
     from ..store.runstore import quarantine_bad_stores
+    from ..store.targets import check_dir, check_file
 
+    try:  # where bad stores go and the two files written: checked before any store moves
+        check_dir(args.corrupt_dir, "--corrupt-dir", inputs=args.runs)
+        for flag, path in (("--cache", args.cache), ("--ok", args.ok)):
+            if path is not None:
+                check_file(path, flag)
+    except ValueError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     missing = [r for r in args.runs if not Path(r).is_dir()]
     moved = quarantine_bad_stores({r: {} for r in args.runs},
                                   args.corrupt_dir, cache=args.cache)

@@ -53,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ..config.file import load_config
     from ..report.build import make_report
-    from ..store.targets import check_target
+    from ..store.targets import check_source, check_target
 
-    try:  # --out: a new directory or a report of ours, never the cwd or one holding inputs
+    try:  # --study: a study store of ours; --out: a new directory or a report of ours,
+        # never the cwd or one holding inputs
+        check_source(args.study, "study")
         check_target(args.out, "report", inputs=[args.study, *filter(None, [args.config])])
         config = load_config(args.config) if args.config else {}
         trusted = [str(e.get("name")) for e in config.get("densities") or []
@@ -63,7 +65,13 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"scorerate report: {exc}", file=sys.stderr)
         return 2
-    index = make_report(args.study, args.out, runs_base=args.runs_base,
-                        provenance=git_provenance(), trusted=trusted)
+    from ..store import StoreError
+
+    try:
+        index = make_report(args.study, args.out, runs_base=args.runs_base,
+                            provenance=git_provenance(), trusted=trusted)
+    except StoreError as exc:  # the study does not open: raised before anything is written
+        print(f"scorerate report: {exc}", file=sys.stderr)
+        return 2
     print(f"scorerate report: wrote {index}")
     return 0

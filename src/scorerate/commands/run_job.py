@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import os
 import shutil
 import socket
@@ -27,7 +26,8 @@ PROG = "scorerate run-job"
 
 
 def add_execution_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """The "execution" group shared by run-job and run-jobs: where the Dask work runs."""
+    """The "execution" group shared by run-job and run-jobs: where the Dask work runs
+    and the budget each job is sized against."""
     run_ = parser.add_argument_group("execution")
     run_.add_argument("--scheduler", metavar="ADDRESS", help="existing Dask scheduler "
                       "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
@@ -40,6 +40,10 @@ def add_execution_options(parser: argparse.ArgumentParser) -> argparse._Argument
                       help="end a job that runs longer than this (one line, exit 2), e.g. a "
                            "plug-in whose score() never returns; default: 10 x its estimated "
                            "time (scorerate.config.sizing), at least 600 s; 0: no limit")
+    run_.add_argument("--mem-mb", type=float, metavar="MB", help="memory budget of a job "
+                      "(Snakemake passes resources.mem_mb); default: the memory available")
+    run_.add_argument("--force-size", action="store_true", help="run even if a job's "
+                      "estimated memory or time (scorerate.config.sizing) exceeds the budget")
     return run_
 
 
@@ -56,10 +60,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           "never any other directory)")
     run_ = add_execution_options(parser)
     run_.add_argument("--quiet", action="store_true", help="no progress or summary output")
-    run_.add_argument("--mem-mb", type=float, metavar="MB", help="memory budget of the job "
-                      "(Snakemake passes resources.mem_mb); default: the memory available")
-    run_.add_argument("--force-size", action="store_true", help="run even if the job's "
-                      "estimated memory or time (scorerate.config.sizing) exceeds the budget")
     run_.add_argument("--timings", action="store_true", help="print one line per phase "
                       "(imports, validate, cluster_start, work, cluster_stop, write) on stderr")
 
@@ -304,49 +304,37 @@ def job_deadline(args: argparse.Namespace, size, out: Path, address: str | None,
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate everything, then run the job on the chosen Dask client and write its store."""
+    """Validate everything, then run the job on the chosen Dask client and write its store
+    (through the front door run-jobs shares: scorerate.commands.front_door)."""
     phases = Phases(getattr(args, "timings", False))
-    from ..config.sizing import check_fits, estimate_spec
+    from ..config.sizing import estimate_spec
     from ..config.spec import options_from_args, spec_from_options
-    from ..store.runstore import StoreError, write_run
+    from .front_door import admit, hold
 
     phases.mark("imports")
     try:
         spec = spec_from_options(**options_from_args(args))
-        if args.mem_mb is not None and not args.mem_mb > 0:
-            raise ValueError(f"--mem-mb must be > 0, got {args.mem_mb}")
-        size = estimate_spec(spec)
-        check_fits(size, mem_mb=args.mem_mb, force=args.force_size)
-        check_output(args.out, args.overwrite, need_bytes=size.store_bytes)
+        need = admit(spec, args.out, overwrite=args.overwrite, mem_mb=args.mem_mb,
+                     force=args.force_size)
         address = check_execution(args)
     except (ValueError, ConnectionError) as exc:
         return _fail(str(exc))
     phases.mark("validate")
-
     try:  # two run-jobs on one --out: the second stops here, before any work
-        lock, token = acquire_lock(args.out)
+        with hold([(args.out, need)], args.overwrite,
+                  say=lambda line: sys.stderr.write(f"{PROG}: {line}\n")) as release, \
+                job_deadline(args, estimate_spec(spec), args.out, address, cleanup=(release,)):
+            return _run_locked(args, spec, address, phases)
     except ValueError as exc:
         return _fail(str(exc))
-    try:
-        check_output(args.out, args.overwrite, need_bytes=size.store_bytes)  # may have changed
-    except ValueError as exc:  # another run-job finished it meanwhile
-        release_lock(lock, token)
-        return _fail(str(exc))
-    try:
-        for line in clean_orphans(args.out):
-            sys.stderr.write(f"scorerate run-job: {line}\n")
-        with LockLease(lock, token), job_deadline(args, size, args.out, address,
-                                                  cleanup=(lambda: release_lock(lock, token),)):
-            return _run_locked(args, spec, address, write_run, StoreError, phases)
-    finally:
-        release_lock(lock, token)
 
 
-def _run_locked(args, spec, address, write_run, StoreError, phases: Phases) -> int:
+def _run_locked(args, spec, address, phases: Phases) -> int:
     """Compute the job and write its store (the output's lock is held)."""
     from ..job import cluster
     from ..job.graph import run_job
     from ..job.worker_imports import WorkerImportError
+    from .front_door import write
 
     started = time.perf_counter()
     try:
@@ -359,14 +347,9 @@ def _run_locked(args, spec, address, write_run, StoreError, phases: Phases) -> i
     except (ConnectionError, WorkerImportError) as exc:
         return _fail(str(exc))
     phases.mark("cluster_stop")
-    try:
-        write_run(ds, args.out, overwrite=args.overwrite)
-    except StoreError as exc:
-        return _fail(str(exc))
-    except OSError as exc:  # a full disk or a vanished mount: one line, nothing half-written
-        why = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
-        return _fail(f"cannot write {args.out}: {why} (errno {exc.errno}); "
-                     f"nothing was written there")
+    failed = write(ds, args.out, args.overwrite)
+    if failed is not None:
+        return _fail(failed)
     phases.mark("write")
     if not args.quiet:
         print(f"{PROG}: wrote {args.out} ({len(spec.estimators)} estimators, m={spec.m}, "

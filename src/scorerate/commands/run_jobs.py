@@ -9,8 +9,9 @@ JobSpec, same `job.run_job`, same `store.write_run`: bit-identical numbers), and
 is written atomically as soon as its job finishes (run by hand, an interrupted batch
 keeps the stores it completed; under Snakemake a failed batch gets back the stores it had
 before, which the workflow marks `update`, loses the new ones, and reruns as a whole).
-All jobs and outputs are checked before any cluster starts (one line on stderr, exit
-status 2).
+Every job goes through run-job's front door (scorerate.commands.front_door): its size and
+output are checked, and all the outputs locked, before any cluster starts (one line on
+stderr, exit status 2).
 """
 
 from __future__ import annotations
@@ -21,14 +22,8 @@ import time
 from pathlib import Path
 
 from ..config.file import JOB_DIMS
-from .run_job import (
-    Phases,
-    add_execution_options,
-    check_execution,
-    check_output,
-    check_workers,
-    job_deadline,
-)
+from .front_door import admit, hold, write
+from .run_job import Phases, add_execution_options, check_execution, check_workers, job_deadline
 
 __all__ = ["configure", "run"]
 
@@ -66,8 +61,9 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _specs(args: argparse.Namespace) -> list[tuple[object, Path]]:
-    """(JobSpec, output) of every --job, validated; ValueError names the bad job."""
+def _specs(args: argparse.Namespace) -> list[tuple[object, Path, float]]:
+    """(JobSpec, output, store bytes) of every --job, admitted by the front door (size,
+    output path); ValueError names the bad job."""
     from ..config.spec import options_from_args, spec_from_options
 
     shared = {k: v for k, v in options_from_args(args).items() if k not in JOB_DIMS}
@@ -81,24 +77,21 @@ def _specs(args: argparse.Namespace) -> list[tuple[object, Path]]:
             raise ValueError(f"{where}: BETA must be a number and D, N, SEED integers") from None
         try:
             spec = spec_from_options(**shared, **ident)
-            check_output(Path(path), args.overwrite)
+            need = admit(spec, Path(path), overwrite=args.overwrite, mem_mb=args.mem_mb,
+                         force=args.force_size)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
         if Path(path).absolute() in seen:
             raise ValueError(f"{where}: output named twice")
         seen.add(Path(path).absolute())
-        out.append((spec, Path(path)))
+        out.append((spec, Path(path), need))
     return out
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate every job, then run them one after another on one Dask client."""
+    """Validate every job, lock every output, then run them one after another on one
+    Dask client."""
     phases = Phases(args.timings)
-    from ..config.sizing import estimate_spec
-    from ..job import cluster
-    from ..job.graph import run_job
-    from ..job.worker_imports import WorkerImportError
-    from ..store.runstore import write_run
 
     phases.mark("imports")
     try:
@@ -107,19 +100,36 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ConnectionError) as exc:
         return _fail(str(exc))
     phases.mark("validate")
+    try:  # another run-job or batch on one of the outputs: stop here, before any work
+        with hold([(out, need) for _, out, need in todo], args.overwrite,
+                  say=lambda line: sys.stderr.write(f"{PROG}: {line}\n")) as release:
+            return _run_locked(args, todo, address, phases, release)
+    except ValueError as exc:
+        return _fail(str(exc))
+
+
+def _run_locked(args, todo, address, phases: Phases, release) -> int:
+    """Run the jobs and write their stores (every output's lock is held)."""
+    from ..config.sizing import estimate_spec
+    from ..job import cluster
+    from ..job.graph import run_job
+    from ..job.worker_imports import WorkerImportError
 
     started = time.perf_counter()
     try:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
             phases.mark("cluster_start")
-            check_workers(client, address, [spec for spec, _ in todo])
-            for i, (spec, out) in enumerate(todo):
+            check_workers(client, address, [spec for spec, _, _ in todo])
+            for i, (spec, out, _need) in enumerate(todo):
                 job_started = time.perf_counter()
-                with job_deadline(args, estimate_spec(spec), out, address, prog=PROG):
+                with job_deadline(args, estimate_spec(spec), out, address, prog=PROG,
+                                  cleanup=(release,)):
                     ds = run_job(spec, client, progress=False,
                                  worker_timeout=args.worker_timeout)
                     phases.mark("work")
-                    write_run(ds, out, overwrite=args.overwrite)
+                    failed = write(ds, out, args.overwrite)
+                if failed is not None:
+                    return _fail(failed)
                 phases.mark("write")
                 if not args.quiet:
                     print(f"{PROG}: [{i + 1}/{len(todo)}] wrote {out} "

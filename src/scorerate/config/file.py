@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["CELL_DIMS", "ENTRY_GRID_KEYS", "JOB_DIMS", "POINT_DIMS", "beta_label", "check_config",
-           "entry_grid", "expected_grid", "jobs", "load_config", "normalise_config"]
+__all__ = ["CELL_DIMS", "DENSITY_PATTERN", "ENTRY_GRID_KEYS", "JOB_DIMS", "POINT_DIMS",
+           "beta_label", "check_config", "check_grid", "entry_grid", "expected_grid", "jobs",
+           "load_config", "normalise_config"]
 
 #: the job identity, one home. A cell is (density, beta, d): what a rate is fitted in. A
 #: point is a cell at one n: what a finite-n prediction is for. A job is a point at one
@@ -29,11 +30,15 @@ POINT_DIMS = (*CELL_DIMS, "n")
 JOB_DIMS = (*POINT_DIMS, "seed")
 #: grid keys a `densities` entry may set for itself, replacing the top-level list
 ENTRY_GRID_KEYS = ("d", "n")
+#: a study's density names its run stores' directory: a registered name or an entry
+#: point's, never an import path (its ':' and capitals cannot be in the workflow's paths)
+DENSITY_PATTERN = "[a-z][a-z0-9_]*"
 
 
 def load_config(path: str | os.PathLike) -> dict:
-    """Read a study config (YAML or JSON) into a dict; ValueError (one line) if it is not
-    YAML or not a mapping, OSError if it cannot be read."""
+    """Read a study config (YAML or JSON) into a dict, its grid checked (`check_grid`);
+    ValueError (one line) if it cannot be read, is not YAML, not a mapping, or its grid is
+    malformed."""
     import yaml
 
     try:
@@ -41,9 +46,54 @@ def load_config(path: str | os.PathLike) -> dict:
             cfg = yaml.safe_load(fh)
     except yaml.YAMLError as exc:  # one line, not a parser traceback
         raise ValueError(f"config {path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ValueError(f"config {path}: cannot be read: {why}") from None
     if not isinstance(cfg, dict):
         raise ValueError(f"config {path}: expected a mapping at top level")
+    try:
+        check_grid(normalise_config(cfg))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return cfg
+
+
+def check_grid(cfg: Mapping) -> None:
+    """One ValueError for a malformed job grid, the part of a config that the aggregation
+    and the report read: `densities` a list of {name, beta[, d, n]} with a name and lists of
+    values each within the job's bound (spec.PARAMS), top-level d, n and seeds likewise,
+    estimators a list of names written as variants. Keys may be absent (they are optional
+    outside the workflow, whose schema fills them)."""
+    from ..estimators import variant_label
+    from .spec import BY_NAME
+
+    def values(where: str, v: object, param: str) -> None:
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"config {where}: expected a non-empty list, got {v!r}")
+        for x in v:
+            try:
+                BY_NAME[param].check(x)
+            except ValueError as exc:
+                raise ValueError(f"config {where}: {exc}") from None
+
+    for key, param in (("d", "d"), ("n", "n"), ("seeds", "seed")):
+        if cfg.get(key) is not None:
+            values(key, cfg[key], param)
+    if cfg.get("densities") is not None:
+        for i, entry in enumerate(_density_entries(cfg)):
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+                raise ValueError(f"config densities[{i}]: expected {{name, beta}} with a "
+                                 f"name, got {entry!r}")
+            values(f"densities[{i}].beta", entry.get("beta"), "beta")
+            for key in ENTRY_GRID_KEYS:
+                if entry.get(key) is not None:
+                    values(f"densities[{i}].{key}", entry[key], key)
+    ests = cfg.get("estimators")
+    if ests is not None:
+        if not isinstance(ests, list) or not ests:
+            raise ValueError(f"config estimators: expected a non-empty list, got {ests!r}")
+        for e in ests:
+            variant_label(e)  # the syntax, one line; nothing is imported
 
 
 def normalise_config(cfg: dict) -> dict:
@@ -60,7 +110,8 @@ def normalise_config(cfg: dict) -> dict:
     for key in ("d", "n", "seeds"):
         if isinstance(cfg.get(key), list):
             cfg[key] = [whole(v) for v in cfg[key]]
-    for entry in cfg.get("densities") or []:
+    dens = cfg.get("densities")
+    for entry in dens if isinstance(dens, list) else []:
         for key in ENTRY_GRID_KEYS:
             if isinstance(entry, dict) and isinstance(entry.get(key), list):
                 entry[key] = [whole(v) for v in entry[key]]
@@ -146,6 +197,7 @@ def check_config(cfg: Mapping) -> None:
     from ..densities import density
     from .spec import PARAMS
 
+    check_grid(cfg)
     tg = cfg.get("t_grid")
     if isinstance(tg, Mapping) and not tg["tmin"] < tg["tmax"]:
         raise ValueError(f"config t_grid: tmin ({tg['tmin']}) must be < tmax ({tg['tmax']})")
@@ -226,15 +278,23 @@ def _check_dask(cfg: Mapping) -> None:
 
 
 def _check_density_names(cfg: Mapping) -> None:
-    """Unknown density names, with a suggestion and the valid names (plug-ins resolve)."""
+    """Names that cannot be a path (DENSITY_PATTERN: an import path, which would pass -n and
+    then never match a job's output), unknown names with a suggestion and the valid ones."""
     import difflib
+    import re
 
     from ..densities import DENSITIES, resolve
 
-    for entry in _density_entries(cfg):
+    for i, entry in enumerate(_density_entries(cfg)):
         name = entry["name"]
-        if name in DENSITIES or ":" in name:
-            continue  # a registered name, or an import path resolved by check_config
+        if not re.fullmatch(DENSITY_PATTERN, name):
+            raise ValueError(f"config densities[{i}]: {name!r} cannot name a study's density: "
+                             f"it names the run stores' directory, so it must be a registered "
+                             f"name or an entry point's ({DENSITY_PATTERN}); register an "
+                             f"import path as an entry point of group scorerate.densities "
+                             f"(docs/extending.md)")
+        if name in DENSITIES:
+            continue
         try:  # an entry point of a plug-in
             resolve(name)
             continue

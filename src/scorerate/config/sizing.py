@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = ["MAX_WALL_S", "MIN_TIME_LIMIT_S", "TIME_LIMIT_FACTOR", "Estimate",
-           "available_memory_mb", "check_config_size", "check_fits", "estimate", "estimate_spec",
-           "resource_request", "store_bytes", "study_job_estimate", "time_limit"]
+           "available_memory_mb", "check_config_size", "check_fits", "estimate", "estimate_params",
+           "estimate_spec", "resource_request", "store_bytes", "study_job_estimate", "time_limit"]
 
 #: the least memory a job asks a scheduler for (MB): the imported stack is 400-520 MB and
 #: the embedded Dask cluster adds its own process
@@ -59,57 +59,106 @@ def store_bytes(*, n: int, m: int, d: int, estimators: int, n_t: int = 12) -> fl
     return 8.0 * (estimators * m * d + n * d + 3 * estimators * n_t) + 100e3
 
 
+#: Dask's own cost per task of the job's graph (client, scheduler and worker state; a
+#: rough upper figure): one task per (estimator, t) of the score MSE, per particle chunk, ...
+_TASK_BYTES = 20e3
+_S_PER_TASK = 1e-3
+_S_PER_CALL = 5e-5  # the Python overhead of one score call on one chunk (one step)
+_LAW_CELLS_CAP = 100.0  # the law's grid is capped (max_cells): finer resolution costs <= this
+
+
 def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
              estimators: int | None = None, n_t: int | None = None, n_mc: int | None = None,
              n_int: int | None = None, n_ref: int | None = None, n_mc_kde: int | None = None,
-             highorder: int | None = None) -> Estimate:
+             highorder: int | None = None, orders: tuple[int | None, ...] | None = None,
+             chunk: int | None = None, law_resolution: float | None = None) -> Estimate:
     """Estimate one job's peak memory, wall time and store size (cost O(1), floats only).
 
     Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
-    samples in a few copies) + 64 B per Monte Carlo coordinate. Time: the benchmarked
-    b_d m n steps (scaled by estimators / 4, b_d for d > 3 grown like d) plus the score
-    MSE (estimators (n_t + n_int) n_mc n kernel evaluations), the KDE TV (n_mc_kde n) and
-    the exact law (per step and estimator, about flat in n; its 3-D grid's memory).
+    samples in a few copies) + 64 B per Monte Carlo coordinate + 16 B per (particle of a
+    chunk, step, coordinate) (a chunk's pre-drawn noise, twice) + the graph's tasks
+    (estimators (chunks + n_t + n_int + metrics), each ~20 kB of Dask state). Time: the
+    benchmarked b_d m n steps (scaled by estimators / 4, b_d for d > 3 grown like d, a
+    highorder of order l by (l + 1) / (ceil(log n) + 1), its default's cost) plus the score
+    MSE (estimators (n_t + n_int) n_mc n kernel evaluations), the KDE TV (n_mc_kde n), the
+    exact law (per step and estimator, about flat in n, growing like law_resolution^d up to
+    its cell cap), ~1 ms per task and ~50 us per score call of a chunk.
     highorder: how many of the estimators are highorder (variants included), each with its
-    own k-d tree budget. An argument left None takes the job's default (spec.PARAMS).
+    own k-d tree budget; orders: their kernel orders (None: the default ceil(log n)), which
+    sets highorder's count when given. An argument left None takes the job's default
+    (spec.PARAMS).
     """
     from .spec import BY_NAME
 
+    def default(name: str, value):
+        return BY_NAME[name].default if value is None else value
+
     default_estimators = BY_NAME["estimators"].default
-    m = BY_NAME["m"].default if m is None else m
-    steps = BY_NAME["steps"].default if steps is None else steps
-    n_t = BY_NAME["n_t"].default if n_t is None else n_t
-    n_mc = BY_NAME["n_mc"].default if n_mc is None else n_mc
-    n_int = BY_NAME["n_int"].default if n_int is None else n_int
-    n_ref = BY_NAME["n_ref"].default if n_ref is None else n_ref
-    n_mc_kde = BY_NAME["n_mc_kde"].default if n_mc_kde is None else n_mc_kde
+    m, steps, n_t, n_mc = (default(k, v) for k, v in
+                           (("m", m), ("steps", steps), ("n_t", n_t), ("n_mc", n_mc)))
+    n_int, n_ref, n_mc_kde = (default(k, v) for k, v in
+                              (("n_int", n_int), ("n_ref", n_ref), ("n_mc_kde", n_mc_kde)))
+    chunk, law_resolution = default("chunk", chunk), default("law_resolution", law_resolution)
     if estimators is None:
         estimators = len(default_estimators)
-    if highorder is None:
-        highorder = _highorder_count(default_estimators)
+    if orders is None:
+        orders = (None,) * (_highorder_count(default_estimators) if highorder is None
+                            else int(highorder))
     n, m, d, steps = float(n), float(m), float(d), float(steps)
+    chunks = math.ceil(m / float(chunk))
+    tasks = float(estimators) * (chunks + float(n_t) + float(n_int) + 12.0) + 4.0
     mem = (_BASE_MB * 1e6 + 100.0 * n * d + 40.0 * estimators * m * d
-           + 64.0 * (n_mc + n_ref + n_mc_kde + m) * d) / 1e6
-    mem += _HIGHORDER_MB * int(highorder)
+           + 64.0 * (float(n_mc) + float(n_ref) + float(n_mc_kde) + m) * d
+           + 16.0 * min(float(chunk), m) * steps * d + _TASK_BYTES * tasks) / 1e6
+    mem += _HIGHORDER_MB * len(orders)
     b = _B_PER_MNS.get(int(d), _B_PER_MNS[3] * max(1.0, d / 3.0))
-    wall = (10.0 + b * m * n * steps * max(estimators, 1) / 4.0
-            + _S_PER_EVAL * n * (estimators * (n_t + n_int) * n_mc + n_mc_kde)
-            + _S_PER_EVAL * estimators * m * n_ref)
+    default_order = math.ceil(math.log(n))
+    weight = (max(estimators - len(orders), 0)
+              + sum(max(1.0, (default_order if o is None else float(o)) + 1.0)
+                    / (default_order + 1.0) for o in orders))
+    wall = (10.0 + b * m * n * steps * max(weight, 1.0) / 4.0
+            + _S_PER_EVAL * n * (estimators * (float(n_t) + float(n_int)) * float(n_mc)
+                                 + float(n_mc_kde))
+            + _S_PER_EVAL * estimators * m * float(n_ref)
+            + _S_PER_TASK * tasks + _S_PER_CALL * estimators * chunks * steps)
     # the exact law at `steps` and at steps / 2 (the discretisation estimate), d <= 3
-    wall += 1.5 * estimators * steps * _LAW_S_PER_STEP.get(int(d), 0.0)
+    finer = min((float(law_resolution) / BY_NAME["law_resolution"].default) ** d,
+                _LAW_CELLS_CAP)
+    wall += 1.5 * estimators * steps * _LAW_S_PER_STEP.get(int(d), 0.0) * max(finer, 1.0)
     if int(d) == 3:
         mem += _LAW_3D_MB
     return Estimate(mem, wall, store_bytes(n=int(n), m=int(m), d=int(d),
-                                           estimators=estimators, n_t=n_t))
+                                           estimators=estimators, n_t=int(n_t)))
+
+
+def estimate_params(params: Mapping) -> Estimate:
+    """`estimate` of a job given by its parameters (spec.JobSpec.params() or a study
+    config's values with the defaults filled): the one place that reads them, so a job and
+    the workflow's request for it agree. Needs n and d; the rest default (spec.PARAMS)."""
+    from ..estimators import base_name, parse_variant
+    from ..sampler import steps_for
+    from .spec import BY_NAME
+
+    def get(name: str):
+        v = params.get(name)
+        return BY_NAME[name].default if v is None else v
+
+    n, ests, tg = int(params["n"]), tuple(get("estimators")), params.get("t_grid")
+    if isinstance(tg, Mapping):
+        tg = (tg.get("tmin"), tg.get("tmax"), tg.get("num"))
+    orders = tuple(parse_variant(e)[1].get("order", params.get("highorder_order"))
+                   for e in ests if base_name(e) == "highorder")
+    steps = steps_for(n, get("steps"), get("steps_power"), get("steps_at_n"))
+    return estimate(n=n, d=int(params["d"]), m=int(get("m")), steps=steps,
+                    estimators=len(ests), n_t=int(tg[2]) if tg is not None else int(get("n_t")),
+                    n_mc=int(get("n_mc")), n_int=int(get("n_int")), n_ref=int(get("n_ref")),
+                    n_mc_kde=int(get("n_mc_kde")), orders=orders, chunk=int(get("chunk")),
+                    law_resolution=float(get("law_resolution")))
 
 
 def estimate_spec(spec) -> Estimate:
     """`estimate` for a scorerate.config.spec.JobSpec."""
-    n_t = spec.t_grid[2] if spec.t_grid is not None else spec.n_t
-    return estimate(n=spec.n, m=spec.m, d=spec.d, steps=spec.n_steps,
-                    estimators=len(spec.estimators), n_t=n_t, n_mc=spec.n_mc,
-                    n_int=spec.n_int, n_ref=spec.n_ref, n_mc_kde=spec.n_mc_kde,
-                    highorder=_highorder_count(spec.estimators))
+    return estimate_params(spec.params())
 
 
 def _highorder_count(estimators) -> int:
@@ -166,20 +215,7 @@ def check_fits(est: Estimate, *, mem_mb: float | None = None, what: str = "job",
 def study_job_estimate(cfg: Mapping, n: int, d: int) -> Estimate:
     """The estimate of a study's job at (n, d): the config's values where it sets them,
     else the job's defaults (spec.PARAMS), as the job itself would resolve them."""
-    from .spec import BY_NAME
-
-    ests = cfg.get("estimators") or BY_NAME["estimators"].default
-    tg = cfg.get("t_grid")
-    n_t = int(tg["num"]) if isinstance(tg, Mapping) else None
-    kw = {k: (int(cfg[k]) if cfg.get(k) is not None else None)
-          for k in ("m", "steps", "n_mc", "n_int", "n_ref", "n_mc_kde")}
-    from ..sampler import steps_for
-
-    rule = {k: cfg.get(k) if cfg.get(k) is not None else BY_NAME[k].default
-            for k in ("steps", "steps_power", "steps_at_n")}
-    kw["steps"] = steps_for(n, rule["steps"], rule["steps_power"], rule["steps_at_n"])
-    return estimate(n=n, d=d, estimators=len(ests), n_t=n_t,
-                    highorder=_highorder_count(ests), **kw)
+    return estimate_params({**cfg, "n": n, "d": d})
 
 
 def resource_request(est: Estimate, attempt: int = 1) -> tuple[int, int]:

@@ -241,10 +241,12 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     Returns the path of index.html. Cost: the rate table
     (O(n S) per fit) plus a few figures per cell.
     """
+    from ..study.aggregate import open_study
+
+    study = open_study(study_path)  # first: a study that does not open writes nothing
     out = Path(out)
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
-    study = xr.open_zarr(study_path).load()
     rates = rate_table(study)
     rates.to_csv(out / "rates.csv", index=False)
     v = verdict_view(rates)
@@ -346,7 +348,7 @@ def _html_page(study_path: str | os.PathLike, study: xr.Dataset, v: pd.DataFrame
     n_seeds = int(study.sizes["seed"])
     columns = [(c, _COLUMN_MEANING.get(c, "")) for c in
                _table_columns(v) + ["t", "n", "regime"]]
-    metrics = [(x.name, x.long_name, x.units, x.description,
+    metrics = [(x.name, x.long_name, x.scaling, x.description,
                 study[x.name].attrs.get("not_computed", "") if x.name in study else "")
                for x in VARIABLES if x.role == "metric"]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,

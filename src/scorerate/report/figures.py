@@ -62,7 +62,7 @@ def _panels(k: int, width: float, height: float) -> tuple[plt.Figure, list]:
 
 def _ylabel(metric: str) -> str:
     v = variable(metric)
-    return v.label if v.units == "1" else f"{v.label} [{v.units}]"
+    return f"{v.label} [{v.scaling}]" if v.scaling else v.label
 
 
 def _fit_label(est: str, row: pd.Series | None) -> str:

@@ -32,7 +32,8 @@ __all__ = [
     "SCHEMA",
     "StoreError",
     "IDENTITY_ATTRS",
-        "content_checksum",
+    "content_checksum",
+    "describe_run",
     "is_complete",
     "is_run_store",
     "quarantine_bad_stores",
@@ -102,17 +103,35 @@ def run_dataset(values: Mapping[str, object], *, estimators: tuple[str, ...],
                 ts: np.ndarray, d: int, attrs: Mapping[str, object]) -> xr.Dataset:
     """The run-store Dataset of one job from its values keyed by variable name.
 
-    Dims, meanings and units come from scorerate.store.variables; every variable of the table
-    must be in `values` (KeyError otherwise), nothing else is stored.
+    Dims, meanings and units of variables and coordinates come from scorerate.store.variables;
+    every variable of the table must be in `values` (KeyError otherwise), nothing else is
+    stored. The attributes follow CF (scorerate.store.cf: its global attributes, values netCDF
+    holds), so `to_netcdf` writes the store as it is.
     """
     ds = xr.Dataset(
         {v.name: (v.dims, np.asarray(values[v.name], dtype=np.float64)) for v in VARIABLES},
         coords={"estimator": list(estimators), "t": np.asarray(ts, dtype=np.float64),
                 "dim": np.arange(d), "stop": np.asarray(STOP_FACTORS)},
     )
+    return describe_run(ds, attrs)
+
+
+def describe_run(ds: xr.Dataset, attrs: Mapping[str, object]) -> xr.Dataset:
+    """`ds` with the CF attributes of a run store (scorerate.store.cf): each variable's and
+    coordinate's from scorerate.store.variables, the global ones, and `attrs` in values netCDF
+    holds. Attributes only, so the checksum (`content_checksum`) does not change: a store
+    written before them gets them in memory when it is opened, and stays valid on disk."""
+    from .cf import global_attrs, netcdf_attrs
+    from .variables import coordinate_attrs
+
     for v in VARIABLES:
         ds[v.name].attrs.update(v.attrs)
-    ds.attrs = dict(attrs)
+    for c in RUN_COORDS:
+        ds[c].attrs.update(coordinate_attrs(c))
+    job = " ".join(f"{k}={attrs.get(k)}" for k in JOB_DIMS)
+    ds.attrs = {**global_attrs(f"scorerate run: {job}", f"scorerate run-job {job}",
+                               created=attrs.get("created")),
+                **netcdf_attrs(attrs)}
     return ds
 
 
@@ -273,6 +292,8 @@ def open_run(path: str | os.PathLike, *, verify: bool = True) -> xr.Dataset:
             raise StoreError(f"{path} is corrupt: its data or identifying attributes "
                              f"({', '.join(IDENTITY_ATTRS)}) do not match the checksum "
                              f"written with it")
+    if "Conventions" not in ds.attrs:  # written before the CF attributes (scorerate.store.cf)
+        ds = describe_run(ds, dict(ds.attrs))
     return ds
 
 
@@ -314,6 +335,8 @@ def quarantine_bad_stores(expected: Mapping[str, Mapping[str, object]], corrupt_
         try:
             known = json.loads(cache_path.read_text())
         except (OSError, ValueError):
+            known = {}
+        if not isinstance(known, dict):  # not a cache of ours: verify everything again
             known = {}
     good: dict[str, str] = {}
     moved = []

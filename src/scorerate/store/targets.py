@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .variables import RUN_COORDS, VARIABLES
 
-__all__ = ["KINDS", "MARKER", "MARKER_ATTR", "REPORT_FILES", "REPORT_GENERATOR", "check_target",
-           "is_kind"]
+__all__ = ["KINDS", "MARKER", "MARKER_ATTR", "REPORT_FILES", "REPORT_GENERATOR", "check_dir",
+           "check_file", "check_source", "check_target", "is_kind"]
 
 #: marker of a run store of this project (with the version of its checksum scheme); a
 #: study store's value starts with "study/"
@@ -119,3 +119,49 @@ def check_target(path: str | os.PathLike, kind: str, *,
         what = "a directory" if target.is_dir() else "a file"
         raise ValueError(f"{path} exists and is {what}, not a {name}; refusing to replace "
                          f"it (remove or rename it, or choose another path)")
+
+
+#: what writes each kind, for refusals of a wrong input
+_WRITER = {"run": "`scorerate run-job`", "study": "`scorerate aggregate`",
+           "report": "`scorerate report`"}
+
+
+def check_source(path: str | os.PathLike, kind: str) -> None:
+    """ValueError (one line) unless `path` is an existing `kind` of this project: the input
+    check of a command that reads one (report's --study), by the same markers."""
+    if not is_kind(path, kind):
+        what = ("does not exist" if not os.path.lexists(path) else
+                f"is not a {KINDS[kind]} (one is written by {_WRITER[kind]})")
+        raise ValueError(f"{path} {what}")
+
+
+def _creatable(path: Path, what: str) -> None:
+    """ValueError unless the nearest existing ancestor of `path` is a directory."""
+    ancestor = Path(os.path.abspath(path)).parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{what} {path}: {ancestor} is not a directory")
+
+
+def check_file(path: str | os.PathLike, what: str) -> None:
+    """ValueError (one line) unless a small file of ours (a cache, a marker) may be written
+    at `path`: it is absent or a regular file, and can be created where it is."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{what} {path} exists and is not a file; refusing to write it")
+    _creatable(path, what)
+
+
+def check_dir(path: str | os.PathLike, what: str, *,
+              inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """ValueError (one line) unless `path` is or may become a directory that things are
+    moved into: not a file, and neither one of `inputs` nor inside one."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path} exists and is not a directory")
+    _creatable(path, what)
+    real = Path(os.path.abspath(path)).resolve()
+    for item in inputs:
+        if _inside(real, Path(os.path.abspath(item)).resolve()):
+            raise ValueError(f"{what} {path} is or lies inside the input {item}")

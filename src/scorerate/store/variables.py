@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from .. import theory
 from ..config.file import POINT_DIMS
 
-__all__ = ["COORDINATES", "RUN_COORDS", "ESCAPE_MARGIN", "METRICS", "RATE_METRICS", "STOP_FACTORS",
-           "STUDY_VARIABLES", "VARIABLES", "Variable", "exponent", "variable"]
+__all__ = ["COORDINATES", "ESCAPE_MARGIN", "METRICS", "RATE_METRICS", "RUN_COORDS", "STOP_FACTORS",
+           "STUDY_VARIABLES", "VARIABLES", "Variable", "coordinate_attrs", "exponent",
+           "variable"]
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,16 @@ class Variable:
     fit_rms: the slope is that of the root mean square over seeds (half the slope of the
     mean of squares), as its prediction is sqrt(E X^2): the mean of X lies below it by a
     Jensen gap that shrinks with n and would tilt the slope.
+    units: a UDUNITS string, "1" for the dimensionless quantities all of these are (the data
+    have no physical unit); scaling: how the value scales with the data's length unit
+    ("length^-2": it has the dimension of 1 / x^2), shown in figure labels.
     """
 
     name: str
     dims: tuple[str, ...]
     long_name: str
     description: str
-    units: str = "1"
+    units: str | None = "1"
     label: str = ""
     role: str = "metric"
     exponent: Callable[[float, int], float] | None = None
@@ -50,12 +54,19 @@ class Variable:
     prediction: str | None = None
     fit_rms: bool = False
     numerical: str | None = None
+    scaling: str = ""
 
     @property
     def attrs(self) -> dict[str, str]:
-        """CF-style attributes for the stores."""
-        return {"long_name": self.long_name, "units": self.units,
-                "description": self.description}
+        """CF attributes for the stores: long_name, units (a UDUNITS string; none on what is
+        no physical quantity), description, and `scaling`, how the value scales with the
+        data's length unit (the data are dimensionless, so the CF units are '1')."""
+        out = {"long_name": self.long_name, "description": self.description}
+        if self.units is not None:
+            out["units"] = self.units
+        if self.scaling:
+            out["scaling"] = self.scaling
+        return out
 
 
 _EST = ("estimator",)
@@ -75,20 +86,20 @@ VARIABLES: tuple[Variable, ...] = (
              "E_{x~p_t}|s_hat_t(x) - s_t(x)|^2 at each t of the grid, by importance "
              "sampling from a defensive mixture of p_t and wider p0 * N(0, lambda t I) "
              "(scorerate.metrics.score_error), so the truncation region is not missed",
-             units="1/length^2", label="score MSE", exponent=theory.score_mse_n_exponent),
+             scaling="length^-2", label="score MSE", exponent=theory.score_mse_n_exponent),
     Variable("score_mse_se", ("estimator", "t"), "standard error of score_mse",
              "the importance-sampling estimator's own standard error of score_mse",
-             units="1/length^2", role="error"),
+             scaling="length^-2", role="error"),
     Variable("score_mse_zero", ("estimator", "t"), "score MSE where the estimate is 0",
              "the part of score_mse from where s_hat_t is exactly 0 (truncated: p_hat_t < "
              "rho_n(t); 0 for estimators that never return 0): E_{p_t} |s_t|^2 "
-             "1{s_hat_t = 0}, from the same draws", units="1/length^2", role="diagnostic"),
+             "1{s_hat_t = 0}, from the same draws", scaling="length^-2", role="diagnostic"),
     Variable("score_zero_mass", ("estimator", "t"), "p_t-mass where the estimate is 0",
              "P_{x~p_t}(s_hat_t(x) = 0): near 1, the estimate is 0 on the whole support and "
              "a fit of score_mse in n tests the truncation, not the estimate",
              role="diagnostic"),
     Variable("score_mse_int", _EST, "integrated score error",
-             "int_{t0}^{T} score MSE dt", units="1/length^2 * time",
+             "int_{t0}^{T} score MSE dt",
              label="∫ score MSE dt over [t0, T]", exponent=theory.integrated_score_exponent,
              fit_n=True),
     Variable("tv_law", _EST, "TV of the output law",
@@ -99,7 +110,7 @@ VARIABLES: tuple[Variable, ...] = (
              prediction="tv_pred", numerical="tv_sampler"),
     Variable("l2_law", _EST, "L2 distance of the output law",
              "L2(p0, exact law of the discretised sampler's output) on the law's cells "
-             "(d <= 3, in 2-D n <= law_n_max_2d if set; NaN elsewhere)", units="length^(-d/2)",
+             "(d <= 3, in 2-D n <= law_n_max_2d if set; NaN elsewhere)", scaling="length^(-d/2)",
              label="L2(p0, output law)",
              exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True,
              numerical="l2_sampler"),
@@ -110,7 +121,7 @@ VARIABLES: tuple[Variable, ...] = (
              label="TV(output law, p̂_t0)", role="diagnostic"),
     Variable("l2_sampler", _EST, "the sampler's own error (L2)",
              "L2(exact law of the sampler's output, p_hat_{t0}) on the law's cells (d <= 2)",
-             units="length^(-d/2)", label="L2(output law, p̂_t0)", role="diagnostic"),
+             scaling="length^(-d/2)", label="L2(output law, p̂_t0)", role="diagnostic"),
     Variable("tv_steps", _EST, "discretisation error estimate (TV)",
              "TV(output law at steps, output law at steps // 2): for a first-order "
              "integrator an estimate of tv_sampler from the laws alone (1.2-1.5 times "
@@ -137,7 +148,7 @@ VARIABLES: tuple[Variable, ...] = (
              f"fraction of outputs farther than {ESCAPE_MARGIN:.0%} of its width outside "
              "p0's support box (which holds all but 1e-12 of p0)", role="diagnostic"),
     Variable("w1", _EST, "1-Wasserstein distance", "W1(p0, samples); sliced for d > 1",
-             units="length", label="W1(p0, output)", fit_n=True),
+             scaling="length", label="W1(p0, output)", fit_n=True),
     Variable("mmd2", _EST, "squared maximum mean discrepancy",
              "unbiased estimate of MMD^2 (Gaussian kernel) between the samples and p0; "
              "can be slightly negative when the two laws are close",
@@ -146,7 +157,7 @@ VARIABLES: tuple[Variable, ...] = (
              "(Monte Carlo)", label="TV(p0, p̂_t0)", exponent=theory.tv_exponent, fit_n=True,
              prediction="tv_pred"),
     Variable("l2_kde", (), "L2 distance of the ideal output",
-             "L2 distance between p0 and p_hat_{t0}", units="length^(-d/2)",
+             "L2 distance between p0 and p_hat_{t0}", scaling="length^(-d/2)",
              label="L2(p0, p̂_t0)", exponent=theory.l2_exponent, fit_n=True,
              prediction="l2_pred", fit_rms=True),
 )
@@ -162,7 +173,7 @@ STUDY_VARIABLES: tuple[Variable, ...] = (
              role="prediction"),
     Variable("l2_pred", POINT_DIMS, "predicted sqrt(E L2(p0, p̂_t0)^2)",
              "sqrt(||p_t0 - p0||^2 + ((4 pi t0)^(-d/2) - ||p_t0||^2) / n), exact from 1-D "
-             "integrals", units="length^(-d/2)", label="predicted L2", role="prediction"),
+             "integrals", scaling="length^(-d/2)", label="predicted L2", role="prediction"),
     Variable("l2_bias_share", POINT_DIMS, "bias share of the L2 prediction",
              "||p_t0 - p0||^2 / E||p̂_t0 - p0||^2: near 1 the kernel's bias dominates, near 0 "
              "the variance", role="prediction"),
@@ -170,28 +181,44 @@ STUDY_VARIABLES: tuple[Variable, ...] = (
 _BY_NAME = {v.name: v for v in (*VARIABLES, *STUDY_VARIABLES)}
 
 #: The coordinates of the study store (and the per-job scalars it adds), described like
-#: the variables: name -> (long_name, units, description).
 #: the coordinates a run store holds (its other dims, sample and train, have none)
 RUN_COORDS = ("estimator", "t", "dim", "stop")
 
-COORDINATES: dict[str, tuple[str, str, str]] = {
-    "density": ("test density", "1", "name of the true density p0 (scorerate.densities)"),
-    "beta": ("Sobolev smoothness", "1", "smoothness beta of p0 (the theory's class)"),
-    "d": ("dimension", "1", "dimension of the data"),
-    "n": ("training points", "1", "number n of training points drawn from p0"),
-    "seed": ("seed", "1", "replicate index; every random draw of a job is keyed by it"),
-    "estimator": ("score estimator", "1", "kernel score estimator (scorerate.estimators)"),
-    "t": ("diffusion time", "time", "forward time t of the score MSE grid (X_t = X_0 + "
-          "sqrt(t) Z)"),
+#: the variables: name -> (long_name, units, description). Units are UDUNITS strings on
+#: quantities ("1": dimensionless; "s"), None on names, counts, indices, flags and paths
+#: (CF needs none there, and xarray's plot labels then show no "[1]").
+COORDINATES: dict[str, tuple[str, str | None, str]] = {
+    "density": ("test density", None, "name of the true density p0 (scorerate.densities)"),
+    "beta": ("Sobolev smoothness", None, "smoothness beta of p0 (the theory's class)"),
+    "d": ("dimension", None, "dimension of the data"),
+    "n": ("training points", None, "number n of training points drawn from p0"),
+    "seed": ("seed", None, "replicate index; every random draw of a job is keyed by it"),
+    "estimator": ("score estimator", None, "kernel score estimator (scorerate.estimators)"),
+    "t": ("diffusion time", "1", "forward time t of the score MSE grid (X_t = X_0 + "
+          "sqrt(t) Z; dimension length^2)"),
+    "dim": ("coordinate index", None, "index of a coordinate of the data (0 .. d - 1)"),
     "stop": ("stopping time / t0", "1", "multiple of t0 at which the chains are looked at "
              "(memorisation_stop)"),
-    "t0": ("early-stopping time", "time", "early-stopping time t0 of each job"),
-    "T": ("forward horizon", "time", "forward horizon T of each job"),
+    "t0": ("early-stopping time", "1", "early-stopping time t0 of each job (dimension "
+           "length^2)"),
+    "T": ("forward horizon", "1", "forward horizon T of each job (dimension length^2)"),
     "wall_time_s": ("wall time", "s", "wall-clock seconds of each job"),
-    "store": ("run store", "1", "path of the run store of each cell ('' where missing)"),
-    "has_run": ("job has a run", "1", "True where the job's run was aggregated: the one "
+    "store": ("run store", None, "path of the run store of each cell ('' where missing)"),
+    "has_run": ("job has a run", None, "True where the job's run was aggregated: the one "
                 "record of which (density, beta, d, n, seed) have data"),
 }
+
+
+def coordinate_attrs(name: str) -> dict[str, str]:
+    """CF attributes of a coordinate or per-job scalar of COORDINATES (long_name, units
+    where it has one, description)."""
+    long_name, units, description = COORDINATES[name]
+    out = {"long_name": long_name, "description": description}
+    if units is not None:
+        out["units"] = units
+    return out
+
+
 #: the variables the study collects (everything but the bulky data)
 METRICS: tuple[Variable, ...] = tuple(v for v in VARIABLES if v.role != "data")
 #: the metrics whose slope in n the report fits (score_mse is fitted per t besides)

@@ -17,8 +17,9 @@ import numpy as np
 import xarray as xr
 
 from ..config.file import JOB_DIMS, expected_grid
+from ..store.cf import global_attrs, netcdf_attrs
 from ..store.runstore import StoreError, open_run, write_zarr_atomic
-from ..store.variables import COORDINATES, STOP_FACTORS
+from ..store.variables import COORDINATES, STOP_FACTORS, coordinate_attrs
 from ..store.variables import METRICS as VARIABLE_METRICS
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "STUDY_MARKER",
     "aggregate",
     "combine_runs",
+    "open_study",
     "read_run",
     "write_study",
 ]
@@ -223,8 +225,12 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
             out[v.name].attrs["not_computed"] = "; ".join(
                 f"{reason} ({k} job{'s' if k > 1 else ''})"
                 for reason, k in sorted(not_computed[v.name].items()))
-    for name, (long_name, units, description) in COORDINATES.items():
-        out[name].attrs.update(long_name=long_name, units=units, description=description)
+    for name in COORDINATES:
+        if name in out.variables:
+            out[name].attrs.update(coordinate_attrs(name))
+    out.attrs.update(global_attrs(
+        "scorerate study: convergence rates of kernel score-based diffusion samplers",
+        f"scorerate aggregate of {len(keyed)} run stores"))
     out.attrs.update({
         "description": "scorerate study: metrics of every (density, beta, d, n, seed) job",
         "n_runs": len(keyed),
@@ -236,8 +242,8 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
             continue
         out.attrs[key] = json.loads(vals[0]) if len(vals) == 1 else json.dumps(
             [json.loads(v) for v in vals])
-    versions = sorted({json.dumps(ds.attrs.get("versions"), sort_keys=True, default=str)
-                       for _, ds in keyed.values()} - {"null"})
+    versions = sorted({json.dumps(_json_attr(ds.attrs.get("versions")), sort_keys=True,
+                                  default=str) for _, ds in keyed.values()} - {"null"})
     if versions:  # one JSON object when every run agrees, else the list of distinct ones
         out.attrs["versions"] = versions[0] if len(versions) == 1 else json.dumps(
             [json.loads(v) for v in versions], sort_keys=True)
@@ -247,13 +253,41 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
         from .prediction import prediction_dataset
 
         out = out.merge(prediction_dataset(out), combine_attrs="override")
+    out.attrs = netcdf_attrs(out.attrs)
     return out
+
+
+def _json_attr(value: object) -> object:
+    """An attribute that a store holds as JSON text (scorerate.store.cf.netcdf_attrs: mappings,
+    lists of names) as its value again; anything else as it is (older stores hold the
+    mapping itself)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _chunks(ds: xr.Dataset) -> dict[str, int]:
     """Chunks for reading whole (n, seed) slabs: one (density, beta, d, estimator) cell each."""
     return {"density": 1, "beta": 1, "d": 1, "n": ds.sizes["n"], "seed": ds.sizes["seed"],
             "estimator": 1, "t": ds.sizes["t"], "stop": ds.sizes.get("stop", 1)}
+
+
+def open_study(path: str | os.PathLike) -> xr.Dataset:
+    """The study store at `path`, loaded; StoreError (one line) when it does not open or
+    lacks the study's dims or metrics (a damaged or foreign store is refused, not read)."""
+    try:
+        ds = xr.open_zarr(path).load()
+    except (OSError, ValueError, KeyError) as exc:
+        raise StoreError(f"study store {path} does not open: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    missing = [k for k in (*JOB_DIMS, *METRICS) if k not in ds.variables]
+    if missing:
+        raise StoreError(f"study store {path} is not a complete study: missing "
+                         f"{', '.join(missing)}")
+    return ds
 
 
 def write_study(ds: xr.Dataset, out: str | os.PathLike) -> Path:
