@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "workflow"))
 from snakerun import SNAKEFILE, TINY, with_  # noqa: E402
 
+from scorerate.commands import output_lock  # noqa: E402
 from scorerate.store import runstore as store  # noqa: E402
 
 # Per case, start-up of Python / Snakemake included: the CPU time of the child process must
@@ -335,11 +336,10 @@ def test_full_disk_at_write_is_one_line_exit_2_and_nothing_left(tmp_path, monkey
 def test_too_little_free_space_is_refused_before_work(tmp_path, monkeypatch):
     import shutil
 
-    from scorerate.commands import run_job
 
     monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10, 10, 10))
     with pytest.raises(ValueError, match=r"not enough free space .*0 MB free"):
-        run_job.check_output(tmp_path / "run.zarr", False, need_bytes=1e6)
+        output_lock.check_output(tmp_path / "run.zarr", False, need_bytes=1e6)
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, monkeypatch):
@@ -366,7 +366,7 @@ def test_overwrite_replaces_a_damaged_run_store_of_ours(tmp_path, monkeypatch):
     arr = zarr.open_array(out / "w1", mode="r+")
     arr[:] = arr[:] + 1.0  # damaged, but still ours: --overwrite may replace it
     with pytest.raises(ValueError, match="damaged run store"):
-        run_job.check_output(out, False)
+        output_lock.check_output(out, False)
     _no_cluster(monkeypatch, _fake_ds)
     assert run_job.run(_Args(out, extra=["--overwrite"]).ns) == 0
     np.testing.assert_array_equal(store.open_run(out)["w1"].values, old)
@@ -381,8 +381,8 @@ def test_a_lock_from_another_host_is_stale_once_its_lease_runs_out(tmp_path, mon
     lock = tmp_path / ".run.zarr.lock"
     lock.write_text("some-other-node 12345\n")
     with pytest.raises(ValueError, match="process 12345 on some-other-node"):
-        run_job.acquire_lock(out)
-    old = time.time() - 2 * run_job.LOCK_LEASE_S
+        output_lock.acquire_lock(out)
+    old = time.time() - 2 * output_lock.LOCK_LEASE_S
     os.utime(lock, (old, old))
     _no_cluster(monkeypatch, _fake_ds)
     assert run_job.run(_Args(out).ns) == 0
@@ -390,32 +390,30 @@ def test_a_lock_from_another_host_is_stale_once_its_lease_runs_out(tmp_path, mon
 
 
 def test_a_held_lock_is_renewed_while_its_job_works(tmp_path):
-    from scorerate.commands import run_job
 
-    lock, token = run_job.acquire_lock(tmp_path / "run.zarr")
+    lock, token = output_lock.acquire_lock(tmp_path / "run.zarr")
     os.utime(lock, (1.0, 1.0))
-    with run_job.LockLease(lock, token, lease=0.2):
+    with output_lock.LockLease(lock, token, lease=0.2):
         deadline = time.monotonic() + 30
         while lock.stat().st_mtime < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
     assert lock.stat().st_mtime > 10  # renewed
-    run_job.release_lock(lock, token)
+    output_lock.release_lock(lock, token)
     assert not lock.exists()
 
 
 def test_what_killed_writers_left_is_cleaned_and_an_interrupted_swap_restored(tmp_path,
                                                                                monkeypatch):
-    from scorerate.commands import run_job
 
     out = tmp_path / "run.zarr"
     kept = _fake_store(tmp_path / "keep.zarr")
     (tmp_path / ".run.zarr.tmp-0123").mkdir()  # a killed write
     os.replace(kept, tmp_path / ".run.zarr.old-4567")  # a swap killed half way
-    done = run_job.clean_orphans(out)
+    done = output_lock.clean_orphans(out)
     assert store.is_complete(out) and "restored run.zarr from an interrupted swap" in done
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr"]
     (tmp_path / ".run.zarr.old-89ab").mkdir()  # the store exists: the old copy goes
-    run_job.clean_orphans(out)
+    output_lock.clean_orphans(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.zarr"]
 
 

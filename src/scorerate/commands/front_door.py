@@ -15,7 +15,7 @@ import errno
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .run_job import (
+from .output_lock import (
     LockLease,
     acquire_lock,
     check_output,

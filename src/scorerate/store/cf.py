@@ -62,7 +62,7 @@ def global_attrs(title: str, history: str, *, created: str | None = None) -> dic
     """The CF global attributes of a store: `title`, one `history` line (prefixed with the
     creation time), `source` (scorerate and its version), `references`, `date_created`
     (now unless `created` is given) and `git_commit`."""
-    from .. import __version__
+    from ..version import __version__
 
     created = created or datetime.now(UTC).isoformat(timespec="seconds")
     return {"Conventions": CONVENTIONS, "title": title, "history": f"{created}: {history}",
