@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"scorerate report: {exc}", file=sys.stderr)
         return 2
-    from ..store import StoreError
+    from ..store.runstore import StoreError
 
     try:
         index = make_report(args.study, args.out, runs_base=args.runs_base,
