@@ -155,66 +155,9 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
 
     Raises StoreError if two runs are the same job, ValueError if `runs` is empty.
     """
-    if not len(runs):
-        raise ValueError("combine_runs needs at least one run")
-    if paths is None:
-        paths = [""] * len(runs)
-    if len(paths) != len(runs):
-        raise ValueError(f"{len(paths)} paths for {len(runs)} runs")
-    keyed: dict[tuple, tuple[str, xr.Dataset]] = {}
-    for ds, p in zip(runs, paths, strict=True):
-        key = _job_id(ds.attrs, p or "(in memory)")
-        if key in keyed:
-            raise StoreError(f"run stores {keyed[key][0] or '(in memory)'} and "
-                             f"{p or '(in memory)'} are the same job {key}")
-        keyed[key] = (p, ds)
-
-    coords: dict[str, list] = {k: set() for k in JOB_DIMS}
-    for key in keyed:
-        for dim, v in zip(JOB_DIMS, key, strict=True):
-            coords[dim].add(v)
-    if config is not None:
-        for dim, vals in expected_grid(config).items():
-            coords[dim].update(vals)
-    coords = {k: sorted(v) for k, v in coords.items()}
-    estimators = sorted({str(e) for _, ds in keyed.values() for e in ds["estimator"].values})
-    if config is not None and config.get("estimators"):
-        from ..estimators import variant_label  # the stores hold canonical labels
-
-        listed = [variant_label(e) for e in config["estimators"]]
-        estimators = listed + [e for e in estimators if e not in listed]
-    ts = np.unique(np.concatenate([np.asarray(ds["t"].values, dtype=float)
-                                   for _, ds in keyed.values()]))
-    coords["estimator"] = estimators
-    coords["t"] = ts
-    coords["stop"] = np.asarray(STOP_FACTORS)
-
-    shape = tuple(len(coords[k]) for k in JOB_DIMS)
-    data = {}
-    for name, dims in METRICS.items():
-        full = JOB_DIMS + dims
-        data[name] = (full, np.full(shape + tuple(len(coords[k]) for k in dims), np.nan))
-    for a in RUN_ATTRS:
-        data[a] = (JOB_DIMS, np.full(shape, np.nan))
-    data["store"] = (JOB_DIMS, np.full(shape, "", dtype=object))
-    data["has_run"] = (JOB_DIMS, np.zeros(shape, dtype=bool))
-    index = {dim: {v: i for i, v in enumerate(coords[dim])} for dim in JOB_DIMS}
-
-    not_computed: dict[str, dict[str, int]] = {name: {} for name in METRICS}
-    for key, (path, ds) in keyed.items():
-        at = tuple(index[dim][v] for dim, v in zip(JOB_DIMS, key, strict=True))
-        for name in METRICS:  # why a run left a metric NaN (scorerate.job.metric_table)
-            if reason := ds[name].attrs.get("not_computed"):
-                not_computed[name][reason] = not_computed[name].get(reason, 0) + 1
-        # align each run onto the study's estimator and t coords (missing -> NaN)
-        ds = ds[list(METRICS)].reindex(estimator=estimators, t=ts)
-        for name in METRICS:
-            data[name][1][at] = ds[name].values
-        for a in RUN_ATTRS:
-            data[a][1][at] = float(keyed[key][1].attrs.get(a, np.nan))
-        data["store"][1][at] = path
-        data["has_run"][1][at] = True
-
+    keyed = _keyed_runs(runs, paths)
+    coords = _study_coords(keyed, config)
+    data, not_computed = _fill(keyed, coords)
     # variable-length strings (object dtype): Zarr v3 has a spec for those, not fixed UTF-32
     for k in ("density", "estimator"):
         coords[k] = np.array(coords[k], dtype=object)
@@ -228,33 +171,116 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     for name in COORDINATES:
         if name in out.variables:
             out[name].attrs.update(coordinate_attrs(name))
-    out.attrs.update(global_attrs(
-        "scorerate study: convergence rates of kernel score-based diffusion samplers",
-        f"scorerate aggregate of {len(keyed)} run stores"))
-    out.attrs.update({
-        "description": "scorerate study: metrics of every (density, beta, d, n, seed) job",
-        "n_runs": len(keyed),
-        "n_cells": int(np.prod(shape)),
-    })
-    for key in SHARED_ATTRS:
-        vals = sorted({json.dumps(ds.attrs.get(key), default=str) for _, ds in keyed.values()})
-        if vals == ["null"]:
-            continue
-        out.attrs[key] = json.loads(vals[0]) if len(vals) == 1 else json.dumps(
-            [json.loads(v) for v in vals])
-    versions = sorted({json.dumps(_json_attr(ds.attrs.get("versions")), sort_keys=True,
-                                  default=str) for _, ds in keyed.values()} - {"null"})
-    if versions:  # one JSON object when every run agrees, else the list of distinct ones
-        out.attrs["versions"] = versions[0] if len(versions) == 1 else json.dumps(
-            [json.loads(v) for v in versions], sort_keys=True)
-    if config is not None:
-        out.attrs["config"] = json.dumps(config, sort_keys=True, default=str)
+    out.attrs.update(_study_attrs(keyed, config, n_cells=int(np.prod(data["has_run"][1].shape))))
     if predictions:  # only for the (density, beta, d, n) that have a run
         from .prediction import prediction_dataset
 
         out = out.merge(prediction_dataset(out), combine_attrs="override")
     out.attrs = netcdf_attrs(out.attrs)
     return out
+
+
+def _keyed_runs(runs: Sequence[xr.Dataset], paths: Sequence[str] | None
+                ) -> dict[tuple, tuple[str, xr.Dataset]]:
+    """job identity -> (path, run); StoreError if two runs are the same job."""
+    if not len(runs):
+        raise ValueError("combine_runs needs at least one run")
+    if paths is None:
+        paths = [""] * len(runs)
+    if len(paths) != len(runs):
+        raise ValueError(f"{len(paths)} paths for {len(runs)} runs")
+    keyed: dict[tuple, tuple[str, xr.Dataset]] = {}
+    for ds, p in zip(runs, paths, strict=True):
+        key = _job_id(ds.attrs, p or "(in memory)")
+        if key in keyed:
+            raise StoreError(f"run stores {keyed[key][0] or '(in memory)'} and "
+                             f"{p or '(in memory)'} are the same job {key}")
+        keyed[key] = (p, ds)
+    return keyed
+
+
+def _study_coords(keyed: Mapping[tuple, tuple[str, xr.Dataset]],
+                  config: Mapping | None) -> dict[str, object]:
+    """The study's coordinates: the union of the runs' and the config's job grid, the
+    estimators in the config's order then the rest, the union of the t grids."""
+    coords: dict[str, object] = {k: set() for k in JOB_DIMS}
+    for key in keyed:
+        for dim, v in zip(JOB_DIMS, key, strict=True):
+            coords[dim].add(v)
+    if config is not None:
+        for dim, vals in expected_grid(config).items():
+            coords[dim].update(vals)
+    coords = {k: sorted(v) for k, v in coords.items()}
+    estimators = sorted({str(e) for _, ds in keyed.values() for e in ds["estimator"].values})
+    if config is not None and config.get("estimators"):
+        from ..estimators import variant_label  # the stores hold canonical labels
+
+        listed = [variant_label(e) for e in config["estimators"]]
+        estimators = listed + [e for e in estimators if e not in listed]
+    coords["estimator"] = estimators
+    coords["t"] = np.unique(np.concatenate([np.asarray(ds["t"].values, dtype=float)
+                                            for _, ds in keyed.values()]))
+    coords["stop"] = np.asarray(STOP_FACTORS)
+    return coords
+
+
+def _fill(keyed: Mapping[tuple, tuple[str, xr.Dataset]], coords: Mapping[str, object]
+          ) -> tuple[dict[str, tuple], dict[str, dict[str, int]]]:
+    """The study's variables as (dims, array), every job's run written at its place (NaN,
+    "" and False where no run is), and the not_computed reasons counted per metric."""
+    shape = tuple(len(coords[k]) for k in JOB_DIMS)
+    data = {}
+    for name, dims in METRICS.items():
+        full = JOB_DIMS + dims
+        data[name] = (full, np.full(shape + tuple(len(coords[k]) for k in dims), np.nan))
+    for a in RUN_ATTRS:
+        data[a] = (JOB_DIMS, np.full(shape, np.nan))
+    data["store"] = (JOB_DIMS, np.full(shape, "", dtype=object))
+    data["has_run"] = (JOB_DIMS, np.zeros(shape, dtype=bool))
+    index = {dim: {v: i for i, v in enumerate(coords[dim])} for dim in JOB_DIMS}
+    not_computed: dict[str, dict[str, int]] = {name: {} for name in METRICS}
+    for key, (path, run) in keyed.items():
+        at = tuple(index[dim][v] for dim, v in zip(JOB_DIMS, key, strict=True))
+        for name in METRICS:  # why a run left a metric NaN (scorerate.job.metric_table)
+            if reason := run[name].attrs.get("not_computed"):
+                not_computed[name][reason] = not_computed[name].get(reason, 0) + 1
+        # align each run onto the study's estimator and t coords (missing -> NaN)
+        ds = run[list(METRICS)].reindex(estimator=coords["estimator"], t=coords["t"])
+        for name in METRICS:
+            data[name][1][at] = ds[name].values
+        for a in RUN_ATTRS:
+            data[a][1][at] = float(run.attrs.get(a, np.nan))
+        data["store"][1][at] = path
+        data["has_run"][1][at] = True
+    return data, not_computed
+
+
+def _study_attrs(keyed: Mapping[tuple, tuple[str, xr.Dataset]], config: Mapping | None, *,
+                 n_cells: int) -> dict[str, object]:
+    """The study's global attributes: CF's, the counts, what every run shares
+    (SHARED_ATTRS), the library versions and the config (JSON)."""
+    attrs = global_attrs(
+        "scorerate study: convergence rates of kernel score-based diffusion samplers",
+        f"scorerate aggregate of {len(keyed)} run stores")
+    attrs.update({
+        "description": "scorerate study: metrics of every (density, beta, d, n, seed) job",
+        "n_runs": len(keyed),
+        "n_cells": n_cells,
+    })
+    for key in SHARED_ATTRS:
+        vals = sorted({json.dumps(ds.attrs.get(key), default=str) for _, ds in keyed.values()})
+        if vals == ["null"]:
+            continue
+        attrs[key] = json.loads(vals[0]) if len(vals) == 1 else json.dumps(
+            [json.loads(v) for v in vals])
+    versions = sorted({json.dumps(_json_attr(ds.attrs.get("versions")), sort_keys=True,
+                                  default=str) for _, ds in keyed.values()} - {"null"})
+    if versions:  # one JSON object when every run agrees, else the list of distinct ones
+        attrs["versions"] = versions[0] if len(versions) == 1 else json.dumps(
+            [json.loads(v) for v in versions], sort_keys=True)
+    if config is not None:
+        attrs["config"] = json.dumps(config, sort_keys=True, default=str)
+    return attrs
 
 
 def _json_attr(value: object) -> object:
