@@ -656,9 +656,9 @@ def test_table_bad_input_is_one_line_before_any_work(case, _template, tmp_path,
                                                      monkeypatch, capsys):
     import shutil
 
-    from scorerate import report
     from scorerate.cli import main
     from scorerate.job import cluster
+    from scorerate.report import build as report
 
     argv, pattern, files = TABLE[case]
     work = tmp_path / "work"

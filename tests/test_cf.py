@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from scorerate import store
 from scorerate.store import cf
+from scorerate.store import runstore as store
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_store import fake_run  # noqa: E402
