@@ -16,10 +16,7 @@ include: "workflow/rules/common.smk"
 # valid ones listed), then types and ranges (schema), then what only the job and the
 # registries know (finite numbers, density names and betas, estimators).
 SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
-check_names(config, SCHEMA)
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
-normalise_config(config)
-check_config(config)
+admit_config(config, SCHEMA)
 # every job option a study sets, generated from scorerate.config.spec.PARAMS: a params value, so a
 # change reruns exactly the jobs whose numbers it changes
 JOB_ARGS = job_args(config)

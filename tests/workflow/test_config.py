@@ -30,6 +30,8 @@ def test_bad_config_is_one_clear_error_before_any_job(case, tmp_path):
     res = smk(tmp_path, config, "-n")
     assert res.returncode != 0
     assert re.search(message, res.stdout), res.stdout
+    said = [line for line in res.stdout.splitlines() if not line.startswith("Config file ")]
+    assert len(said) == 1 and said[0].startswith("scorerate: error: "), res.stdout
     assert "Job stats" not in res.stdout  # rejected before any job was planned
     assert not (tmp_path / "results").exists()
 

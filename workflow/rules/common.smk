@@ -46,6 +46,35 @@ def check_names(cfg, schema_path):
     unknown(cfg, schema["properties"], "key")
 
 
+def check_schema(cfg, schema_path):
+    """Raise one ValueError naming where the config breaks its JSON schema and how (the
+    message Snakemake would print after its own header lines)."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    checker = jsonschema.validators.validator_for(schema)(schema)
+    err = jsonschema.exceptions.best_match(checker.iter_errors(cfg))
+    if err is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        raise ValueError(f"config {where.lstrip('.') or '(top level)'}: {err.message}")
+
+
+def admit_config(cfg, schema_path):
+    """Check a config before any job is planned: unknown keys (the valid ones listed), the
+    schema (types, ranges; defaults filled), then what only the library knows (finite
+    numbers, registries, sizes). A bad config ends Snakemake here with one line on stderr
+    and exit status 2, before any work (Snakemake would report it over several lines)."""
+    try:
+        check_names(cfg, schema_path)
+        check_schema(cfg, schema_path)
+        validate(cfg, schema_path, set_default=True)
+        normalise_config(cfg)
+        check_config(cfg)
+    except ValueError as exc:
+        sys.stderr.write("scorerate: error: " + " ".join(str(exc).split()) + "\n")
+        sys.exit(2)
+
+
 def replaced_atomically(path):
     """A directory output whose command replaces it only once the new one is complete
     (run-job, run-jobs, aggregate). Flagged update so that Snakemake does not delete it
