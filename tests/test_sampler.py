@@ -53,7 +53,7 @@ def test_time_grid_is_geometric_with_exact_endpoints():
     (dict(m=0), "m must"),
     (dict(d=0), "d must"),
     (dict(chunk=0), "chunk"),
-    (dict(integrator="heun"), "euler_maruyama.*ancestral.*probability_flow"),
+    (dict(integrator="rk4"), "euler_maruyama.*ancestral.*probability_flow.*heun"),
     (dict(start="uniform"), "gaussian.*kde"),
     (dict(start="kde"), "start_points"),
     (dict(start="kde", start_points=np.zeros((5, 3))), r"\(n, 2\)"),
