@@ -43,6 +43,19 @@ def test_time_grid_is_geometric_with_exact_endpoints():
     np.testing.assert_allclose(ratios, (1e-3 / 50.0) ** (1 / 40), rtol=1e-12)
 
 
+def test_edm_schedule():
+    """The EDM schedule: exact endpoints, decreasing, sqrt(t)^(1/rho) equally spaced;
+    rho large approaches the geometric grid; an unknown schedule is refused."""
+    g = sampler.time_grid(1e-3, 50.0, 40, schedule="edm", rho=7.0)
+    assert g.shape == (41,) and g[0] == 50.0 and g[-1] == 1e-3 and np.all(np.diff(g) < 0)
+    np.testing.assert_allclose(np.diff(g ** (1 / 14)), (1e-3 ** (1 / 14) - 50 ** (1 / 14)) / 40,
+                               rtol=1e-9)
+    np.testing.assert_allclose(sampler.time_grid(1e-3, 50.0, 40, schedule="edm", rho=1e6),
+                               sampler.time_grid(1e-3, 50.0, 40), rtol=1e-4)
+    with pytest.raises(ValueError, match="geometric.*edm"):
+        sampler.time_grid(1e-3, 50.0, 40, schedule="cosine")
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(t0=1.0, T=1.0), "t0 < T"),
     (dict(t0=2.0, T=1.0), "t0 < T"),
@@ -53,7 +66,7 @@ def test_time_grid_is_geometric_with_exact_endpoints():
     (dict(m=0), "m must"),
     (dict(d=0), "d must"),
     (dict(chunk=0), "chunk"),
-    (dict(integrator="heun"), "euler_maruyama.*ancestral.*probability_flow"),
+    (dict(integrator="rk4"), "euler_maruyama.*ancestral.*probability_flow.*heun"),
     (dict(start="uniform"), "gaussian.*kde"),
     (dict(start="kde"), "start_points"),
     (dict(start="kde", start_points=np.zeros((5, 3))), r"\(n, 2\)"),

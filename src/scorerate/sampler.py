@@ -22,14 +22,17 @@ from dask.base import tokenize
 
 from . import seeding
 
-__all__ = ["INTEGRATORS", "STARTS", "integrate", "sample", "start_and_noise", "steps_for",
-           "time_grid"]
+__all__ = ["INTEGRATORS", "SCHEDULES", "STARTS", "integrate", "sample", "start_and_noise",
+           "steps_for", "time_grid"]
 
 ScoreFn = Callable[[np.ndarray, float], np.ndarray]
 
 #: integrator name -> whether it consumes Gaussian noise.
-INTEGRATORS = {"euler_maruyama": True, "ancestral": True, "probability_flow": False}
+INTEGRATORS = {"euler_maruyama": True, "ancestral": True, "probability_flow": False,
+               "heun": True}
 STARTS = ("gaussian", "kde")
+#: forward-time schedules of `time_grid`
+SCHEDULES = ("geometric", "edm")
 
 
 def _check_times(t0: float, T: float, steps: int) -> None:
@@ -56,13 +59,26 @@ def steps_for(n: int, steps: int, power: float = 0.0, at_n: int = 1000) -> int:
     return max(1, math.ceil(int(steps) * (float(n) / float(at_n)) ** float(power)))
 
 
-def time_grid(t0: float, T: float, steps: int) -> np.ndarray:
-    """Geometric forward times, decreasing from T to t0: shape (steps+1,), exact endpoints.
+def time_grid(t0: float, T: float, steps: int, schedule: str = "geometric",
+              rho: float = 7.0) -> np.ndarray:
+    """Forward times, decreasing from T to t0: shape (steps+1,), exact endpoints.
 
-    A geometric grid keeps the Euler error d^2 sum h_k^2/t_k^2 at O(d^2 log(T/t0)^2 / steps).
+    "geometric" (the default, the job's): equal ratios t_{k+1}/t_k, which keeps the Euler
+    error d^2 sum h_k^2/t_k^2 at O(d^2 log(T/t0)^2 / steps). "edm" (Karras et al. 2022):
+    sqrt(t) equally spaced in its 1/rho power, more steps near t0 (benchmarks/integrators.py
+    measures whether that helps; rho -> infinity is the geometric grid).
     """
     _check_times(t0, T, steps)
-    times = np.geomspace(float(T), float(t0), int(steps) + 1)
+    if schedule == "geometric":
+        times = np.geomspace(float(T), float(t0), int(steps) + 1)
+    elif schedule == "edm":
+        if not (isinstance(rho, int | float) and math.isfinite(rho) and rho > 0):
+            raise ValueError(f"rho must be a finite number > 0, got {rho!r}")
+        u = np.linspace(0.0, 1.0, int(steps) + 1)
+        a, b = float(T) ** (0.5 / rho), float(t0) ** (0.5 / rho)
+        times = (a + u * (b - a)) ** (2.0 * rho)
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}; choose one of {list(SCHEDULES)}")
     times[0], times[-1] = T, t0
     return times
 
@@ -82,7 +98,10 @@ def integrate(score: ScoreFn, y: np.ndarray, times: np.ndarray, noise: np.ndarra
     integrator : "euler_maruyama": Y += h s(Y, tau) + sqrt(h) Z, h = tau_k - tau_{k+1};
         "ancestral": exact VE posterior step given the denoiser D = y + tau s(y, tau):
         Y ~ N(Y + (tau - tau') s, tau' (tau - tau') / tau);
-        "probability_flow": dY/dtau = -s/2 in forward time, Heun's method (deterministic).
+        "probability_flow": dY/dtau = -s/2 in forward time, Heun's method (deterministic);
+        "heun": stochastic Heun step of the reverse SDE (weak order 2 for additive noise):
+        Y~ = Y + h s(Y, tau) + sqrt(h) Z, Y += h/2 (s(Y, tau) + s(Y~, tau')) + sqrt(h) Z
+        with the same Z (two score calls per step).
 
     record : step counts j (1 <= j <= S) after which the states are also kept: the chain
         stopped early at times[j] (the output of the same sampler with t0 = times[j]).
@@ -90,8 +109,8 @@ def integrate(score: ScoreFn, y: np.ndarray, times: np.ndarray, noise: np.ndarra
     Returns
     -------
     (k, d) states at times[-1]; with `record`, (len(record) + 1, k, d): the recorded states,
-    then the final ones. Time O(S k d) plus S (or 2S) score calls; memory O(k d) beyond the
-    noise and the records.
+    then the final ones. Time O(S k d) plus S score calls (2S for "probability_flow" and
+    "heun"); memory O(k d) beyond the noise and the records.
     """
     _check_integrator(integrator)
     times = np.asarray(times, dtype=np.float64)
@@ -112,7 +131,7 @@ def integrate(score: ScoreFn, y: np.ndarray, times: np.ndarray, noise: np.ndarra
         raise ValueError(f"record holds step counts in 1..{steps}, got {record}")
     kept = []
     hs = times[:-1] - times[1:]
-    if integrator == "euler_maruyama":
+    if integrator in ("euler_maruyama", "heun"):
         scale = np.sqrt(hs)
     elif integrator == "ancestral":
         scale = np.sqrt(times[1:] * hs / times[:-1])
@@ -122,6 +141,12 @@ def integrate(score: ScoreFn, y: np.ndarray, times: np.ndarray, noise: np.ndarra
             k1 = score(y, float(times[k]))
             k2 = score(y + (0.5 * h) * k1, float(times[k + 1]))
             y += (0.25 * h) * (k1 + k2)
+        elif integrator == "heun":
+            h = hs[k]
+            k1 = score(y, float(times[k]))
+            dz = scale[k] * z[k]
+            k2 = score(y + h * k1 + dz, float(times[k + 1]))
+            y += (0.5 * h) * (k1 + k2) + dz
         else:
             y += hs[k] * score(y, float(times[k])) + scale[k] * z[k]
         kept += [y.copy() for j in record if j == k + 1]
