@@ -28,12 +28,10 @@ from snakerun import SNAKEFILE, TINY, with_  # noqa: E402
 from scorerate.commands import output_lock  # noqa: E402
 from scorerate.store import runstore as store  # noqa: E402
 
-# Per case, start-up of Python / Snakemake included: the CPU time of the child process must
-# stay under LIMIT_S (the work done before refusing), and its wall time under HANG_S (a hang
-# guard only: the 2 shared cores of the test machine often run at load 6, where the same
-# 3 s refusal takes 8 s of wall time).
-LIMIT_S = 5.0
-HANG_S = 30.0
+# "Before any work" is shown by behaviour, not by time (no test asserts a duration; the
+# time a refusal takes is measured by benchmarks/refusal.py): a refused run-job never
+# starts its job on a Dask client (no "result tasks" line), a refused snakemake plans no
+# job ("Job stats"), and nothing is written. Subprocess timeouts are hang guards only.
 SMALL = ["--density", "sym_beta", "--beta", "1.0", "--d", "1", "--n", "300", "--m", "40",
          "--steps", "6", "--estimators", "truncated", "empirical", "--n-t", "3",
          "--n-mc", "100", "--n-ref", "100", "--n-int", "3", "--threads", "1", "--quiet"]
@@ -50,17 +48,9 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
             (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
 
-def _timed(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run cmd; return it with its wall time and its CPU time (user + sys of the children)."""
-    import resource
-
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    proc = subprocess.run(cmd, **kw)
-    wall = time.perf_counter() - started
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-    return proc, wall, cpu
+def _timed(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """Run cmd (its timeout, if given, is a hang guard)."""
+    return subprocess.run(cmd, **kw)
 
 
 def _set(args: list[str], flag: str, *values: str) -> list[str]:
@@ -158,23 +148,18 @@ def _locked(out: Path) -> Path:
     return out
 
 
-def _run_cli(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, float, float]:
+def _run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return _timed([sys.executable, "-m", "scorerate", "run-job", *args], cwd=cwd,
                   capture_output=True, text=True, timeout=60, env=_env())
 
 
-def _assert_fast(wall: float, cpu: float) -> None:
-    assert cpu < LIMIT_S, f"used {cpu:.1f} s of CPU"
-    assert wall < HANG_S, f"took {wall:.1f} s"
-
-
-def _assert_one_clear_error(proc, pattern: str, wall: float, cpu: float) -> None:
+def _assert_one_clear_error(proc, pattern: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     last = proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr, proc.stderr
     assert last.startswith("scorerate run-job: error:"), proc.stderr
     assert re.search(pattern, last), last
-    _assert_fast(wall, cpu)
+    assert "result tasks" not in proc.stderr  # no job was started on a Dask client
 
 
 @pytest.mark.parametrize("case", list(CLI))
@@ -183,8 +168,8 @@ def test_bad_command_line(case, tmp_path):
     if "--out" not in args and case != "missing --out":
         args = [*args, "--out", str(tmp_path / "run.zarr")]
     before = _snapshot(tmp_path)
-    proc, wall, cpu = _run_cli(args, tmp_path)
-    _assert_one_clear_error(proc, pattern, wall, cpu)
+    proc = _run_cli(args, tmp_path)
+    _assert_one_clear_error(proc, pattern)
     assert _snapshot(tmp_path) == before  # no store, no lock, no directory left
 
 
@@ -195,8 +180,8 @@ def test_bad_output_path(case, tmp_path):
     work.mkdir()
     out = setup(work)
     before = _snapshot(tmp_path)
-    proc, wall, cpu = _run_cli([*SMALL, "--out", str(out), *extra], work)
-    _assert_one_clear_error(proc, pattern, wall, cpu)
+    proc = _run_cli([*SMALL, "--out", str(out), *extra], work)
+    _assert_one_clear_error(proc, pattern)
     assert _snapshot(tmp_path) == before  # the directory given as --out is untouched
 
 
@@ -226,7 +211,7 @@ CONFIG = {
 }
 
 
-def _smk_dry(tmp: Path, config) -> tuple[subprocess.CompletedProcess, float, float]:
+def _smk_dry(tmp: Path, config) -> subprocess.CompletedProcess:
     cfg = tmp / "config.test.yaml"
     cfg.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
     return _timed(
@@ -238,12 +223,11 @@ def _smk_dry(tmp: Path, config) -> tuple[subprocess.CompletedProcess, float, flo
 @pytest.mark.parametrize("case", list(CONFIG))
 def test_bad_study_config(case, tmp_path):
     config, pattern = CONFIG[case]
-    proc, wall, cpu = _smk_dry(tmp_path, config)
+    proc = _smk_dry(tmp_path, config)
     assert proc.returncode != 0, proc.stdout
     assert re.search(pattern, proc.stdout), proc.stdout
     assert "Job stats" not in proc.stdout  # refused before any job was planned
     assert not (tmp_path / "results").exists()
-    _assert_fast(wall, cpu)
 
 
 #: values each job would refuse only once it runs (a worker traceback, or an aggregation
@@ -268,7 +252,7 @@ BOUNDS = {
 @pytest.mark.parametrize("case", list(BOUNDS))
 def test_out_of_bound_values_are_refused_at_dry_run(case, tmp_path):
     config, pattern = BOUNDS[case]
-    proc, _wall, _cpu = _smk_dry(tmp_path, config)
+    proc = _smk_dry(tmp_path, config)
     assert proc.returncode != 0, proc.stdout
     assert re.search(pattern, proc.stdout), proc.stdout
     assert "Job stats" not in proc.stdout
@@ -276,11 +260,10 @@ def test_out_of_bound_values_are_refused_at_dry_run(case, tmp_path):
 
 
 def test_whole_number_floats_for_n_are_normalised(tmp_path):
-    proc, wall, cpu = _smk_dry(tmp_path, with_(TINY, n=[100.0, 300.0]))
+    proc = _smk_dry(tmp_path, with_(TINY, n=[100.0, 300.0]))
     assert proc.returncode == 0, proc.stdout
     assert "n=100/" in proc.stdout and "n=300/" in proc.stdout
     assert "n=100.0" not in proc.stdout
-    _assert_fast(wall, cpu)
 
 
 # ---------------------------------------------------------------- run-job faults, in process
