@@ -270,3 +270,31 @@ def test_bad_config_file_is_one_line(runs, tmp_path):
     proc = _aggregate_cli(tmp_path, "--config", str(cfg), "--out", "s.zarr", str(runs[0]))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "not valid YAML" in proc.stderr
+
+
+def test_the_aggregations_own_store_error_moves_the_store_aside(tmp_path):
+    """A store that rots after check-stores passed it: aggregate --corrupt-dir refuses in one
+    line, moves that store aside with its reason (so a workflow recomputes it), keeps the
+    good one and writes no study."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "workflow"))
+    from synthetic import make_run, rot_a_byte
+
+    from scorerate.store.runstore import write_run
+
+    good = write_run(make_run(n=100, seed=0), tmp_path / "good.zarr")
+    bad = write_run(make_run(n=100, seed=1), tmp_path / "bad.zarr")
+    rot_a_byte(bad)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scorerate", "aggregate", "--out", str(tmp_path / "study.zarr"),
+         "--corrupt-dir", str(tmp_path / "corrupt"), str(good), str(bad)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "moved a bad run store aside" in lines[0], proc.stderr
+    assert not bad.exists() and good.exists() and not (tmp_path / "study.zarr").exists()
+    moved = [p for p in (tmp_path / "corrupt").iterdir() if not p.name.endswith(".why.txt")]
+    assert len(moved) == 1 and moved[0].name.endswith("bad.zarr")
+    assert (tmp_path / "corrupt" / f"{moved[0].name}.why.txt").read_text().startswith(str(bad))

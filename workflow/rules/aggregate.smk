@@ -19,6 +19,8 @@
 # 2. rule check_stores, upstream of aggregate: a store damaged after the load makes it fail,
 #    so the aggregate job never starts and the previous study.zarr and report stay in
 #    place; the next snakemake run recomputes the store.
+# 3. the aggregation itself reads every store with its checksum: a store damaged after
+#    check_stores is moved aside by it too (--corrupt-dir), so the next run recomputes it.
 if workflow.is_main_process:
     for _line in quarantine_bad_stores(
         run_store_jobs(),
@@ -78,6 +80,8 @@ rule aggregate:
         config="results/study_config.yaml",
     output:
         study=replaced_atomically(STUDY),
+    params:
+        corrupt=CORRUPT,
     log:
         "logs/aggregate.log",
     benchmark:
@@ -89,5 +93,6 @@ rule aggregate:
     conda:
         "../../envs/scorerate.yaml"
     shell:
-        "scorerate aggregate --out {output.study} --config {input.config} {input.runs}"
+        "scorerate aggregate --out {output.study} --config {input.config}"
+        " --corrupt-dir {params.corrupt} {input.runs}"
         " > {log} 2>&1"

@@ -15,6 +15,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="study store to write (e.g. results/study.zarr); an existing "
                         "path must be a study store, which is replaced once the new one is "
                         "complete")
+    parser.add_argument("--corrupt-dir", default=None, metavar="DIR",
+                        help="move a run store that fails its verification (checksum, schema) "
+                             "here, with a .why.txt, before exiting 2, as check-stores does; a "
+                             "workflow then recomputes it")
     parser.add_argument("--config", default=None,
                         help="study config (YAML/JSON) to record in attrs; its grid also sets "
                              "the cells that must exist (absent ones are NaN)")
@@ -23,14 +27,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Validate every store, combine them and write the study atomically."""
     from ..config.file import load_config
-    from ..store.targets import check_target
-    from ..study.aggregate import StoreError, aggregate, write_study
+    from ..store.runstore import quarantine_bad_stores
+    from ..store.targets import check_dir, check_target
+    from ..study.aggregate import BadRunStore, StoreError, aggregate, write_study
 
     try:  # --out: a new path or a study store of ours, never an input or the cwd
         check_target(args.out, "study", inputs=[*args.runs, *filter(None, [args.config])])
+        if args.corrupt_dir is not None:
+            check_dir(args.corrupt_dir, "--corrupt-dir", inputs=args.runs)
         config = load_config(args.config) if args.config else None
         ds = aggregate(args.runs, config=config)
         write_study(ds, args.out)
+    except BadRunStore as exc:
+        moved = (quarantine_bad_stores({exc.path: {}}, args.corrupt_dir)
+                 if args.corrupt_dir is not None else [])
+        print(f"scorerate aggregate: {moved[0] if moved else exc}", file=sys.stderr)
+        return 2
     except (StoreError, ValueError, OSError) as exc:
         print(f"scorerate aggregate: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ __all__ = [
     "StoreError",
     "SHARED_ATTRS",
     "STUDY_MARKER",
+    "BadRunStore",
     "aggregate",
     "combine_runs",
     "open_study",
@@ -76,18 +77,30 @@ def read_run(path: str | os.PathLike) -> tuple[tuple, xr.Dataset]:
     return key, metrics
 
 
+class BadRunStore(StoreError):
+    """A run store that fails its own verification (unreadable, schema, checksum): damage
+    to move aside, unlike a store that is fine but not this study's."""
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 def aggregate(paths: Sequence[str | os.PathLike], config: Mapping | None = None) -> xr.Dataset:
     """Read and check every run store, then combine them (see `combine_runs`).
 
-    Raises StoreError naming the first bad store, two stores for the same job, or a store
-    whose density or estimator the config does not name (`check_named`).
+    Raises BadRunStore naming the first damaged store, StoreError for two stores of the
+    same job or a store whose density or estimator the config does not name (`check_named`).
     """
     if not paths:
         raise ValueError("aggregate needs at least one run store")
     densities, is_named = named_components(config)
     runs, where = [], []
     for p in paths:
-        _key, ds = read_run(p)
+        try:
+            _key, ds = read_run(p)
+        except StoreError as exc:
+            raise BadRunStore(str(exc), str(p)) from None
         check_named(ds, str(p), densities, is_named)
         runs.append(ds)
         where.append(str(p))
