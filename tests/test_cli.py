@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -82,12 +81,11 @@ def test_unwritable_output_is_refused(tmp_path):
 
 def test_unreachable_scheduler_fails_within_seconds(tmp_path):
     port = free_port()  # nothing listens there
-    started = time.monotonic()
+    # the subprocess timeout is the hang guard (the connect timeout is a few seconds); no
+    # test asserts a duration
     proc = cli("run-job", *SMALL, "--out", str(tmp_path / "run.zarr"),
                "--scheduler", f"tcp://127.0.0.1:{port}", timeout=60)
     assert proc.returncode == 2 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr
-    # generous bound against a hang (the connect timeout is a few seconds), not a timing test
-    assert time.monotonic() - started < 45
     assert not (tmp_path / "run.zarr").exists()
 
 

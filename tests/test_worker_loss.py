@@ -193,9 +193,7 @@ def test_losing_every_worker_is_one_error_line_after_the_worker_timeout(dask_clu
                    "--worker-timeout", "3")
         assert _first_busy(client) is not None
         os.kill(worker.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        _, err = job.communicate(timeout=90)
-        waited = time.monotonic() - killed
+        _, err = job.communicate(timeout=90)  # the hang guard; no duration is asserted
     finally:
         client.close()
     assert job.returncode == 2, err
@@ -203,5 +201,5 @@ def test_losing_every_worker_is_one_error_line_after_the_worker_timeout(dask_clu
     assert len(lines) == 1, err
     assert lines[0].startswith("scorerate run-job: error:"), err
     assert "no Dask workers left" in lines[0] and dask_cluster.address in lines[0]
-    assert 3 <= waited < 30, waited  # waited the timeout, then gave up (a hang guard above)
+    assert "none joined within 3 s (--worker-timeout)" in lines[0], lines[0]
     assert not (tmp_path / "run.zarr").exists()
