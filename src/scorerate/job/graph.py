@@ -177,9 +177,9 @@ def _by_variable(spec: JobSpec, values: dict) -> dict[str, np.ndarray]:
 def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
     """The job's Dask tasks keyed by (variable, estimator), estimator None for per-job ones.
 
-    The inputs a metric reads (job_metrics.INPUTS) are built once per estimator or per
+    The inputs a metric reads (metric_table.INPUTS) are built once per estimator or per
     job, and only when an applicable metric reads them; each metric of
-    job_metrics.JOB_METRICS is one task on its input, or NotComputed with the reason
+    metric_table.JOB_METRICS is one task on its input, or NotComputed with the reason
     where it does not apply.
     """
     import dask
