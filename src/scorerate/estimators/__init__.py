@@ -237,14 +237,15 @@ def check_variant(name: str, job_params: Mapping[str, Param] | None = None) -> s
     factory declares each inline option (one-line ValueError naming the valid ones).
 
     Options the factory declares as Params are checked against them; options it names as
-    job parameters (rtol, c_rho, ...) against `job_params` (the config passes
-    scorerate.config.spec.BY_NAME; the estimator checks them again when built)."""
+    job parameters (rtol, c_rho, ...) against `job_params` (default: the job's own table,
+    scorerate.config.spec.BY_NAME)."""
     m = _VARIANT.fullmatch(name) if isinstance(name, str) else None
     if m is None:
         return variant_label(name)  # the syntax error
     declared = {option_name(o): o for o in declared_options(resolve(m["base"]))}
     base, opts = _parse(name, tuple(declared))
-    job_params = {} if job_params is None else job_params
+    if job_params is None:  # the job's table; lazy: config sits above (tests/test_layout.py)
+        from ..config.spec import BY_NAME as job_params
     return _label(base, {k: _check_option(name, declared[k], v, job_params)
                          for k, v in opts.items()})
 
