@@ -7,25 +7,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
+from plugin_sources import HANG
 
 from scorerate.config.sizing import MIN_TIME_LIMIT_S, TIME_LIMIT_FACTOR, estimate, time_limit
-
-HANG = textwrap.dedent('''
-    import threading
-
-
-    class Hang:
-        """An estimator whose score never returns."""
-
-        def __init__(self, X):
-            self.X = X
-
-        def score(self, x, t):
-            threading.Event().wait()
-''')
 
 JOB = ["--estimators", "hang:Hang", "--m", "20", "--steps", "4", "--n-mc", "50",
        "--t-grid", "0.1", "1", "3", "--threads", "1"]

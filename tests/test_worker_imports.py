@@ -12,30 +12,16 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from plugin_sources import GAUSS_FIT, connect
 
 from scorerate.job.worker_imports import WorkerImportError, check_worker_imports
 
 pytestmark = pytest.mark.slow
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-PLUGIN = textwrap.dedent('''
-    import numpy as np
-
-
-    class GaussFit:
-        """Score of N(mean(X), (var(X) + t) I)."""
-
-        def __init__(self, X):
-            self.mu, self.v = X.mean(axis=0), X.var()
-
-        def score(self, x, t):
-            return (self.mu - np.asarray(x)) / (self.v + t)
-''')
 IDENT = ["--density", "sym_beta", "--beta", "1.0", "--d", "1", "--n", "50", "--seed", "0"]
 SHARED = ["--m", "20", "--steps", "4", "--n-mc", "50", "--t-grid", "0.1", "1", "3"]
 
@@ -57,7 +43,7 @@ def cluster(tmp_path):
     """(scheduler address, plug-in directory): a scheduler and a worker without the plug-in."""
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    (plugins / "myscores.py").write_text(PLUGIN)
+    (plugins / "myscores.py").write_text(GAUSS_FIT)
     address = f"tcp://127.0.0.1:{_free_port()}"
     procs = []
     try:
@@ -77,27 +63,11 @@ def cluster(tmp_path):
                 proc.wait(timeout=30)
 
 
-def _client(address: str):
-    from distributed import Client
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client = Client(address, timeout="5s", set_as_default=False)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    client.wait_for_workers(1, timeout=60)
-    return client
-
-
 def test_the_check_asks_the_real_workers(cluster):
     address, plugins = cluster
     sys.path.insert(0, str(plugins))  # importable here, not on the worker
     try:
-        with _client(address) as client:
+        with connect(address) as client:
             assert check_worker_imports(client, ["sym_beta"], ["truncated", "empirical"]) == 1
             with pytest.raises(WorkerImportError, match=r"cannot import estimator "
                                                         r"'myscores:GaussFit'.*myscores"):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from plugin_sources import connect
 
 from scorerate.store import runstore as store
 
@@ -87,22 +88,6 @@ def dask_cluster(tmp_path):
         c.stop()
 
 
-def _client(address: str, workers: int):
-    from distributed import Client
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client = Client(address, timeout="5s", set_as_default=False)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    client.wait_for_workers(workers, timeout=60)
-    return client
-
-
 def _job(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "scorerate", "run-job", *JOB, "--out",
                              str(out), *extra], env=_env(), stdout=subprocess.PIPE,
@@ -153,7 +138,7 @@ def test_a_worker_killed_at_any_moment_leaves_the_numbers_unchanged(dask_cluster
     assert ref.returncode == 0, ref.stderr
     for _ in range(2):
         dask_cluster.add_worker()
-    client = _client(dask_cluster.address, 2)
+    client = connect(dask_cluster.address, 2)
     try:
         moments = {
             # the first worker to start a task: it is building an estimator
@@ -187,7 +172,7 @@ def test_a_worker_killed_at_any_moment_leaves_the_numbers_unchanged(dask_cluster
 def test_losing_every_worker_is_one_error_line_after_the_worker_timeout(dask_cluster,
                                                                         tmp_path):
     worker = dask_cluster.add_worker()
-    client = _client(dask_cluster.address, 1)
+    client = connect(dask_cluster.address, 1)
     try:
         job = _job(tmp_path / "run.zarr", "--scheduler", dask_cluster.address,
                    "--worker-timeout", "3")

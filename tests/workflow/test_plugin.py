@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,26 +14,15 @@ import xarray as xr
 import yaml
 from snakerun import SNAKEFILE, TINY, with_
 
-PLUGIN = textwrap.dedent('''
-    import numpy as np
-
-
-    class GaussFit:
-        """Score of N(mean(X), (var(X) + t) I): a parametric baseline."""
-
-        def __init__(self, X):
-            self.mu, self.v = X.mean(axis=0), X.var()
-
-        def score(self, x, t):
-            return (self.mu - np.asarray(x)) / (self.v + t)
-''')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from plugin_sources import GAUSS_FIT, HANG  # noqa: E402
 
 
 @pytest.mark.slow
 def test_a_plugin_estimator_runs_a_tiny_study_end_to_end(tmp_path):
     pkg = tmp_path / "plugins"
     pkg.mkdir()
-    (pkg / "myscores.py").write_text(PLUGIN)
+    (pkg / "myscores.py").write_text(GAUSS_FIT)
     name = "myscores:GaussFit"
     work = tmp_path / "work"
     work.mkdir()
@@ -65,19 +54,6 @@ def test_an_estimator_that_does_not_resolve_is_one_clear_error(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-HANG = textwrap.dedent('''
-    import threading
-
-
-    class Hang:
-        """An estimator whose score never returns."""
-
-        def __init__(self, X):
-            self.X = X
-
-        def score(self, x, t):
-            threading.Event().wait()
-''')
 
 
 @pytest.mark.slow
