@@ -27,9 +27,10 @@ __all__ = ["admit", "hold", "write"]
 
 
 def admit(spec, out: Path, *, overwrite: bool, mem_mb: float | None = None,
-          force: bool = False) -> float:
+          force: bool = False):
     """ValueError (one line) unless the job `spec` fits (memory, time; `force` skips that)
-    and a store may be written at `out`; returns the store's estimated size in bytes."""
+    and a store may be written at `out`; returns its estimate (scorerate.config.sizing:
+    memory, time and store bytes), which the hold and the time limit read."""
     from ..config.sizing import check_fits, estimate_spec
 
     if mem_mb is not None and not mem_mb > 0:
@@ -37,7 +38,7 @@ def admit(spec, out: Path, *, overwrite: bool, mem_mb: float | None = None,
     size = estimate_spec(spec)
     check_fits(size, mem_mb=mem_mb, force=force)
     check_output(out, overwrite, need_bytes=size.store_bytes)
-    return size.store_bytes
+    return size
 
 
 @contextlib.contextmanager

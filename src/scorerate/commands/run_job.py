@@ -138,23 +138,22 @@ def run(args: argparse.Namespace) -> int:
     """Validate everything, then run the job on the chosen Dask client and write its store
     (through the front door run-jobs shares: scorerate.commands.front_door)."""
     phases = Phases(getattr(args, "timings", False))
-    from ..config.sizing import estimate_spec
     from ..config.spec import options_from_args, spec_from_options
     from .front_door import admit, hold
 
     phases.mark("imports")
     try:
         spec = spec_from_options(**options_from_args(args))
-        need = admit(spec, args.out, overwrite=args.overwrite, mem_mb=args.mem_mb,
+        size = admit(spec, args.out, overwrite=args.overwrite, mem_mb=args.mem_mb,
                      force=args.force_size)
         address = check_execution(args)
     except (ValueError, ConnectionError) as exc:
         return _fail(str(exc))
     phases.mark("validate")
     try:  # two run-jobs on one --out: the second stops here, before any work
-        with hold([(args.out, need)], args.overwrite,
+        with hold([(args.out, size.store_bytes)], args.overwrite,
                   say=lambda line: sys.stderr.write(f"{PROG}: {line}\n")) as release, \
-                job_deadline(args, estimate_spec(spec), args.out, address, cleanup=(release,)):
+                job_deadline(args, size, args.out, address, cleanup=(release,)):
             return _run_locked(args, spec, address, phases)
     except ValueError as exc:
         return _fail(str(exc))

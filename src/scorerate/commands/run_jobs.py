@@ -62,7 +62,7 @@ def _fail(message: str) -> int:
 
 
 def _specs(args: argparse.Namespace) -> list[tuple[object, Path, float]]:
-    """(JobSpec, output, store bytes) of every --job, admitted by the front door (size,
+    """(JobSpec, output, size estimate) of every --job, admitted by the front door (size,
     output path); ValueError names the bad job."""
     from ..config.spec import options_from_args, spec_from_options
 
@@ -77,14 +77,14 @@ def _specs(args: argparse.Namespace) -> list[tuple[object, Path, float]]:
             raise ValueError(f"{where}: BETA must be a number and D, N, SEED integers") from None
         try:
             spec = spec_from_options(**shared, **ident)
-            need = admit(spec, Path(path), overwrite=args.overwrite, mem_mb=args.mem_mb,
+            size = admit(spec, Path(path), overwrite=args.overwrite, mem_mb=args.mem_mb,
                          force=args.force_size)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
         if Path(path).absolute() in seen:
             raise ValueError(f"{where}: output named twice")
         seen.add(Path(path).absolute())
-        out.append((spec, Path(path), need))
+        out.append((spec, Path(path), size))
     return out
 
 
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     phases.mark("validate")
     try:  # another run-job or batch on one of the outputs: stop here, before any work
-        with hold([(out, need) for _, out, need in todo], args.overwrite,
+        with hold([(out, size.store_bytes) for _, out, size in todo], args.overwrite,
                   say=lambda line: sys.stderr.write(f"{PROG}: {line}\n")) as release:
             return _run_locked(args, todo, address, phases, release)
     except ValueError as exc:
@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locked(args, todo, address, phases: Phases, release) -> int:
     """Run the jobs and write their stores (every output's lock is held)."""
-    from ..config.sizing import estimate_spec
     from ..job import cluster
     from ..job.graph import run_job
     from ..job.worker_imports import WorkerImportError
@@ -120,9 +119,9 @@ def _run_locked(args, todo, address, phases: Phases, release) -> int:
         with cluster.dask_client(address, threads=args.threads, quiet=True) as client:
             phases.mark("cluster_start")
             check_workers(client, address, [spec for spec, _, _ in todo])
-            for i, (spec, out, _need) in enumerate(todo):
+            for i, (spec, out, size) in enumerate(todo):
                 job_started = time.perf_counter()
-                with job_deadline(args, estimate_spec(spec), out, address, prog=PROG,
+                with job_deadline(args, size, out, address, prog=PROG,
                                   cleanup=(release,)):
                     ds = run_job(spec, client, progress=False,
                                  worker_timeout=args.worker_timeout)
