@@ -40,6 +40,7 @@ import numpy as np
 
 from scorerate import density, theory
 from scorerate.estimators import build
+from scorerate.job.metric_table import LAW_3D
 from scorerate.metrics import law
 
 
@@ -90,7 +91,8 @@ def run_case(d: int, n: int, args, t0: float, T: float) -> dict:
     p0 = density("sym_beta", beta=1.0, d=d)
     X = p0.sample(n, seed=1)
     kw = dict(d=d, t0=t0, T=T, steps=args.steps, resolution=args.resolution,
-              noise_resolution=args.noise_resolution.get(d), max_cells=args.max_cells)
+              noise_resolution=args.noise_resolution.get(d), max_cells=args.max_cells,
+              **_grid_3d(d))
     params = {"backend": "auto", "plan_m": args.m}
     dense = build("truncated", X, {"backend": "dense"})
     # one probed run: old-path sampling and error checks (its wall time is not used)
@@ -126,6 +128,11 @@ def run_case(d: int, n: int, args, t0: float, T: float) -> dict:
             "tv_law": law.tv_law(L, p0), "l2_law": law.l2_law(L, p0)}
 
 
+def _grid_3d(d: int) -> dict:
+    """The job's 3-D coarse-cell settings (growth, tail_mass; job/metric_table.LAW_3D)."""
+    return {k: LAW_3D[k] for k in ("growth", "tail_mass")} if d == 3 else {}
+
+
 class _Only:
     """Hides the Probe's other attributes: output_law sees grid_score only."""
 
@@ -141,7 +148,7 @@ def full_law(d: int, n: int, steps: int, args) -> dict:
     t1 = time.perf_counter()
     try:
         L = law.output_law(est, d=d, t0=t0, T=T, steps=steps, resolution=args.resolution,
-                           noise_resolution=args.noise_resolution.get(d),
+                           noise_resolution=args.noise_resolution.get(d), **_grid_3d(d),
                            max_cells=args.max_cells)
     except law.GridTooLarge as exc:
         return {"d": d, "n": n, "steps": steps, "error": str(exc),
@@ -171,7 +178,8 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--resolution", type=float, default=3.0)
-    ap.add_argument("--noise-resolution-3d", type=float, default=1.0)
+    ap.add_argument("--noise-resolution-3d", type=float,
+                    default=LAW_3D["noise_resolution"])
     ap.add_argument("--max-cells", type=int, default=6_000_000)
     ap.add_argument("--m", type=int, default=1000, help="plan_m of the engine (a job's m)")
     ap.add_argument("--subset", type=int, default=2000)

@@ -34,10 +34,10 @@ _B_PER_MNS = {1: 6.6e-9, 2: 7.5e-9, 3: 2.0e-8}  # s per m n step, all four estim
 _S_PER_EVAL = 3.0e-9  # one Gaussian kernel evaluation (dense: ~3.6e8 evals/s)
 _HIGHORDER_MB = 256.0  # highorder keeps the noised k-d trees of recent t within this
 #: the exact output law on the grid score, s per step and estimator (benchmarks/README.md,
-#: "The exact law"): d = 2 at 256 steps and d = 3 at 32 steps, n = 1e5; about flat in n), and
-#: the 3-D law's peak memory (3.4 GB measured at n = 1e5)
-_LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 2.0}
-_LAW_3D_MB = 3500.0
+#: "The exact law"): d = 2 at 256 steps and d = 3 at 64 and 256 steps, n = 1e5; about flat
+#: in n), and the 3-D law's peak memory (2.1 GB measured at n = 1e5, 256 steps)
+_LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
+_LAW_3D_MB = 2500.0
 
 
 @dataclass(frozen=True)

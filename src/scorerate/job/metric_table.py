@@ -129,10 +129,12 @@ def stop_steps(spec: JobSpec) -> tuple[tuple[int, ...], list[int | None]]:
     return tuple(record), [a if a in (None, -1) else record.index(a) for a in at]
 
 
-#: the 3-D law resolves each step's noise sd with one cell (the three-point deposit keeps
-#: the variance exact; refining 1.5 -> 2 moves tv_law by 3e-4, tests/test_law_grid.py) and
-#: may hold more cells: at n = 1e5 its grid outgrows the 2e6 of d <= 2
-LAW_3D = {"noise_resolution": 1.0, "max_cells": 8_000_000}
+#: the 3-D law's grid follows the law's scale sqrt(t) / law_resolution, with cells up to two
+#: step-noise sds wide (every step's mean and variance stay exact, metrics/law.py), coarse
+#: cells growing 1.5x per cell and holding ~1e-5 of a marginal each: at n = 1e5 and 256
+#: steps ~3e6 cells and ~4 min on one core (1e5, 64 steps: tv_law 0.09461 against 0.09450
+#: with one cell per noise sd, growth 1.15 and 1e-6, 2.1x the time; benchmarks/README.md)
+LAW_3D = {"noise_resolution": 0.5, "growth": 1.5, "tail_mass": 1e-5, "max_cells": 8_000_000}
 
 
 class PinnedGrid:

@@ -20,16 +20,19 @@ One step, given cell masses mu_c (the law within a cell taken as uniform):
    are resolved, sqrt(t0) at the end), and coarse cells holding about `tail_mass` each
    elsewhere (tails, and particles stranded far out where a truncated score is zero:
    they stay on the grid, in wide cells, never dropped);
-3. drift: each shifted source cell [x_c + a_c +- w_c / 2] is deposited onto the new
-   cells by overlap (conservative, exact in mass and mean), the deposit sitting at the
-   new cell centres;
-4. noise: a separable Gaussian transition per axis from each cell centre into the new
-   cells' exact probabilities (normal cdf differences), cut at `band` sds. Its variance
-   is c_k - w^2 / 12 (w the new cell's width on that axis): placing the deposit at the
-   cell centres adds w^2 / 12 on average (Sheppard), so the compensated variance keeps
-   the law's variance right to O(w^2) fluctuations that average out. With c_k = 0
-   (probability flow) nothing is compensated: the deterministic map gains about w^2 / 12
-   of variance per step, w ~ sqrt(t) / resolution (tested against a Monte Carlo).
+3. drift and noise, per axis, split by `_noise_split` in each landing cell of width w:
+   - where the step's noise variance c_k >= w^2 / 4 (the fine cells), the drifted centre
+     y_c = x_c + a_c goes onto three new centres with weights matching its mass, mean y_c
+     and variance w^2 / 4 exactly (non-negative at every offset), and a Gaussian from each
+     new centre into the new cells' exact probabilities (normal cdf differences, cut at
+     `band` sds) carries the rest: its sd is chosen so that its *binned* variance is
+     c_k - w^2 / 4. Every step's mean and variance are exact with cells up to 2 noise sds
+     wide, so the grid follows the law's scale sqrt(t), not the step noise;
+   - elsewhere (coarse tail cells, c_k = 0) the shifted source cell [y_c +- w_c / 2] is
+     deposited by overlap (conservative, exact in mass and mean; it adds w^2 / 12 on
+     average, Sheppard) and the noise keeps c_k - w^2 / 12. With c_k = 0 (probability
+     flow) nothing is compensated: the deterministic map gains about w^2 / 12 of variance
+     per step, w ~ sqrt(t) / resolution (tested against a Monte Carlo).
 
 In 2-D, deposit and noise are sparse per-axis matrices: the step is M1^T (D1^T diag(mu) D2) M2,
 never a (cells x cells) kernel; in 3-D the deposit is one outer product of per-axis rows per
@@ -172,39 +175,72 @@ def _overlap_entries(edges: np.ndarray, lo: np.ndarray,
     return rows, cols, np.clip(ov, 0.0, None) / (hi - lo)[rows]
 
 
-def _kappa(edges: np.ndarray, c: float) -> np.ndarray:
-    """Variance the deposit adds in each cell, taken off the noise there (see _deposit)."""
+def _binned_variance(r: np.ndarray) -> np.ndarray:
+    """Variance, in units of w^2, of N(0, (r w)^2) binned onto the centres of a uniform lattice
+    of spacing w, centred on a centre: 0 at r = 0, r^2 + 1/12 (Sheppard) for r >~ 1."""
+    j = np.arange(1, 40)[:, None]
+    r = np.maximum(np.asarray(r, dtype=np.float64), 1e-12)[None, :]
+    p = special.ndtr(-(j - 0.5) / r) - special.ndtr(-(j + 0.5) / r)
+    return 2.0 * np.sum(j * j * p, axis=0)
+
+
+#: the inverse of _binned_variance, tabulated (its argument r = sd / w up to 3, beyond
+#: which Sheppard's r^2 + 1/12 holds to e^(-2 pi^2 9))
+_R_TABLE = np.linspace(0.0, 3.0, 3001)
+_B_TABLE = _binned_variance(_R_TABLE)
+_B_TABLE[0] = 0.0
+
+
+def _noise_split(edges: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """How a step's noise variance c is carried in each landing cell of width w: (V, sd).
+
+    Where c >= w^2 / 4, the deposit places the mass on three centres with mean y and
+    variance V = w^2 / 4 (non-negative weights at every offset), and the Gaussian matrix
+    carries the rest with the sd whose *binned* variance is c - V (_binned_variance: the
+    Gaussian sent from a centre onto the cells has variance sd^2 + w^2 / 12 only for sd
+    >~ w; near sd ~ 0 it keeps the mass in its own cell). Mean and variance of every step
+    are then exact for any cell as wide as 2 sqrt(c), so the grid need not resolve the
+    step's noise. Where c < w^2 / 4 (coarse cells), V is NaN: the overlap deposit, which
+    adds ~w^2 / 12, and the noise c - w^2 / 12 (at least 0).
+    """
     w2 = np.diff(edges) ** 2
-    return np.where(c >= 0.5 * w2, 0.5 * w2, w2 / 12.0)
+    three = c >= 0.25 * w2 * (1.0 - 1e-9)  # 2 sds per cell exactly, up to rounding
+    V = np.where(three, np.minimum(0.25 * w2, c), np.nan)
+    rest = np.where(three, c - V, 0.0) / w2
+    big = rest > _B_TABLE[-1]
+    r = np.where(big, np.sqrt(np.maximum(rest - 1.0 / 12.0, 0.0)),
+                 np.interp(rest, _B_TABLE, _R_TABLE))
+    sd = np.where(three, r * np.sqrt(w2), np.sqrt(np.maximum(c - w2 / 12.0, 0.0)))
+    return V, sd
 
 
 def _deposit(edges: np.ndarray, y: np.ndarray, ws: np.ndarray,
-             kappa: np.ndarray) -> sparse.csr_matrix:
+             V3: np.ndarray) -> sparse.csr_matrix:
     """(k, G) deposit of the uniform intervals [y_i +- ws_i / 2] onto the cell centres.
 
-    Where the noise can absorb it (kappa = w^2 / 2 in the landing cell, w its width), three
-    centres get the non-negative weights matching mass, mean y_i and central second moment
-    kappa - w^2 / 12 exactly (the noise there is then c - kappa): no offset-dependent
-    variance error. The moment is set by the landing cell's w, not the source width ws:
-    the fine spacing shrinks from step to step (ws > w), and ws left a variance deficit of
-    (ws^2 - w^2) / 12 per step (1-D linear chain, 64 steps: variance 0.3323 against the
-    exact 0.3340; now exact to 1e-5, test_law). Elsewhere (coarse cells, c = 0) the overlap
-    fractions, whose added variance is kappa = w^2 / 12 on average over the offset.
+    Where the landing cell's V3 is finite (_noise_split: the noise is at least w^2 / 4 there),
+    three centres get the non-negative weights matching mass, mean y_i and variance V3
+    exactly: no offset-dependent variance error. The moment is set by the landing cell's w,
+    not the source width ws (ws left a variance deficit of (ws^2 - w^2) / 12 per step while
+    the fine spacing shrinks; 1-D linear chain, 64 steps: variance 0.3323 against the exact
+    0.3340). Elsewhere (coarse cells, c = 0, or weights that would be negative where the
+    spacing changes) the overlap fractions, whose added variance is w^2 / 12 on average
+    over the offset.
     """
     G = edges.size - 1
     x = 0.5 * (edges[1:] + edges[:-1])
-    w = np.diff(edges)
     k0 = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, G - 1)
     three = (k0 >= 1) & (k0 <= G - 2)
-    three &= kappa[k0] == 0.5 * w[k0] ** 2
+    three &= np.isfinite(V3[k0])
     p = np.zeros((y.size, 3))
     if three.any():
         kk = k0[three]
-        V = kappa[kk] - w[kk] ** 2 / 12.0
+        V = V3[kk]
         u = np.stack([x[kk - 1], x[kk], x[kk + 1]], axis=1) - y[three, None]
         for a, (b, c) in enumerate(((1, 2), (0, 2), (0, 1))):
             p[three, a] = (V + u[:, b] * u[:, c]) / ((u[:, a] - u[:, b]) * (u[:, a] - u[:, c]))
-        three[three] = np.all(p[three] >= 0.0, axis=1)
+        three[three] = np.all(p[three] >= -1e-12, axis=1)
+        p = np.clip(p, 0.0, None)
     idx3 = np.flatnonzero(three)
     rows3 = np.repeat(idx3, 3)
     cols3 = (k0[idx3, None] + np.array([-1, 0, 1])).ravel()
@@ -276,8 +312,9 @@ def _axis_edges(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, sd: float, h: fl
 def _check_args(d: int, t0: float, T: float, steps: int, integrator: str, resolution: float,
                 tail_mass: float, band: float, floor: float, noise_resolution: float) -> None:
     if not (isinstance(noise_resolution, int | float) and math.isfinite(noise_resolution)
-            and noise_resolution >= 1.0):
-        raise ValueError(f"noise_resolution must be a finite number >= 1, got {noise_resolution!r}")
+            and noise_resolution >= 0.5):
+        raise ValueError("noise_resolution must be a finite number >= 0.5, "
+                         f"got {noise_resolution!r}")
     if isinstance(d, bool) or d not in (1, 2, 3):
         raise ValueError(f"output_law handles d = 1, 2 or 3, got d={d!r}")
     if integrator not in INTEGRATORS:
@@ -296,7 +333,8 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
                tail_mass: float = 1e-6, band: float = 10.0, floor: float = 1e-20,
                max_cells: int = 2_000_000,
                noise_resolution: float | None = None, schedule: str = "geometric",
-               strata: int = 80, score_spacing: float | None = 1.0 / 16.0) -> GridLaw:
+               strata: int = 80, score_spacing: float | None = 1.0 / 16.0,
+               growth: float = 1.15) -> GridLaw:
     """Law of `sampler.sample(score, ...)`'s output (start N(0, T I)), on a grid, d <= 3.
 
     Parameters
@@ -316,16 +354,19 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
     floor : cells with less mass skip the score; their mass is dropped (counted in `lost`).
     max_cells : a step whose grid would hold more cells raises GridTooLarge (a diverging
         chain spreads its mass over a span the fine spacing cannot cover in memory).
-    noise_resolution : cells per noise sd sqrt(c_k); None: `resolution`. The fine spacing
-        is min(sqrt(t_{k+1}) / resolution, sqrt(c_k) / noise_resolution). With many steps
-        c_k << t_k, and the step noise, not the law's scale, sets the cell count: in 3-D at
-        256 steps, resolution 4 would mean ~(4 sqrt(t / c_k))^3 ~ 1e4 times more cells than
-        the law's scale needs. Below ~2 cells per noise sd the three-point deposit carries
-        most of the noise and tv_law's grid error grows (1-D, 256 steps: 4e-4 at 2, 2e-3 at
-        1, against 8e-5 at 4; see tests).
+    noise_resolution : cells per noise sd sqrt(c_k), at least 0.5; None: `resolution`. The
+        fine spacing is min(sqrt(t_{k+1}) / resolution, sqrt(c_k) / noise_resolution). With
+        many steps c_k << t_k, and resolving the step noise would set the cell count: in
+        3-D at 256 steps ~(sqrt(t / c_k))^3 ~ 140 times more cells than the law's scale
+        needs. Cells up to 2 noise sds wide keep every step's mean and variance exact
+        (_noise_split), so 0.5 costs little accuracy: 1-D linear chain, 256 steps, TV to
+        its closed form 4.9e-4 at 0.5, 1.0e-4 at 0.7, 6.7e-5 at 1 (tests/test_law_grid.py).
     schedule : the time grid's schedule (`sampler.time_grid`; the job's is "geometric").
     strata : "heun" (d = 1) only: equal-width strata of the step noise over +-band sds
         (`_heun_law_1d`).
+    growth : width ratio of neighbouring coarse cells outside the fine region (tails and
+        stranded mass cost O(log(span / spacing) / log(growth)) cells per axis; in 3-D these
+        cells multiply across axes, so a larger growth pays there).
     score_spacing : "heun" only: the second score call of a step is interpolated (cubic)
         from nodes spaced score_spacing x min(sqrt(h), sqrt(t')) around its (strata + 1) x
         cells points (exact where a stencil mixes a zero and a non-zero score, a truncation
@@ -341,6 +382,8 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
         noise_resolution = resolution
     _check_args(d, t0, T, steps, integrator, resolution, tail_mass, band, floor,
                 noise_resolution)
+    if not (isinstance(growth, int | float) and 1.0 < growth <= 4.0):
+        raise ValueError(f"growth must be a number in (1, 4], got {growth!r}")
     on_grid = hasattr(score, "grid_score") and not callable(score)
     if on_grid and integrator == "probability_flow":
         raise ValueError("probability_flow evaluates the score off the grid: pass est.score")
@@ -368,7 +411,7 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
     h0 = min(sT, math.sqrt(cs[0]) if cs[0] > 0 else math.sqrt(times[1])) / resolution
     lat = np.arange(-band * sT, band * sT + h0, h0)
     p_lat = np.diff(special.ndtr(lat / sT))
-    e0, _ = _axis_edges(lat[:-1], lat[1:], p_lat, 0.0, h0, tail_mass, band)
+    e0, _ = _axis_edges(lat[:-1], lat[1:], p_lat, 0.0, h0, tail_mass, band, growth=growth)
     p1 = np.diff(special.ndtr(e0 / sT))
     edges = tuple(e0.copy() for _ in range(d))
     mass = p1
@@ -410,7 +453,7 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
         new_edges, D, M = [], [], []
         for j in range(d):
             lo, hi = y[:, j] - 0.5 * w[:, j], y[:, j] + 0.5 * w[:, j]
-            e, h_used = _axis_edges(lo, hi, mu, sd, h_fine, tail_mass, band, moving)
+            e, h_used = _axis_edges(lo, hi, mu, sd, h_fine, tail_mass, band, moving, growth)
             res_used = min(res_used, resolution * h_fine / h_used)
             new_edges.append(e)
         size = math.prod(len(e) - 1 for e in new_edges)
@@ -419,9 +462,8 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
                                f"(max_cells {max_cells}): the chain spreads too far")
         for j in range(d):
             e = new_edges[j]
-            kap = _kappa(e, c)
-            D.append(_deposit(e, y[:, j], w[:, j], kap))
-            sd_eff = np.sqrt(np.maximum(c - kap, 0.0))
+            V3, sd_eff = _noise_split(e, c)
+            D.append(_deposit(e, y[:, j], w[:, j], V3))
             M.append(_normal_cell_probs(e, 0.5 * (e[1:] + e[:-1]), sd_eff, band))
         if d == 1:
             q = D[0].T @ mu
