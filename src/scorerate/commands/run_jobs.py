@@ -61,7 +61,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _specs(args: argparse.Namespace) -> list[tuple[object, Path, float]]:
+def _specs(args: argparse.Namespace) -> list[tuple[object, Path, object]]:
     """(JobSpec, output, size estimate) of every --job, admitted by the front door (size,
     output path); ValueError names the bad job."""
     from ..config.spec import options_from_args, spec_from_options

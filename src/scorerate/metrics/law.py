@@ -310,7 +310,10 @@ def _axis_edges(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, sd: float, h: fl
 # ---------------------------------------------------------------- propagation
 
 def _check_args(d: int, t0: float, T: float, steps: int, integrator: str, resolution: float,
-                tail_mass: float, band: float, floor: float, noise_resolution: float) -> None:
+                tail_mass: float, band: float, floor: float, noise_resolution: float,
+                growth: float = 1.15) -> None:
+    if not (isinstance(growth, int | float) and 1.0 < growth <= 4.0):
+        raise ValueError(f"growth must be a number in (1, 4], got {growth!r}")
     if not (isinstance(noise_resolution, int | float) and math.isfinite(noise_resolution)
             and noise_resolution >= 0.5):
         raise ValueError("noise_resolution must be a finite number >= 0.5, "
@@ -360,7 +363,7 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
         3-D at 256 steps ~(sqrt(t / c_k))^3 ~ 140 times more cells than the law's scale
         needs. Cells up to 2 noise sds wide keep every step's mean and variance exact
         (_noise_split), so 0.5 costs little accuracy: 1-D linear chain, 256 steps, TV to
-        its closed form 4.9e-4 at 0.5, 1.0e-4 at 0.7, 6.7e-5 at 1 (tests/test_law_grid.py).
+        its closed form 4.9e-4 at 0.5, 1.0e-4 at 0.7, 6.7e-5 at 1 (tests/test_law.py).
     schedule : the time grid's schedule (`sampler.time_grid`; the job's is "geometric").
     strata : "heun" (d = 1) only: equal-width strata of the step noise over +-band sds
         (`_heun_law_1d`).
@@ -381,9 +384,7 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
     if noise_resolution is None:
         noise_resolution = resolution
     _check_args(d, t0, T, steps, integrator, resolution, tail_mass, band, floor,
-                noise_resolution)
-    if not (isinstance(growth, int | float) and 1.0 < growth <= 4.0):
-        raise ValueError(f"growth must be a number in (1, 4], got {growth!r}")
+                noise_resolution, growth)
     on_grid = hasattr(score, "grid_score") and not callable(score)
     if on_grid and integrator == "probability_flow":
         raise ValueError("probability_flow evaluates the score off the grid: pass est.score")
