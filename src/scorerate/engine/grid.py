@@ -17,9 +17,10 @@ nodes per axis: independent of n.
 Which cells the grid vouches for (gridbound.py): a nonnegative histogram of the points on
 bins of width 2h gives, with per-axis max / min of the 1-D kernel over each bin, rigorous
 separable bounds S_lo <= S <= S_hi of the unnormalised sum. A cell with log S_lo >=
-log_s_min(...) is certified within the engine's tolerance ("grid"). With `log_cut` (the
-truncation level of log p̂), a cell with S_hi at or below it is decided without any sum
-("bound": logp is set to the bound, mean to x, so the truncated score is exactly 0).
+log_s_min(...) is certified within the engine's tolerance ("grid"). With `log_cut` (a
+level of log p̂ below which the estimator's score is 0, or below its tolerance: a number or
+one per cell), a cell with S_hi at or below it is decided without any sum ("bound": logp
+is set to the bound, mean to x, so the estimator's score there is exactly 0).
 Every other cell goes to `exact(x, t)` ("exact", e.g. the engine's own sums). The method
 counts are returned. The contractions are BLAS products whose summation order does not
 depend on how many cells are asked for; the whole grid is one call, so the result does
@@ -253,11 +254,13 @@ class GridScorer(TrainShape):
         self._lattice = (lev, origin, h, C, 2 * h, H)
         return self._lattice
 
-    def sums(self, axes: Sequence[np.ndarray], t: float, *, log_cut: float | None = None,
+    def sums(self, axes: Sequence[np.ndarray], t: float, *,
+             log_cut: float | np.ndarray | None = None,
              exact: ExactFn | None = None, need: np.ndarray | None = None) -> GridSums:
         """(logp, mean) at every centre of the tensor grid `axes` at time t.
 
-        log_cut : log p̂ at or below which a cell needs no value ("bound" cells).
+        log_cut : log p̂ at or below which a cell needs no value ("bound" cells); a number
+            or an array broadcastable to the grid's shape (a cut that varies by cell).
         exact : the fallback (x (k, d), t) -> (logp, mean); required when some cell is not
             certified (a ValueError otherwise).
         need : optional bool (G_1, ..., G_d): cells outside it that the grid cannot vouch
@@ -313,7 +316,8 @@ class GridScorer(TrainShape):
                 log_lo = np.log(_contract(H, W)) - offs
                 log_hi = np.log(_contract(H, U)) - offs
             lsm = log_s_min(n, d, self.q, h / math.sqrt(t), self.rtol)
-            cut_S = None if log_cut is None else log_cut - log_norm
+            cut_S = None if log_cut is None else np.broadcast_to(
+                np.asarray(log_cut, dtype=np.float64), G) - log_norm
             if cut_S is not None:
                 bound = log_hi <= cut_S
                 above = log_lo > cut_S
@@ -343,7 +347,7 @@ class GridScorer(TrainShape):
                         mj = xj + S1 / S0
                     mean[box + (j,)][ok] = mj[ok]
             if cut_S is not None and bound.any():
-                logp[bound] = np.minimum(log_hi[bound] + log_norm, log_cut)
+                logp[bound] = np.minimum(log_hi + log_norm, cut_S + log_norm)[bound]
                 grids = np.meshgrid(*axes, indexing="ij")
                 for j in range(d):
                     mean[..., j][bound] = grids[j][bound]

@@ -78,8 +78,10 @@ class GaussianScore(Estimator):
         state.pop("_grid", None)  # a lattice cache, rebuilt on demand: never shipped
         return state
 
-    def _log_cut(self, t: float) -> float | None:
-        """log p̂ at or below which the score is 0 whatever its value (None: nowhere)."""
+    def _log_cut(self, t: float, axes: list[np.ndarray]) -> float | np.ndarray | None:
+        """log p̂ at or below which the score is 0 (or below the engine's tolerance, so
+        it may be set to 0) whatever p̂'s value: None (nowhere), a number or a per-cell
+        array of the grid `axes`."""
         return None
 
     def grid_score(self, axes, t: float, need: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
@@ -93,7 +95,7 @@ class GaussianScore(Estimator):
         t = self._check(np.zeros((1, self.d)), t)[1]
         if getattr(self, "_grid", None) is None:
             self._grid = GridScorer(self.X, rtol=self.engine.rtol)
-        res = self._grid.sums(axes, t, log_cut=self._log_cut(t), exact=self.engine.sums,
+        res = self._grid.sums(axes, t, log_cut=self._log_cut(t, axes), exact=self.engine.sums,
                               need=need)
         x = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1)
         mean = res.mean.reshape(-1, self.d)
@@ -127,7 +129,7 @@ class Truncated(GaussianScore):
         s[~(logp > theory.log_rho_n(self.n, t, self.d, self.c_rho))] = 0.0
         return s
 
-    def _log_cut(self, t: float) -> float:
+    def _log_cut(self, t: float, axes: list[np.ndarray]) -> float:
         return theory.log_rho_n(self.n, t, self.d, self.c_rho)
 
 
@@ -150,3 +152,16 @@ class Regularized(GaussianScore):
         # p̂ / max(p̂, eps) = exp(min(0, log p̂ - log eps)), in log space
         s *= np.exp(np.minimum(0.0, logp - math.log(self.eps)))[:, None]
         return s
+
+    def _log_cut(self, t: float, axes: list[np.ndarray]) -> np.ndarray:
+        """Where p̂ <= eps rtol / (8 max(1, R / sqrt t)), R the distance from the cell to the
+        far corner of the data's box, |ŝ| = (p̂ / eps) |mean - x| / t <= rtol / (8 sqrt t):
+        below the engine's tolerance, so these far-tail cells need no O(n) sum."""
+        lo, hi = self.X.min(axis=0), self.X.max(axis=0)
+        d = len(axes)
+        r2 = sum(np.maximum(np.abs(np.asarray(a, dtype=np.float64) - lo[j]),
+                            np.abs(np.asarray(a, dtype=np.float64) - hi[j])
+                            ).reshape((-1,) + (1,) * (d - 1 - j)) ** 2
+                 for j, a in enumerate(axes))
+        reach = np.maximum(1.0, np.sqrt(r2) / math.sqrt(t))
+        return math.log(self.eps) + math.log(self.engine.rtol / 8.0) - np.log(reach)

@@ -74,6 +74,9 @@ class GridScoreEstimator(Protocol):
 
 #: bisections locating a truncation edge inside a Heun noise stratum (to 2^-12 of it)
 _BISECT = 12
+#: a cell whose step moves it by at most this fraction of its width counts as at rest when
+#: the next grid is laid out (its fine spacing follows the moving mass only)
+AT_REST = 1e-6
 #: lattice bins per axis at most while laying out one axis (the grid is coarsened beyond)
 MAX_LATTICE = 1 << 20
 
@@ -447,7 +450,9 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
             y = x + h * np.asarray(score(x, tau), dtype=np.float64)
         if y.shape != x.shape or not np.all(np.isfinite(y)):
             raise ValueError(f"score returned non-finite values or a wrong shape at t={tau!r}")
-        moving = np.any(y != x, axis=1)
+        # at rest: moved by under AT_REST of its width (a truncated score's zero, or a far
+        # tail where a score below the engine's tolerance may be computed or set to 0)
+        moving = np.any(np.abs(y - x) > AT_REST * w, axis=1)
         sd = math.sqrt(c)
         h_fine = min(sd / noise_resolution if c > 0 else math.inf,
                      math.sqrt(tau1) / resolution)
