@@ -48,40 +48,56 @@ def test_applies_gives_the_reason_and_none_where_it_applies():
     d3 = JobSpec(density="sym_beta", beta=1.0, d=3, n=100)
     flow = JobSpec(density="sym_beta", beta=1.0, d=2, n=100, integrator="probability_flow")
     assert metric("tv_law").applies(d1) is None and metric("tv_law").applies(d3) is None
-    assert "d <= 2" in metric("tv_sampler").applies(d3)
+    assert metric("tv_sampler").applies(d3) is None  # p̂_t0's cell masses exist in 3-D
+    capped = JobSpec(density="sym_beta", beta=1.0, d=2, n=100, law_n_max_2d=50)
+    assert "law_n_max_2d = 50" in metric("tv_sampler").applies(capped)
     assert "d = 1" in metric("l2_law").applies(flow)
     assert metric("tv").applies(d3) is None
 
 
-@pytest.fixture(scope="module")
-def d3_run():
-    spec = JobSpec(density="sym_beta", beta=1.0, d=3, n=60, seed=0, m=32, steps=4,
+def _run(**kw):
+    spec = JobSpec(density="sym_beta", beta=1.0, seed=0, m=32, steps=4,
                    estimators=("truncated", "empirical"), n_mc=40, n_mc_kde=200,
-                   t_grid=(0.1, 1.0, 2))
+                   t_grid=(0.1, 1.0, 2), **kw)
     with cluster.dask_client(None, threads=1, n_workers=1) as client:
         return run_job(spec, client, progress=False)
 
 
-def test_a_metric_that_does_not_apply_is_nan_with_its_reason(d3_run):
-    why = "the KDE's masses on the law's cells are computed in d <= 2"
-    for name in ("tv_sampler", "l2_sampler"):
-        assert bool(d3_run[name].isnull().all())
-        assert d3_run[name].attrs["not_computed"] == why
-    for name in ("tv", "tv_law", "l2_law", "tv_steps"):  # the exact law exists in 3-D
+@pytest.fixture(scope="module")
+def d3_run():
+    return _run(d=3, n=60)
+
+
+@pytest.fixture(scope="module")
+def capped_run():
+    """A 2-D job above the user's law_n_max_2d: no law, and every law metric says why."""
+    return _run(d=2, n=60, law_n_max_2d=50)
+
+
+WHY = "n > law_n_max_2d = 50 (the study's cost cap)"
+
+
+def test_every_law_metric_exists_in_3d(d3_run):
+    for name in ("tv", "tv_law", "l2_law", "tv_steps", "tv_sampler", "l2_sampler"):
         assert bool(d3_run[name].notnull().all()), name
         assert "not_computed" not in d3_run[name].attrs
 
 
-def test_the_reason_travels_to_the_study_and_the_report(d3_run, tmp_path):
-    path = write_run(d3_run, tmp_path / "run.zarr")
-    study = combine_runs([d3_run], paths=[str(path)], predictions=False)
-    assert study["tv_sampler"].attrs["not_computed"] == (
-        "the KDE's masses on the law's cells are computed in d <= 2 (1 job)")
+def test_a_metric_that_does_not_apply_is_nan_with_its_reason(capped_run):
+    for name in ("tv_law", "l2_law", "tv_sampler", "l2_sampler", "tv_steps"):
+        assert bool(capped_run[name].isnull().all()), name
+        assert capped_run[name].attrs["not_computed"] == WHY
+    assert bool(capped_run["tv"].notnull().all())
+
+
+def test_the_reason_travels_to_the_study_and_the_report(capped_run, tmp_path):
+    path = write_run(capped_run, tmp_path / "run.zarr")
+    study = combine_runs([capped_run], paths=[str(path)], predictions=False)
+    assert study["tv_sampler"].attrs["not_computed"] == f"{WHY} (1 job)"
     spath = write_study(study, tmp_path / "study.zarr")
     make_report(spath, tmp_path / "report")
     summary = (tmp_path / "report" / "summary.md").read_text()
-    assert ("`tv_sampler`: the KDE's masses on the law's cells are computed in d <= 2 (1 job)"
-            in summary)
+    assert f"`tv_sampler`: {WHY} (1 job)" in summary
     assert np.isnan(float(study["tv_sampler"].max()))
 
 

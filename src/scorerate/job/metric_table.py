@@ -12,7 +12,7 @@ What a metric reads (built once per estimator or once per job by the job graph):
 - "samples": the sampler's m outputs (m, d) for one estimator;
 - "chains": the chains at the recorded steps (R + 1, m, d) (see `stop_steps`);
 - "law": the exact law of the discretised sampler for one estimator (`scorerate.metrics.law`);
-- "law_cells": that law with p0's masses and (d <= 2) the KDE p̂_t0's masses on its
+- "law_cells": that law with p0's masses and the KDE p̂_t0's masses on its
   cells, computed once for every metric that compares the law with them;
 - "law_half": the same law with half the steps (`spec.n_steps // 2`), for the numerical
   error of a first-order scheme;
@@ -185,11 +185,11 @@ class LawCells:
 
     law: object
     p0_mass: np.ndarray
-    kde_mass: np.ndarray | None
+    kde_mass: np.ndarray
 
 
 def law_cells(grid, p0, spec: JobSpec):
-    """LawCells of the job's law: p0's exact masses and, in d <= 2, the KDE p̂_t0's
+    """LawCells of the job's law: p0's exact masses and the KDE p̂_t0's
     (law_distance.kde_cell_probs, from the redrawn training set); a NotComputed law
     passes through."""
     if isinstance(grid, NotComputed):
@@ -197,7 +197,7 @@ def law_cells(grid, p0, spec: JobSpec):
     from ..metrics.law import cell_masses
     from ..metrics.law_distance import kde_cell_probs
 
-    kde = kde_cell_probs(grid, draw_train(spec), spec.t0).ravel() if spec.d <= 2 else None
+    kde = kde_cell_probs(grid, draw_train(spec), spec.t0).ravel()
     return LawCells(grid, cell_masses(grid, p0), kde)
 
 
@@ -323,11 +323,6 @@ def tv_steps(laws, p0, spec: JobSpec) -> float:
     return tv_between(*laws)
 
 
-def _kde_cells_apply(spec: JobSpec) -> str | None:
-    return _law_applies(spec) or ("the KDE's masses on the law's cells are computed in d <= 2"
-                                  if spec.d > 2 else None)
-
-
 def _steps_applies(spec: JobSpec) -> str | None:
     return _law_applies(spec) or ("needs at least 2 steps" if spec.n_steps < 2 else None)
 
@@ -380,8 +375,8 @@ JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("score_mse_int", "score_t", score_mse_int),
     JobMetric("tv_law", "law_cells", tv_law, _law_applies),
     JobMetric("l2_law", "law_cells", l2_law, _law_applies),
-    JobMetric("tv_sampler", "law_cells", tv_sampler, _kde_cells_apply),
-    JobMetric("l2_sampler", "law_cells", l2_sampler, _kde_cells_apply),
+    JobMetric("tv_sampler", "law_cells", tv_sampler, _law_applies),
+    JobMetric("l2_sampler", "law_cells", l2_sampler, _law_applies),
     JobMetric("tv_steps", ("law", "law_half"), tv_steps, _steps_applies),
     JobMetric("tv", "samples", tv, _binned_tv_applies),
     JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),

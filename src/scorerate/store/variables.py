@@ -117,10 +117,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("tv_sampler", _EST, "the sampler's own error (TV)",
              "TV(exact law of the discretised sampler's output, p_hat_{t0}) on the law's "
              "cells: the sampler's distance to the law it converges to as its steps become "
-             "exact, i.e. its numerical error apart from the score's (d <= 2)",
+             "exact, i.e. its numerical error apart from the score's (d <= 3)",
              label="TV(output law, p̂_t0)", role="diagnostic"),
     Variable("l2_sampler", _EST, "the sampler's own error (L2)",
-             "L2(exact law of the sampler's output, p_hat_{t0}) on the law's cells (d <= 2)",
+             "L2(exact law of the sampler's output, p_hat_{t0}) on the law's cells (d <= 3)",
              scaling="length^(-d/2)", label="L2(output law, p̂_t0)", role="diagnostic"),
     Variable("tv_steps", _EST, "discretisation error estimate (TV)",
              "TV(output law at steps, output law at steps // 2): for a first-order "
