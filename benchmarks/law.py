@@ -3,6 +3,8 @@
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/law.py
     python benchmarks/law.py --quick                 # n 1e3, 1e4; d 1, 2; 1 repeat
     python benchmarks/law.py --full-steps 256 --full-steps-3d 32   # + whole laws at max n
+    python benchmarks/law.py --full-only --n 100000 --full-steps 256 --full-steps-3d 256 \
+        --full-estimators truncated regularized empirical   # whole laws only
 
 For each d and n (sym_beta, beta = 1, estimator `truncated`, t0 and T of the smallest n so
 every n runs on the same time grid: with the largest n's t0, T the truncated chain at
@@ -140,10 +142,10 @@ class _Only:
         self.grid_score = probe.grid_score
 
 
-def full_law(d: int, n: int, steps: int, args) -> dict:
+def full_law(d: int, n: int, steps: int, args, name: str = "truncated") -> dict:
     """One estimator's law at the theory's t0, T for n with `steps` steps (grid path)."""
     p0 = density("sym_beta", beta=1.0, d=d)
-    est = build("truncated", p0.sample(n, seed=1), {"backend": "auto", "plan_m": args.m})
+    est = build(name, p0.sample(n, seed=1), {"backend": "auto", "plan_m": args.m})
     t0, T = theory.t0_early_stop(n, 1.0, d), theory.T_horizon(n, 1.0, d)
     t1 = time.perf_counter()
     try:
@@ -151,9 +153,10 @@ def full_law(d: int, n: int, steps: int, args) -> dict:
                            noise_resolution=args.noise_resolution.get(d), **_grid_3d(d),
                            max_cells=args.max_cells)
     except law.GridTooLarge as exc:
-        return {"d": d, "n": n, "steps": steps, "error": str(exc),
+        return {"d": d, "n": n, "steps": steps, "estimator": name, "error": str(exc),
                 "seconds": time.perf_counter() - t1}
-    return {"d": d, "n": n, "steps": steps, "seconds": time.perf_counter() - t1,
+    return {"d": d, "n": n, "steps": steps, "estimator": name,
+            "seconds": time.perf_counter() - t1,
             "cells_max": int(max(L.cells)), "methods": L.methods,
             "tv_law": law.tv_law(L, p0), "l2_law": law.l2_law(L, p0)}
 
@@ -186,6 +189,11 @@ def main(argv=None) -> None:
     ap.add_argument("--budget", type=float, default=120.0)
     ap.add_argument("--full-steps", type=int, default=0, help="2-D law with this many steps")
     ap.add_argument("--full-steps-3d", type=int, default=0, help="3-D law with this many steps")
+    ap.add_argument("--full-estimators", nargs="+", default=["truncated"],
+                    choices=["truncated", "regularized", "empirical"],
+                    help="estimators of the whole laws (--full-steps, --full-steps-3d)")
+    ap.add_argument("--full-only", action="store_true",
+                    help="only the whole laws at the largest n (no per-step table)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -195,7 +203,7 @@ def main(argv=None) -> None:
     args.noise_resolution = {3: args.noise_resolution_3d}
     started = time.perf_counter()
     rows = []
-    for d in args.d:
+    for d in [] if args.full_only else args.d:
         nmin = min(args.n)
         t0, T = theory.t0_early_stop(nmin, 1.0, d), theory.T_horizon(nmin, 1.0, d)
         for n in args.n:
@@ -205,8 +213,9 @@ def main(argv=None) -> None:
     full = []
     for d, steps in ((2, args.full_steps), (3, args.full_steps_3d)):
         if steps and d in args.d:
-            full.append(full_law(d, max(args.n), steps, args))
-            print(json.dumps(full[-1]), flush=True)
+            for name in args.full_estimators:
+                full.append(full_law(d, max(args.n), steps, args, name))
+                print(json.dumps(full[-1]), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = "law" + (f"_{args.tag}" if args.tag else "")
@@ -234,16 +243,17 @@ def table(rows: list[dict], full: list[dict]) -> str:
                      f"{r['new_s_per_step'] / base[r['d']]:.2f} | {r['grid_score_share']:.2f} | "
                      f"{m.get('exact', 0) / tot:.1e} | {r['err_score']:.1e} | {r['err_p']:.1e} |")
     if full:
-        lines += ["", "| d | n | steps | seconds | cells (max) | fallback cells | tv_law |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += ["", "| d | n | steps | estimator | seconds | cells (max) | fallback cells "
+                  "| tv_law |", "|---|---|---|---|---|---|---|---|"]
         for f in full:
             if "error" in f:
-                lines.append(f"| {f['d']} | {f['n']:.0e} | {f['steps']} | refused after "
-                             f"{f['seconds']:.0f} s: {f['error']} | | | |")
+                lines.append(f"| {f['d']} | {f['n']:.0e} | {f['steps']} | {f['estimator']} | "
+                             f"refused after {f['seconds']:.0f} s: {f['error']} | | | |")
                 continue
             m = f["methods"]
             tot = max(1, m.get("grid", 0) + m.get("bound", 0) + m.get("exact", 0))
-            lines.append(f"| {f['d']} | {f['n']:.0e} | {f['steps']} | {f['seconds']:.0f} | "
+            lines.append(f"| {f['d']} | {f['n']:.0e} | {f['steps']} | {f['estimator']} | "
+                         f"{f['seconds']:.0f} | "
                          f"{f['cells_max']} | {m.get('exact', 0) / tot:.1e} | {f['tv_law']:.4f} |")
     return "\n".join(lines) + "\n"
 
