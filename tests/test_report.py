@@ -52,17 +52,37 @@ def test_every_output_is_written(study):
     for p in (out / "figures").iterdir():
         data = p.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000  # a real, drawn figure
-    for name in ("rates.csv", "summary.md", "index.html"):
+    for name in ("rates.csv", "jobs.csv", "summary.md", "index.html"):
         assert (out / name).stat().st_size > 0
+
+
+def test_jobs_csv_has_one_row_per_job_and_estimator_and_reads_back_bit_for_bit(study):
+    """The missing job has no row; every number reads back exactly (17 digits)."""
+    jobs = pd.read_csv(study["out"] / "jobs.csv")
+    ds = xr.open_zarr(study["path"])
+    n_est = ds.sizes["estimator"]
+    assert len(jobs) == (2 * len(NS) * len(SEEDS) - 1) * n_est
+    assert list(jobs.columns[:6]) == ["density", "beta", "d", "n", "seed", "estimator"]
+    assert {"tv_law", "l2_law", "tv_kde", "l2_kde", "tv_sampler", "tv_steps"} <= set(jobs)
+    assert not ((jobs["d"] == 2) & (jobs["n"] == 1000) & (jobs["seed"] == 2)).any()
+    for _, row in jobs.sample(10, random_state=0).iterrows():
+        cell = ds.sel(density=row["density"], beta=row["beta"], d=row["d"], n=row["n"],
+                      seed=row["seed"])
+        for name in ("tv_law", "l2_law", "tv_sampler"):
+            want = float(cell[name].sel(estimator=row["estimator"]))
+            assert row[name] == want or (np.isnan(want) and np.isnan(row[name]))
+        assert row["tv_kde"] == float(cell["tv_kde"])
+        assert row["n_steps"] == int(cell["n_steps"]) == 20
 
 
 def test_html_is_self_contained_and_embeds_every_png(study):
     text = study["index"].read_text()
     srcs = re.findall(r"""src=['"]([^'"]+)['"]""", text)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
-    # the only links to files beside it are the two tables the page offers as downloads
+    # the only links to files beside it are the three tables the page offers as downloads
     hrefs = re.findall(r"""href=['"]([^'"]+)['"]""", text)
-    assert sorted(h for h in hrefs if not h.startswith("#")) == ["rates.csv", "summary.md"]
+    assert sorted(h for h in hrefs if not h.startswith("#")) == ["jobs.csv", "rates.csv",
+                                                                   "summary.md"]
     embedded = {base64.b64decode(s.split(",", 1)[1]) for s in srcs}
     on_disk = {p.read_bytes() for p in (study["out"] / "figures").iterdir()}
     assert embedded == on_disk

@@ -48,6 +48,7 @@ def make_run(density: str = "sym_beta", beta: float = 1.0, d: int = 1, n: int = 
                 "stop": np.asarray(STOP_FACTORS)},
         attrs={"density": density, "beta": float(beta), "d": int(d), "n": int(n),
                "seed": int(seed), "t0": float(n) ** -0.5, "T": float(n) ** 0.5, "steps": 20,
+               "n_steps": 20,
                "integrator": "euler_maruyama", "c_rho": 1.0, "m": m,
                "scorerate_version": "synthetic", "wall_time_s": 0.1, "params_hash": "x",
                "versions": {"python": "3.11.0", "numpy": "synthetic"}},

@@ -19,6 +19,11 @@ rule report:
             caption="../report/rates.rst",
             category="2. Rates",
         ),
+        jobs=report(
+            f"{REPORT}/jobs.csv",
+            caption="../report/jobs.rst",
+            category="2. Rates",
+        ),
         summary=report(
             f"{REPORT}/summary.md",
             caption="../report/summary.rst",

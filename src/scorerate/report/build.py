@@ -1,4 +1,5 @@
-"""The rate report: rates.csv, summary.md, figures/*.png and a self-contained index.html.
+"""The rate report: rates.csv, jobs.csv, summary.md, figures/*.png and a self-contained
+index.html.
 
 Orchestration only: the rate table comes from scorerate.study.rates, the figures from
 scorerate.report.figures, the page from the jinja2 template templates/report.html.j2 (every PNG
@@ -26,6 +27,7 @@ from ..study import rates as rates_mod
 from ..study.coverage import cells, has_run
 from ..study.rates import rate_table
 from . import figures
+from .jobs_table import write_job_table
 
 __all__ = ["MIN_SEEDS_WARN", "VERDICT_COLOURS", "make_report", "run_store", "verdict_view"]
 
@@ -231,7 +233,8 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
                 provenance: Mapping[str, str] | None = None,
                 density_factory: Callable | None = None,
                 trusted: Collection[str] = ()) -> Path:
-    """Write rates.csv, summary.md, figures/*.png and index.html under `out`.
+    """Write rates.csv, jobs.csv (report/jobs_table.py), summary.md, figures/*.png and
+    index.html under `out`.
 
     runs_base: base directory of relative run-store paths (default: current directory).
     provenance: extra provenance items (e.g. the git commit) shown on the page.
@@ -249,6 +252,7 @@ def make_report(study_path: str | os.PathLike, out: str | os.PathLike, *,
     figdir.mkdir(parents=True, exist_ok=True)
     rates = rate_table(study)
     rates.to_csv(out / "rates.csv", index=False)
+    write_job_table(study, out / "jobs.csv")
     v = verdict_view(rates)
     if density_factory is None:
         density_factory = _named_density_factory(trusted)

@@ -28,7 +28,7 @@ MARKER = "run/2"
 #: the generator tag written into every report's index.html
 REPORT_GENERATOR = '<meta name="generator" content="scorerate report">'
 #: a report's own entries (a report directory holds nothing else)
-REPORT_FILES = frozenset({"index.html", "rates.csv", "summary.md", "figures",
+REPORT_FILES = frozenset({"index.html", "rates.csv", "jobs.csv", "summary.md", "figures",
                           ".index.html.tmp"})
 #: how a report written before the generator tag is recognised (its title)
 _OLD_REPORT_TITLE = "<title>scorerate report: convergence rates"

@@ -203,6 +203,8 @@ COORDINATES: dict[str, tuple[str, str | None, str]] = {
            "length^2)"),
     "T": ("forward horizon", "1", "forward horizon T of each job (dimension length^2)"),
     "wall_time_s": ("wall time", "s", "wall-clock seconds of each job"),
+    "n_steps": ("sampler steps", "1", "steps of each job's sampler and exact law (a study's "
+                "step rule may make them grow with n)"),
     "store": ("run store", None, "path of the run store of each cell ('' where missing)"),
     "has_run": ("job has a run", None, "True where the job's run was aggregated: the one "
                 "record of which (density, beta, d, n, seed) have data"),

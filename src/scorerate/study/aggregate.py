@@ -43,7 +43,7 @@ METRICS: dict[str, tuple[str, ...]] = {v.name: v.dims for v in VARIABLE_METRICS}
 #: the study store's marker (attribute scorerate_store; see scorerate.store.targets)
 STUDY_MARKER = "study/1"
 #: numeric per-job attrs copied into the study as (density, beta, d, n, seed) variables
-RUN_ATTRS = ("t0", "T", "wall_time_s")
+RUN_ATTRS = ("t0", "T", "n_steps", "wall_time_s")
 
 
 def _job_id(attrs: Mapping, path: str) -> tuple:
@@ -155,7 +155,7 @@ def combine_runs(runs: Sequence[xr.Dataset], *, config: Mapping | None = None,
     """Combine run Datasets into one with dims (density, beta, d, n, seed, estimator, t).
 
     Each run carries its job identity in attrs (density, beta, d, n, seed). Per-job
-    scalars that differ across jobs (t0, T, wall_time_s) become variables over the job
+    scalars that differ across jobs (t0, T, n_steps, wall_time_s) become variables over the job
     dims instead of attrs, so nothing is merged attr by attr; attrs shared by the whole
     study (SHARED_ATTRS), the library versions of the runs (JSON, key "versions") and the
     config (JSON, key "config") go into the study's attrs; every variable and coordinate
