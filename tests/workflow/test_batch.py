@@ -33,6 +33,21 @@ def test_jobs_per_client_batches_seeds_of_one_n(tmp_path):
     assert sorted(plan.values()) == want  # blocks by seed // 2, never across n
 
 
+def test_slow_cells_get_smaller_batches(tmp_path):
+    """Batch by cost: seeds of a cell whose job is estimated long are not queued in one
+    process (the study's last minutes on one core); the cheap cell keeps its K-batch."""
+    from scorerate.config.sizing import seeds_per_batch, study_job_estimate
+
+    cfg = with_(TINY, n=[50, 1_000_000], seeds=[0, 1, 2, 3], dask={"jobs_per_client": 4})
+    k = {n: seeds_per_batch(study_job_estimate(cfg, n, 1), 4) for n in (50, 1_000_000)}
+    assert k[50] == 4 and k[1_000_000] < 4, k  # else the config tests nothing
+    plan = batches(tmp_path, cfg)
+    runs = "results/runs/sym_beta/beta=1.0/d=1"
+    want = sorted([[f"{runs}/n={n}/seed={s}.zarr" for s in range(4) if s // k[n] == b]
+                   for n in (50, 1_000_000) for b in range(4) if b * k[n] < 4])
+    assert sorted(plan.values()) == want
+
+
 def test_batch_command_names_every_job_and_the_study_options(tmp_path):
     res = smk(tmp_path, with_(TINY, dask={"jobs_per_client": 4}), "-n", "-p")
     assert res.returncode == 0, res.stdout

@@ -4,8 +4,12 @@
 # per-process start-up (interpreter, imports, registries, the embedded Dask cluster), which
 # exceeds the work of a small job several times over (benchmarks/README.md).
 #
-# Batches are stable under a growing grid: the jobs of one (density, beta, d, n) whose
-# seed // K agree, so adding an n or a block of seeds plans only new batches. Job options
+# Batches by cost: the jobs of one (density, beta, d, n) whose seed // k agree, k = K or
+# fewer where a job is long (scorerate.config.sizing.seeds_per_batch: a batch's estimated
+# time stays within ~2 min, so the slowest cells run as separate processes over all the
+# cores instead of ten in a row on one). Stable under a growing grid: adding an n or a
+# block of seeds plans only new batches (a new cost model may move k, which re-plans
+# those batches once). Job options
 # are the same `params.job` as rule run_job (a changed option reruns exactly the jobs whose
 # numbers it changes); the job list is derived from the outputs and the Dask options from
 # the threads, so neither is a params rerun trigger. A store missing from a batch (new seed
@@ -16,11 +20,13 @@
 
 
 def job_batches():
-    """{batch label: [job, ...]}: the study's jobs grouped by (density, beta, d, n, seed // K),
+    """{batch label: [job, ...]}: the study's jobs grouped by (density, beta, d, n, seed // k),
+    k = jobs_per_client or fewer for slow (n, d) (scorerate.config.sizing.seeds_per_batch),
     each batch in seed order; the label is the batch's path under results/runs."""
-    k = int(config["dask"]["jobs_per_client"])
+    K = int(config["dask"]["jobs_per_client"])
     out = {}
     for j in jobs(config):
+        k = seeds_per_batch(study_job_estimate(config, int(j["n"]), int(j["d"])), K)
         label = "{density}/beta={beta}/d={d}/n={n}".format(**j) + f"/seeds={j['seed'] // k}"
         out.setdefault(label, []).append(j)
     return {label: sorted(js, key=lambda j: int(j["seed"])) for label, js in out.items()}

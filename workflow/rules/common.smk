@@ -13,7 +13,7 @@ import yaml
 
 from scorerate.config.file import DENSITY_PATTERN, check_config, jobs, normalise_config
 from scorerate.config.shell import option, words
-from scorerate.config.sizing import resource_request, study_job_estimate
+from scorerate.config.sizing import resource_request, seeds_per_batch, study_job_estimate
 from scorerate.config.spec import job_args
 from scorerate.store.runstore import quarantine_bad_stores
 

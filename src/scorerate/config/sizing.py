@@ -218,6 +218,19 @@ def study_job_estimate(cfg: Mapping, n: int, d: int) -> Estimate:
     return estimate_params({**cfg, "n": n, "d": d})
 
 
+#: a batch (dask.jobs_per_client) takes seeds of one (density, beta, d, n) while their
+#: estimated total stays within this: the start-up a batch saves (~5-10 s a process) is noise
+#: beside a longer job, and ten long jobs in one batch were one core's last 25 minutes
+BATCH_TARGET_S = 120.0
+
+
+def seeds_per_batch(est: Estimate, jobs_per_client: int) -> int:
+    """Jobs of estimate `est` per batch: at most jobs_per_client, and only as many as fit
+    in BATCH_TARGET_S (at least 1), so the slow cells of a study run as separate processes
+    that spread over the cores instead of queueing in one."""
+    return max(1, min(int(jobs_per_client), int(BATCH_TARGET_S // max(est.wall_s, 1e-9))))
+
+
 def resource_request(est: Estimate, attempt: int = 1) -> tuple[int, int]:
     """(mem_mb, runtime minutes) to ask a scheduler for a job of estimate `est`: twice the
     estimate (it is good to a factor ~2), at least MIN_REQUEST_MB (what a job's imports
