@@ -7,6 +7,7 @@ import pytest
 from scorerate.config.sizing import (
     MIN_REQUEST_MB,
     estimate,
+    estimate_params,
     estimate_spec,
     resource_request,
     study_job_estimate,
@@ -97,3 +98,18 @@ def test_the_same_highorder_job_fits_at_its_default_order_and_not_at_order_63():
     with pytest.raises(ValueError, match="days limit"):
         check_fits(estimate_spec(JobSpec(**{**job, "estimators": ("highorder",)},
                                          highorder_order=63)), mem_mb=64000)
+
+
+def test_a_3d_law_without_truncation_costs_o_n_per_step_and_with_it_does_not():
+    """3-D: regularized and empirical send their uncertified cells to O(n) sums (measured,
+    benchmarks/README.md), truncated does not: the estimate grows with n only for them."""
+    def wall(ests, n, d=3):
+        return estimate_params({"n": n, "d": d, "estimators": ests, "steps": 64}).wall_s
+
+    flat = wall(["truncated"], 100_000) - wall(["truncated"], 1000)
+    grows = wall(["regularized"], 100_000) - wall(["regularized"], 1000)
+    assert grows > 10 * flat
+    assert wall(["empirical"], 100_000) == wall(["regularized"], 100_000)
+    # not in 2-D: there the grid certifies every cell at any n (no fallback measured)
+    assert (wall(["regularized"], 100_000, d=2) - wall(["regularized"], 1000, d=2)
+            == pytest.approx(wall(["truncated"], 100_000, d=2) - wall(["truncated"], 1000, d=2)))

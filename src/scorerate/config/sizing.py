@@ -38,6 +38,12 @@ _HIGHORDER_MB = 256.0  # highorder keeps the noised k-d trees of recent t within
 #: in n), and the 3-D law's peak memory (2.1 GB measured at n = 1e5, 256 steps)
 _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
 _LAW_3D_MB = 2500.0
+#: 3-D laws of the untruncated Gaussian estimators (regularized, empirical): cells per step
+#: the grid cannot vouch for, each an O(n) sum (measured 1.7e4 per step for regularized at
+#: n = 1e5, 12 steps, ~4% of its cells, growing with the grid; empirical ~15% at n = 1e4;
+#: benchmarks/README.md, "Every Gaussian estimator at n = 1e5")
+_LAW_3D_EXACT_CELLS = 5e4
+_UNTRUNCATED = ("regularized", "empirical")
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,8 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
              estimators: int | None = None, n_t: int | None = None, n_mc: int | None = None,
              n_int: int | None = None, n_ref: int | None = None, n_mc_kde: int | None = None,
              highorder: int | None = None, orders: tuple[int | None, ...] | None = None,
-             chunk: int | None = None, law_resolution: float | None = None) -> Estimate:
+             chunk: int | None = None, law_resolution: float | None = None,
+             untruncated: int | None = None) -> Estimate:
     """Estimate one job's peak memory, wall time and store size (cost O(1), floats only).
 
     Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
@@ -82,7 +89,9 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     highorder of order l by (l + 1) / (ceil(log n) + 1), its default's cost) plus the score
     MSE (estimators (n_t + n_int) n_mc n kernel evaluations), the KDE TV (n_mc_kde n), the
     exact law (per step and estimator, about flat in n, growing like law_resolution^d up to
-    its cell cap), ~1 ms per task and ~50 us per score call of a chunk.
+    its cell cap; in 3-D, plus the O(n) sums of the uncertified cells of each of the
+    `untruncated` estimators: regularized, empirical), ~1 ms per task and ~50 us per score
+    call of a chunk.
     highorder: how many of the estimators are highorder (variants included), each with its
     own k-d tree budget; orders: their kernel orders (None: the default ceil(log n)), which
     sets highorder's count when given. An argument left None takes the job's default
@@ -101,6 +110,8 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     chunk, law_resolution = default("chunk", chunk), default("law_resolution", law_resolution)
     if estimators is None:
         estimators = len(default_estimators)
+    if untruncated is None:
+        untruncated = sum(e in _UNTRUNCATED for e in default_estimators)
     if orders is None:
         orders = (None,) * (_highorder_count(default_estimators) if highorder is None
                             else int(highorder))
@@ -127,6 +138,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     wall += 1.5 * estimators * steps * _LAW_S_PER_STEP.get(int(d), 0.0) * max(finer, 1.0)
     if int(d) == 3:
         mem += _LAW_3D_MB
+        wall += 1.5 * float(untruncated) * steps * _LAW_3D_EXACT_CELLS * n * _S_PER_EVAL
     return Estimate(mem, wall, store_bytes(n=int(n), m=int(m), d=int(d),
                                            estimators=estimators, n_t=int(n_t)))
 
@@ -153,7 +165,8 @@ def estimate_params(params: Mapping) -> Estimate:
                     estimators=len(ests), n_t=int(tg[2]) if tg is not None else int(get("n_t")),
                     n_mc=int(get("n_mc")), n_int=int(get("n_int")), n_ref=int(get("n_ref")),
                     n_mc_kde=int(get("n_mc_kde")), orders=orders, chunk=int(get("chunk")),
-                    law_resolution=float(get("law_resolution")))
+                    law_resolution=float(get("law_resolution")),
+                    untruncated=sum(base_name(e) in _UNTRUNCATED for e in ests))
 
 
 def estimate_spec(spec) -> Estimate:
