@@ -270,7 +270,7 @@ class GridScorer(TrainShape):
         The binned points (the lattice) contracted with one matrix of normal cell
         probabilities per axis: O(lattice x cells) per call, not O(n x cells^d). Within
         the lattice's interpolation error of the exact (1/n) sum_i prod_j P(X_ij + sqrt t Z
-        in cell) (tests/test_gridscore.py); tiny negative round-off is clipped to 0.
+        in cell) (tests/test_law_distance.py); tiny negative round-off is clipped to 0.
         """
         edges = [np.ascontiguousarray(e, dtype=np.float64).ravel() for e in edges]
         if len(edges) != self.d:
