@@ -21,6 +21,7 @@ from scipy import stats
 from scorerate import density, sampler, seeding, theory
 from scorerate.densities import ProductMixture
 from scorerate.densities.shapes import Gauss
+from scorerate.engine.normal_cells import normal_cell_probs
 from scorerate.estimators import build
 from scorerate.metrics import law
 
@@ -211,7 +212,7 @@ def test_one_step_keeps_mean_and_variance_with_cells_up_to_two_noise_sds(ratio):
     y = np.random.default_rng(3).uniform(-0.5, 0.5, 50)
     V, sd = law._noise_split(edges, c)
     D = law._deposit(edges, y, np.full(y.size, w), V)
-    M = law._normal_cell_probs(edges, x, sd, 10.0)
+    M = normal_cell_probs(edges, x, sd, 10.0)
     P = np.asarray((D @ M).todense())
     assert np.allclose(P.sum(axis=1), 1.0, atol=1e-12)
     mean = P @ x

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit, prange
-from scipy import special
 
 from .base import TrainShape, as_points
 from .gridbound import log_s_min, spacing_ratio
+from .normal_cells import KERNEL_BAND, normal_cell_probs
 
 __all__ = ["GridScorer", "GridSums"]
 
@@ -191,15 +191,6 @@ def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _normal_cell_matrix(edges: np.ndarray, nodes: np.ndarray, sd: float) -> np.ndarray:
-    """(cells, nodes): P(g_k + sd Z in cell a); upper tails by sf differences (digits kept
-    far right of the node as far left)."""
-    za = (edges[:-1, None] - nodes[None, :]) / sd
-    zb = (edges[1:, None] - nodes[None, :]) / sd
-    return np.where(za > 0, special.ndtr(-za) - special.ndtr(-zb),
-                    special.ndtr(zb) - special.ndtr(za))
-
-
 class GridScorer(TrainShape):
     """Prepared grid evaluation of (logp, mean) over one training set (d <= 3).
 
@@ -280,9 +271,9 @@ class GridScorer(TrainShape):
         _, origin, h, C, _, _ = self._get_lattice(float(t))
         if C is None:
             raise ValueError(f"the lattice at t={t!r} would exceed {self.max_nodes} nodes")
-        sd = math.sqrt(t)
-        mats = [_normal_cell_matrix(e, origin[j] + h * np.arange(C.shape[j]), sd)
-                for j, e in enumerate(edges)]
+        sd = np.full(max(C.shape), math.sqrt(t))
+        mats = [normal_cell_probs(e, origin[j] + h * np.arange(C.shape[j]), sd[:C.shape[j]],
+                                  KERNEL_BAND).T.toarray() for j, e in enumerate(edges)]
         return np.clip(_contract(C, mats) / self.n, 0.0, None)
 
     def sums(self, axes: Sequence[np.ndarray], t: float, *,

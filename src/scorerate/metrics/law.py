@@ -56,6 +56,7 @@ from typing import Protocol
 import numpy as np
 from scipy import sparse, special
 
+from ..engine.normal_cells import normal_cell_probs
 from ..sampler import INTEGRATORS, time_grid
 from .tensorstep import apply_axes, deposit_outer
 
@@ -137,33 +138,6 @@ def cell_volumes(edges: tuple[np.ndarray, ...]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- 1-D building blocks
-
-def _normal_cell_probs(edges: np.ndarray, centre: np.ndarray, sd: np.ndarray,
-                       band: float) -> sparse.csr_matrix:
-    """(k, G) matrix: row i holds P(centre_i + sd_i Z in cell j), cut at +-band sd_i.
-
-    Upper tails use sf differences, so entries far right of the centre keep their digits.
-    A zero sd puts the whole mass in the cell holding the centre. Cost O(k x band cells).
-    """
-    G = edges.size - 1
-    jlo = np.clip(np.searchsorted(edges, centre - band * sd, side="right") - 1, 0, G - 1)
-    jhi = np.clip(np.searchsorted(edges, centre + band * sd, side="left"), jlo + 1, G)
-    counts = jhi - jlo
-    rows = np.repeat(np.arange(centre.size), counts)
-    cols = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    cols += np.repeat(jlo, counts)
-    c, s = centre[rows], sd[rows]
-    a, b = edges[cols], edges[cols + 1]
-    pos = s > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        za = np.where(pos, (a - c) / np.where(pos, s, 1.0), np.where(a <= c, -np.inf, np.inf))
-        zb = np.where(pos, (b - c) / np.where(pos, s, 1.0), np.where(b <= c, -np.inf, np.inf))
-    # a zero sd: the cell with a <= c < b gets 1 (za = -inf, zb = +inf), all others 0
-    upper = za > 0
-    vals = np.where(upper, special.ndtr(-za) - special.ndtr(-zb),
-                    special.ndtr(zb) - special.ndtr(za))
-    return sparse.csr_matrix((np.clip(vals, 0.0, None), (rows, cols)), shape=(centre.size, G))
-
 
 def _overlap_entries(edges: np.ndarray, lo: np.ndarray,
                      hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -470,7 +444,7 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
             e = new_edges[j]
             V3, sd_eff = _noise_split(e, c)
             D.append(_deposit(e, y[:, j], w[:, j], V3))
-            M.append(_normal_cell_probs(e, 0.5 * (e[1:] + e[:-1]), sd_eff, band))
+            M.append(normal_cell_probs(e, 0.5 * (e[1:] + e[:-1]), sd_eff, band))
         if d == 1:
             q = D[0].T @ mu
             new = M[0].T @ q

@@ -15,13 +15,12 @@ import math
 
 import numpy as np
 
-from .law import GridLaw, _normal_cell_probs, cell_volumes, l2_masses, tv_masses
+from ..engine.normal_cells import KERNEL_BAND, normal_cell_probs
+from .law import GridLaw, cell_volumes, l2_masses, tv_masses
 
 __all__ = ["kde_cell_probs", "l2_between", "l2_to_kde", "remap", "tv_between", "tv_to_kde",
            "union_edges"]
 
-#: the KDE's Gaussian is cut at this many standard deviations per axis (mass ~1e-23 lost)
-_BAND = 10.0
 #: training points per block of the 2-D cell-mass product (bounds memory whatever n is)
 _BLOCK = 8192
 
@@ -84,13 +83,13 @@ def kde_cell_probs(law: GridLaw, train: np.ndarray, t: float) -> np.ndarray:
     n = train.shape[0]
     sd = np.full(n, math.sqrt(t))
     if law.d == 1:
-        A = _normal_cell_probs(law.edges[0], train[:, 0], sd, _BAND)
+        A = normal_cell_probs(law.edges[0], train[:, 0], sd, KERNEL_BAND)
         return np.asarray(A.sum(axis=0)).ravel() / n
     out = np.zeros(law.mass.shape)
     for s in range(0, n, _BLOCK):
         blk = slice(s, min(n, s + _BLOCK))
-        A1 = _normal_cell_probs(law.edges[0], train[blk, 0], sd[blk], _BAND)
-        A2 = _normal_cell_probs(law.edges[1], train[blk, 1], sd[blk], _BAND)
+        A1 = normal_cell_probs(law.edges[0], train[blk, 0], sd[blk], KERNEL_BAND)
+        A2 = normal_cell_probs(law.edges[1], train[blk, 1], sd[blk], KERNEL_BAND)
         out += (A1.T @ A2).toarray()
     return out / n
 
