@@ -11,38 +11,41 @@ from ..config.file import JOB_DIMS
 
 __all__ = ["JOB_COLUMNS", "job_table", "write_job_table"]
 
-#: the leading columns, then the per-job scalars, then every per-estimator scalar metric
+#: the leading columns, then the per-job numbers, then every per-estimator scalar metric
 JOB_COLUMNS = (*JOB_DIMS, "estimator")
-#: per-job scalars (no estimator dim) that sit beside each estimator's row
-_PER_JOB = ("t0", "T", "n_steps", "tv_kde", "l2_kde", "tv_floor")
+#: per-job numbers a rerun does not reproduce (left out)
+_NOT_REPRODUCED = ("wall_time_s",)
 
 
 def job_table(study: xr.Dataset) -> pd.DataFrame:
     """Rows (density, beta, d, n, seed, estimator) of every job with a run; columns: the
-    job's t0, T, n_steps, tv_kde, l2_kde, tv_floor and every metric with one value per
-    estimator (tv_law, l2_law, tv_sampler, l2_sampler, tv_steps, tv, ...)."""
-    per_est = [k for k, v in study.data_vars.items()
-               if set(v.dims) == {*JOB_DIMS, "estimator"} and v.dtype.kind == "f"]
-    per_job = [k for k in _PER_JOB if k in study]
+    job's own numbers (t0, T, n_steps, tv_kde, l2_kde, tv_floor: the float variables over
+    the job dims) and every metric with one value per estimator (tv_law, l2_law,
+    tv_sampler, l2_sampler, tv_steps, tv, ...), in the study's coordinate order."""
+    def floats_over(dims):
+        return [k for k, v in study.data_vars.items()
+                if set(v.dims) == set(dims) and v.dtype.kind == "f" and k not in _NOT_REPRODUCED]
+
+    per_job, per_est = floats_over(JOB_DIMS), floats_over((*JOB_DIMS, "estimator"))
     if not per_est:
         return pd.DataFrame(columns=[*JOB_COLUMNS, *per_job])
-    ds = study[per_est + per_job].where(study["has_run"])
-    df = ds.to_dataframe().reset_index()
-    has = study["has_run"].to_dataframe().reset_index()
-    df = df.merge(has, on=list(JOB_DIMS))
+    df = study[[*per_est, *per_job, "has_run"]].to_dataframe().reset_index()
     df = df[df["has_run"]].drop(columns="has_run")
-    df["estimator"] = df["estimator"].astype(str)
-    df["density"] = df["density"].astype(str)
+    for k in ("density", "estimator"):
+        df[k] = df[k].astype(str)
     if "n_steps" in df:
         df["n_steps"] = df["n_steps"].astype("Int64")
-    cols = [*JOB_COLUMNS, *per_job, *sorted(per_est, key=_order)]
-    return df[cols].reset_index(drop=True)  # the study's coordinate order
+    return df[[*JOB_COLUMNS, *sorted(per_job, key=_order), *sorted(per_est, key=_order)]
+              ].reset_index(drop=True)
+
+
+#: columns shown first, in this order (the job's setting, then the output law's numbers)
+_FIRST = ("t0", "T", "n_steps", "tv_kde", "l2_kde", "tv_floor",
+          "tv_law", "l2_law", "tv_sampler", "l2_sampler", "tv_steps")
 
 
 def _order(name: str) -> tuple[int, str]:
-    """The output law's numbers first (the ones a results page quotes), then the rest."""
-    first = ("tv_law", "l2_law", "tv_sampler", "l2_sampler", "tv_steps")
-    return (first.index(name), "") if name in first else (len(first), name)
+    return (_FIRST.index(name), "") if name in _FIRST else (len(_FIRST), name)
 
 
 def write_job_table(study: xr.Dataset, path) -> None:
