@@ -146,6 +146,7 @@ class Regularized(GaussianScore):
 
     def _configure(self, eps: float | None = None, **engine) -> None:
         self.eps = float(self.n) ** -2 if eps is None else float(eps)
+        self._box = (self.X.min(axis=0), self.X.max(axis=0))  # for _log_cut, once
         super()._configure(**engine)
 
     def _adjust(self, s: np.ndarray, logp: np.ndarray, t: float) -> np.ndarray:
@@ -157,7 +158,7 @@ class Regularized(GaussianScore):
         """Where p̂ <= eps rtol / (8 max(1, R / sqrt t)), R the distance from the cell to the
         far corner of the data's box, |ŝ| = (p̂ / eps) |mean - x| / t <= rtol / (8 sqrt t):
         below the engine's tolerance, so these far-tail cells need no O(n) sum."""
-        lo, hi = self.X.min(axis=0), self.X.max(axis=0)
+        lo, hi = self._box
         d = len(axes)
         r2 = sum(np.maximum(np.abs(np.asarray(a, dtype=np.float64) - lo[j]),
                             np.abs(np.asarray(a, dtype=np.float64) - hi[j])
