@@ -171,44 +171,60 @@ def test_binned_reuses_its_grid_per_t_bit_for_bit_and_pickles_without_it():
     assert np.array_equal(fresh[0], first[0]) and np.array_equal(fresh[1], first[1])
 
 
-def test_cutoff_hands_wide_balls_to_dense_per_query():
-    """Queries whose ball holds more than dense_fraction n points go to the exact dense
-    kernel (bit for bit as the dense backend), the others keep their neighbour lists."""
-    from scorerate.engine.cutoff import dense_fraction
+@pytest.mark.parametrize("d", [2, 3, 5])
+def test_cutoff_tree_walk_sums_each_ball_whatever_its_block(d):
+    """d >= 2: blocks of nearby queries walk the k-d tree together, but each query sums
+    exactly the points of its own ball in the tree's order: the same bits alone, in a
+    shuffled call, in any sub-call and with 1 or 2 threads, within rtol of the exact sums
+    near the data, in its tails and far away."""
+    import numba
 
     n = 3000
-    X = data("uniform", n, 2)
-    g = rng("test_engine", "wide-balls")
+    X = data("uniform", n, d)
+    g = rng("test_engine", "tree-walk", d)
     c = Cutoff(X, RTOL)
-    dense = BACKENDS["dense"](X, RTOL)
-    near = X[g.integers(0, n, 150)] + 0.01 * g.standard_normal((150, 2))
-    far = g.uniform(4.0, 8.0, (150, 2)) * g.choice([-1.0, 1.0], (150, 2))
-    frac = dense_fraction(2)
-    assert 0.02 < frac < 0.1  # ~1/19 from the cost constants
-    # t = 0.05: a near ball, radius sqrt(2 t L) ~ 1.6 (L ~ 26), holds > 1/2 of [-1, 1]^2;
-    # a far one (dmin >= 3) is a shell of width ~ t L / dmin < 0.45 (measured < 3% of X)
-    t = 0.05
+    near = X[g.integers(0, n, 150)] + 0.01 * g.standard_normal((150, d))
+    far = g.uniform(1.2, 4.0, (150, d)) * g.choice([-1.0, 1.0], (150, d))
     x = np.concatenate([near, far])
-    routed = c.dense_routed(c.neighbour_counts(x, t))
-    assert routed[:150].all() and not routed[150:].any()
-    logp, mean = c.sums(x, t)
-    lp_d, mu_d = dense.sums(near, t)
-    assert np.array_equal(logp[:150], lp_d) and np.array_equal(mean[:150], mu_d)
-    lp_f, mu_f = c.sums(far, t)  # the listed queries: the same bits as alone in a call
-    assert np.array_equal(logp[150:], lp_f) and np.array_equal(mean[150:], mu_f)
-    check(X, x, t, logp, mean, reference(X, x, t))
-    # t = 1: every far ball (R^2 = dmin^2 + 2 t L) holds > 90% of the data; t = 5e-4:
-    # near balls (R ~ 0.16) hold ~1% of it
-    assert c.dense_routed(c.neighbour_counts(far, 1.0)).all()
-    assert not c.dense_routed(c.neighbour_counts(near, 5e-4)).any()
-    # d = 1 never routes: contiguous ranges are as cheap per point as dense
-    assert not Cutoff(X[:, :1], RTOL).dense_routed(np.full(5, n)).any()
+    for t in (5e-4, 0.05, 1.0):
+        logp, mean = c.sums(x, t)
+        check(X, x, t, logp, mean, reference(X, x, t))
+        perm = g.permutation(x.shape[0])
+        lp_p, mu_p = c.sums(x[perm], t)
+        assert np.array_equal(lp_p, logp[perm]) and np.array_equal(mu_p, mean[perm])
+        for part in (slice(0, 1), slice(7, 40), slice(149, 151), slice(200, 300)):
+            lp_s, mu_s = c.sums(x[part], t)
+            assert np.array_equal(lp_s, logp[part]) and np.array_equal(mu_s, mean[part])
+        before = numba.get_num_threads()
+        try:
+            numba.set_num_threads(1)
+            lp_1, mu_1 = c.sums(x, t)
+        finally:
+            numba.set_num_threads(before)
+        assert np.array_equal(lp_1, logp) and np.array_equal(mu_1, mean)
 
 
-def test_binned_wide_query_box_routes_outside_queries_to_dense():
+def test_cutoff_tail_queries_sum_a_thin_shell():
+    """The point of the walk for the law's tail cells: a query dmin >> sqrt t from the data
+    keeps a ball sqrt(dmin^2 + 2 t L) that holds only the shell of width ~ t L / dmin at the
+    data's near edge (here < 10% of the points at t = 0.05), where dense sums all n."""
+    n = 3000
+    X = data("uniform", n, 2)
+    g = rng("test_engine", "tail-shell")
+    c = Cutoff(X, RTOL)
+    t = 0.05
+    far = g.uniform(4.0, 8.0, (150, 2)) * g.choice([-1.0, 1.0], (150, 2))
+    near = X[g.integers(0, n, 150)]
+    assert np.mean(c.neighbour_counts(far, t)) < 0.1 * n
+    assert np.mean(c.neighbour_counts(near, t)) > 0.4 * n
+    logp, mean = c.sums(far, t)
+    check(X, far, t, logp, mean, reference(X, far, t))
+
+
+def test_binned_wide_query_box_sends_outside_queries_to_cutoff():
     """The slow path found by law.output_law: 2-D, queries far outside binned's grid (which
-    the dispatcher picks for n = 1e4, m = 4e4 at t = 1). The outside queries reach the
-    dense kernel through binned's cutoff fallback instead of ~n-long neighbour lists."""
+    the dispatcher picks for n = 1e4, m = 4e4 at t = 1). The outside queries reach binned's
+    cutoff fallback (its tree walk, bit for bit) and stay within the tolerance."""
     from scorerate.engine.binned import Q
 
     n = 4000
@@ -223,10 +239,8 @@ def test_binned_wide_query_box_routes_outside_queries_to_dense():
     u = (x - origin) / h
     outside = ~np.all((u >= Q // 2) & (u <= np.asarray(nodes) - Q // 2 - 1), axis=1)
     assert 0.2 < outside.mean() < 0.8
-    cut = b.fallback()
-    assert cut.dense_routed(cut.neighbour_counts(x[outside], t)).all()
-    lp_d, mu_d = BACKENDS["dense"](X).sums(x[outside], t)
-    assert np.array_equal(logp[outside], lp_d) and np.array_equal(mean[outside], mu_d)
+    lp_c, mu_c = b.fallback().sums(x[outside], t)
+    assert np.array_equal(logp[outside], lp_c) and np.array_equal(mean[outside], mu_c)
     lp0, mu0 = reference(X, x, t)
     assert np.max(np.abs(logp - lp0)) <= 1e-4
     assert np.max(np.linalg.norm(mean - mu0, axis=1)

@@ -65,3 +65,15 @@ class GaussianEngine(TrainShape):
                                   span=self.span)
         self.last_backend = name
         return self._get(name).sums(x, float(t))
+
+    def tail_sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """`sums` for queries where p̂_t is known to be small (the grid score's uncertified
+        cells, engine/grid.py): with "auto" the cutoff backend, whose ball around such a
+        query holds only a shell at the data's near edge instead of all n points; a backend
+        fixed by the caller is kept."""
+        if not (t > 0 and np.isfinite(t)):
+            raise ValueError(f"t must be a finite number > 0, got {t!r}")
+        x = as_points(queries, d=self.d, name="queries")
+        name = "cutoff" if self.backend == "auto" else self.backend
+        self.last_backend = name
+        return self._get(name).sums(x, float(t))

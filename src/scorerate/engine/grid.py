@@ -21,7 +21,8 @@ log_s_min(...) is certified within the engine's tolerance ("grid"). With `log_cu
 level of log p̂ below which the estimator's score is 0, or below its tolerance: a number or
 one per cell), a cell with S_hi at or below it is decided without any sum ("bound": logp
 is set to the bound, mean to x, so the estimator's score there is exactly 0).
-Every other cell goes to `exact(x, t)` ("exact", e.g. the engine's own sums). The method
+Every other cell goes to `exact(x, t)` ("exact", e.g. the engine's tail sums: around a
+cell far from the data the cutoff backend's ball holds only the data's near edge). The method
 counts are returned. The contractions are BLAS products whose summation order does not
 depend on how many cells are asked for; the whole grid is one call, so the result does
 not depend on any chunking of the sampler.

@@ -89,13 +89,14 @@ class GaussianScore(Estimator):
 
         Returns (score (cells, d) in C order of the grid, method counts of engine.grid).
         Same values as `score` within the engine's tolerance, at a cost that does not grow
-        with n; cells the grid cannot vouch for go to this estimator's engine. `need`
+        with n; cells the grid cannot vouch for go to this estimator's engine (its tail
+        sums: a ball around each, engine.GaussianEngine.tail_sums). `need`
         (bool, grid-shaped): uncertified cells outside it are not computed (score 0).
         """
         t = self._check(np.zeros((1, self.d)), t)[1]
         if getattr(self, "_grid", None) is None:
             self._grid = GridScorer(self.X, rtol=self.engine.rtol)
-        res = self._grid.sums(axes, t, log_cut=self._log_cut(t, axes), exact=self.engine.sums,
+        res = self._grid.sums(axes, t, log_cut=self._log_cut(t, axes), exact=self.engine.tail_sums,
                               need=need)
         x = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1)
         mean = res.mean.reshape(-1, self.d)
