@@ -78,9 +78,32 @@ WHY = "n > law_n_max_2d = 50 (the study's cost cap)"
 
 
 def test_every_law_metric_exists_in_3d(d3_run):
-    for name in ("tv", "tv_law", "l2_law", "tv_steps", "tv_sampler", "l2_sampler"):
+    for name in ("tv", "tv_law", "l2_law", "tv_steps", "tv_sampler", "l2_sampler",
+                 "law_exact_share"):
         assert bool(d3_run[name].notnull().all()), name
         assert "not_computed" not in d3_run[name].attrs
+
+
+def test_the_job_records_which_method_scored_the_laws_cells():
+    """law_exact_share: the share of the law's cell-scores sent to the engine's exact sums,
+    as the law's own method counts give it (the same law recomputed here). 3-D, n = 1000:
+    the lattice cannot vouch for empirical's tail cells (~12% of them), none of them for
+    truncated, whose tails the grid's bound decides."""
+    from scorerate.job.graph import _build_estimator
+    from scorerate.job.metric_table import law_of
+
+    spec = JobSpec(density="sym_beta", beta=1.0, seed=0, m=32, steps=4, d=3, n=1000,
+                   estimators=("truncated", "empirical"), n_mc=40, n_mc_kde=200,
+                   t_grid=(0.1, 1.0, 2))
+    with cluster.dask_client(None, threads=1, n_workers=1) as client:
+        run = run_job(spec, client, progress=False)
+    share = {}
+    for name in spec.estimators:
+        m = law_of(_build_estimator(spec, name), spec).methods
+        share[name] = float(run["law_exact_share"].sel(estimator=name))
+        assert share[name] == pytest.approx(m["exact"] / (m["grid"] + m["bound"] + m["exact"]),
+                                            rel=1e-12)
+    assert share["truncated"] == 0.0 and 0.05 < share["empirical"] < 0.5
 
 
 def test_a_metric_that_does_not_apply_is_nan_with_its_reason(capped_run):

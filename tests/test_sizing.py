@@ -101,14 +101,18 @@ def test_the_same_highorder_job_fits_at_its_default_order_and_not_at_order_63():
 
 
 def test_a_3d_law_without_truncation_costs_o_n_per_step_and_with_it_does_not():
-    """3-D: regularized and empirical send their uncertified cells to O(n) sums (measured,
-    benchmarks/README.md), truncated does not: the estimate grows with n only for them."""
-    def wall(ests, n, d=3):
-        return estimate_params({"n": n, "d": d, "estimators": ests, "steps": 64}).wall_s
+    """3-D: regularized and empirical send their uncertified tail cells to cutoff's ball
+    sums (a share of n each), truncated does not: the estimate's excess over truncated
+    grows like n, and at n = 1e5, 256 steps it is of the size measured (benchmarks/
+    README.md: regularized 644 s, empirical 623 s, truncated 280 s, in one run under load)."""
+    def wall(ests, n, d=3, steps=64):
+        return estimate_params({"n": n, "d": d, "estimators": ests, "steps": steps}).wall_s
 
-    flat = wall(["truncated"], 100_000) - wall(["truncated"], 1000)
-    grows = wall(["regularized"], 100_000) - wall(["regularized"], 1000)
-    assert grows > 10 * flat
+    def excess(n, steps=64):
+        return wall(["regularized"], n, steps=steps) - wall(["truncated"], n, steps=steps)
+
+    assert excess(100_000) == pytest.approx(10 * excess(10_000))
+    assert 300 < excess(100_000, steps=256) < 1000
     assert wall(["empirical"], 100_000) == wall(["regularized"], 100_000)
     # not in 2-D: there the grid certifies every cell at any n (no fallback measured)
     assert (wall(["regularized"], 100_000, d=2) - wall(["regularized"], 1000, d=2)

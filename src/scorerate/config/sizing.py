@@ -39,10 +39,12 @@ _HIGHORDER_MB = 256.0  # highorder keeps the noised k-d trees of recent t within
 _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
 _LAW_3D_MB = 2500.0
 #: 3-D laws of the untruncated Gaussian estimators (regularized, empirical): cells per step
-#: the grid cannot vouch for, each an O(n) sum (measured 1.7e4 per step for regularized at
-#: n = 1e5, 12 steps, ~4% of its cells, growing with the grid; empirical ~15% at n = 1e4;
-#: benchmarks/README.md, "Every Gaussian estimator at n = 1e5")
-_LAW_3D_EXACT_CELLS = 5e4
+#: the grid cannot vouch for, each summed by cutoff's tree walk over the points of its
+#: ball, a share of n. Measured at n = 1e5, 256 steps (benchmarks/README.md, "Every
+#: Gaussian estimator at n = 1e5"): 2.7e4 cells per step at ~53 us (regularized), 4.0e4 at
+#: ~33 us (empirical), ~1.4 s per step either way, under load
+_LAW_3D_EXACT_CELLS = 3e4
+_LAW_3D_TAIL_SHARE = 0.15
 _UNTRUNCATED = ("regularized", "empirical")
 
 
@@ -89,9 +91,9 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     highorder of order l by (l + 1) / (ceil(log n) + 1), its default's cost) plus the score
     MSE (estimators (n_t + n_int) n_mc n kernel evaluations), the KDE TV (n_mc_kde n), the
     exact law (per step and estimator, about flat in n, growing like law_resolution^d up to
-    its cell cap; in 3-D, plus the O(n) sums of the uncertified cells of each of the
-    `untruncated` estimators: regularized, empirical), ~1 ms per task and ~50 us per score
-    call of a chunk.
+    its cell cap; in 3-D, plus the ball sums (a share of n each) of the uncertified cells
+    of each of the `untruncated` estimators: regularized, empirical), ~1 ms per task and
+    ~50 us per score call of a chunk.
     highorder: how many of the estimators are highorder (variants included), each with its
     own k-d tree budget; orders: their kernel orders (None: the default ceil(log n)), which
     sets highorder's count when given. An argument left None takes the job's default
@@ -138,7 +140,8 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     wall += 1.5 * estimators * steps * _LAW_S_PER_STEP.get(int(d), 0.0) * max(finer, 1.0)
     if int(d) == 3:
         mem += _LAW_3D_MB
-        wall += 1.5 * float(untruncated) * steps * _LAW_3D_EXACT_CELLS * n * _S_PER_EVAL
+        wall += (1.5 * float(untruncated) * steps * _LAW_3D_EXACT_CELLS * _LAW_3D_TAIL_SHARE
+                 * n * _S_PER_EVAL)
     return Estimate(mem, wall, store_bytes(n=int(n), m=int(m), d=int(d),
                                            estimators=estimators, n_t=int(n_t)))
 

@@ -317,6 +317,14 @@ def l2_sampler(cells: LawCells, p0, spec: JobSpec) -> float:
     return l2_masses(cells.law, cells.kde_mass)
 
 
+def law_exact_share(cells: LawCells, p0, spec: JobSpec) -> float:
+    """Share of the law's cell-scores the grid score could not vouch for, computed by the
+    engine's exact (ball) sums instead (engine/grid.py); NaN for a law without grid score."""
+    m = getattr(cells.law, "methods", None) or {}
+    total = sum(m.get(k, 0) for k in ("grid", "bound", "exact"))
+    return m.get("exact", 0) / total if total else math.nan
+
+
 def tv_steps(laws, p0, spec: JobSpec) -> float:
     from ..metrics.law_distance import tv_between
 
@@ -377,6 +385,7 @@ JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("l2_law", "law_cells", l2_law, _law_applies),
     JobMetric("tv_sampler", "law_cells", tv_sampler, _law_applies),
     JobMetric("l2_sampler", "law_cells", l2_sampler, _law_applies),
+    JobMetric("law_exact_share", "law_cells", law_exact_share, _law_applies),
     JobMetric("tv_steps", ("law", "law_half"), tv_steps, _steps_applies),
     JobMetric("tv", "samples", tv, _binned_tv_applies),
     JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),

@@ -122,6 +122,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("l2_sampler", _EST, "the sampler's own error (L2)",
              "L2(exact law of the sampler's output, p_hat_{t0}) on the law's cells (d <= 3)",
              scaling="length^(-d/2)", label="L2(output law, p̂_t0)", role="diagnostic"),
+    Variable("law_exact_share", _EST, "share of the law's scores summed exactly",
+             "share of the exact law's cell-scores that the grid score (engine/grid.py) "
+             "could not vouch for and the engine's exact ball sums computed (cost O(n) each); "
+             "NaN for a law without grid score", role="diagnostic"),
     Variable("tv_steps", _EST, "discretisation error estimate (TV)",
              "TV(output law at steps, output law at steps // 2): for a first-order "
              "integrator an estimate of tv_sampler from the laws alone (1.2-1.5 times "
