@@ -45,7 +45,6 @@ _LAW_3D_MB = 2500.0
 #: ~33 us (empirical), ~1.4 s per step either way, under load
 _LAW_3D_EXACT_CELLS = 3e4
 _LAW_3D_TAIL_SHARE = 0.15
-_UNTRUNCATED = ("regularized", "empirical")
 
 
 @dataclass(frozen=True)
@@ -113,7 +112,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     if estimators is None:
         estimators = len(default_estimators)
     if untruncated is None:
-        untruncated = sum(e in _UNTRUNCATED for e in default_estimators)
+        untruncated = _tail_fallback_count(default_estimators)
     if orders is None:
         orders = (None,) * (_highorder_count(default_estimators) if highorder is None
                             else int(highorder))
@@ -169,12 +168,21 @@ def estimate_params(params: Mapping) -> Estimate:
                     n_mc=int(get("n_mc")), n_int=int(get("n_int")), n_ref=int(get("n_ref")),
                     n_mc_kde=int(get("n_mc_kde")), orders=orders, chunk=int(get("chunk")),
                     law_resolution=float(get("law_resolution")),
-                    untruncated=sum(base_name(e) in _UNTRUNCATED for e in ests))
+                    untruncated=_tail_fallback_count(ests))
 
 
 def estimate_spec(spec) -> Estimate:
     """`estimate` for a scorerate.config.spec.JobSpec."""
     return estimate_params(spec.params())
+
+
+def _tail_fallback_count(estimators) -> int:
+    """How many of the estimators leave their 3-D law's tail cells to the engine's sums
+    (the factory's `law_tail_fallback`: regularized and empirical, which truncate nothing)."""
+    from ..estimators import base_name, resolve
+
+    return sum(bool(getattr(resolve(base_name(e)), "law_tail_fallback", False))
+               for e in estimators)
 
 
 def _highorder_count(estimators) -> int:

@@ -44,6 +44,10 @@ class GaussianScore(Estimator):
     """
 
     options = ("backend", "rtol", "plan_m")
+    #: the 3-D law's tail cells, which the grid cannot vouch for, go to the engine's ball
+    #: sums (a share of n each: config/sizing.py prices them); truncated decides its tails
+    #: by the grid's bound instead
+    law_tail_fallback: bool = True
 
     def _configure(self, backend: str = "auto", rtol: float = 1e-6,
                    plan_m: int | None = None) -> None:
@@ -118,6 +122,7 @@ class Truncated(GaussianScore):
     """
 
     name = "truncated"
+    law_tail_fallback = False
     options = (*GaussianScore.options,
                Param("c_rho", "float", 1.0, "truncation constant: rho_n(t) = c_rho / (n t^(d/2))",
                      lo=0, lo_open=True, in_config=True))
