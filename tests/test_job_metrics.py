@@ -99,11 +99,34 @@ def test_the_job_records_which_method_scored_the_laws_cells():
         run = run_job(spec, client, progress=False)
     share = {}
     for name in spec.estimators:
-        m = law_of(_build_estimator(spec, name), spec).methods
+        grid = law_of(_build_estimator(spec, name), spec)
+        m = grid.methods
         share[name] = float(run["law_exact_share"].sel(estimator=name))
         assert share[name] == pytest.approx(m["exact"] / (m["grid"] + m["bound"] + m["exact"]),
                                             rel=1e-12)
+        # and the resolution it ran at: the asked one (no lattice hit its cap here)
+        used = float(run["law_resolution_used"].sel(estimator=name))
+        assert used == grid.resolution and used >= spec.law_resolution
     assert share["truncated"] == 0.0 and 0.05 < share["empirical"] < 0.5
+
+
+def test_a_law_whose_lattice_hits_its_cap_reports_the_resolution_it_reached(monkeypatch):
+    """law_resolution_used falls below the asked resolution exactly when a lattice hits
+    law.MAX_LATTICE (here made tiny), so a study can see a law whose grid error is no
+    longer controlled (what 1024 steps at n = 1e5 in d = 1 do with the real cap)."""
+    from scorerate.job.graph import _build_estimator
+    from scorerate.job.metric_table import LawCells, law_of, law_resolution_used
+    from scorerate.metrics import law
+
+    spec = JobSpec(density="sym_beta", beta=1.0, seed=0, d=1, n=200, steps=64,
+                   estimators=("truncated",))
+    est = _build_estimator(spec, "truncated")
+    free = law_of(est, spec)
+    assert free.resolution >= spec.law_resolution
+    monkeypatch.setattr(law, "MAX_LATTICE", 64)
+    capped = law_of(est, spec)
+    used = law_resolution_used(LawCells(capped, None, None), None, spec)
+    assert used == capped.resolution < spec.law_resolution / 4
 
 
 def test_a_metric_that_does_not_apply_is_nan_with_its_reason(capped_run):

@@ -325,6 +325,13 @@ def law_exact_share(cells: LawCells, p0, spec: JobSpec) -> float:
     return m.get("exact", 0) / total if total else math.nan
 
 
+def law_resolution_used(cells: LawCells, p0, spec: JobSpec) -> float:
+    """The law's smallest resolution over its steps (law.GridLaw.resolution): the job's
+    law_resolution unless a lattice hit law.MAX_LATTICE, where the grid's error is no
+    longer controlled (benchmarks/README.md, integrators: 1-D, n = 1e5, 1024 steps)."""
+    return float(cells.law.resolution)
+
+
 def tv_steps(laws, p0, spec: JobSpec) -> float:
     from ..metrics.law_distance import tv_between
 
@@ -386,6 +393,7 @@ JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("tv_sampler", "law_cells", tv_sampler, _law_applies),
     JobMetric("l2_sampler", "law_cells", l2_sampler, _law_applies),
     JobMetric("law_exact_share", "law_cells", law_exact_share, _law_applies),
+    JobMetric("law_resolution_used", "law_cells", law_resolution_used, _law_applies),
     JobMetric("tv_steps", ("law", "law_half"), tv_steps, _steps_applies),
     JobMetric("tv", "samples", tv, _binned_tv_applies),
     JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),

@@ -126,6 +126,12 @@ VARIABLES: tuple[Variable, ...] = (
              "share of the exact law's cell-scores that the grid score (engine/grid.py) "
              "could not vouch for and the engine's exact ball sums computed (cost O(n) each); "
              "NaN for a law without grid score", role="diagnostic"),
+    Variable("law_resolution_used", _EST, "the exact law's resolution as used",
+             "smallest resolution of the exact law's grid over its steps (cells per "
+             "min(step noise sd, sqrt t), scorerate.metrics.law.GridLaw.resolution): the "
+             "job's law_resolution unless a lattice hit law.MAX_LATTICE (many steps, mass "
+             "left far out), where the law's grid error is no longer controlled",
+             role="diagnostic"),
     Variable("tv_steps", _EST, "discretisation error estimate (TV)",
              "TV(output law at steps, output law at steps // 2): for a first-order "
              "integrator an estimate of tv_sampler from the laws alone (1.2-1.5 times "
