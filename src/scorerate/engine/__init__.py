@@ -55,25 +55,23 @@ class GaussianEngine(TrainShape):
 
     def sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Return (logp (m,), mean (m, d)) at time t > 0; see engine.base for definitions."""
-        if not (t > 0 and np.isfinite(t)):
-            raise ValueError(f"t must be a finite number > 0, got {t!r}")
-        x = as_points(queries, d=self.d, name="queries")
-        name = self.backend
-        if name == "auto":
-            m = x.shape[0] if self.plan_m is None else self.plan_m
-            name = choose_backend(self.n, m, self.d, float(t), self.rtol,
-                                  span=self.span)
-        self.last_backend = name
-        return self._get(name).sums(x, float(t))
+        return self._call(queries, t, tail=False)
 
     def tail_sums(self, queries: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
         """`sums` for queries where p̂_t is known to be small (the grid score's uncertified
         cells, engine/grid.py): with "auto" the cutoff backend, whose ball around such a
         query holds only a shell at the data's near edge instead of all n points; a backend
         fixed by the caller is kept."""
+        return self._call(queries, t, tail=True)
+
+    def _call(self, queries: np.ndarray, t: float, *, tail: bool):
         if not (t > 0 and np.isfinite(t)):
             raise ValueError(f"t must be a finite number > 0, got {t!r}")
         x = as_points(queries, d=self.d, name="queries")
-        name = "cutoff" if self.backend == "auto" else self.backend
+        name = self.backend
+        if name == "auto":
+            m = x.shape[0] if self.plan_m is None else self.plan_m
+            name = "cutoff" if tail else choose_backend(self.n, m, self.d, float(t),
+                                                        self.rtol, span=self.span)
         self.last_backend = name
         return self._get(name).sums(x, float(t))

@@ -139,7 +139,7 @@ class Cutoff(KernelSums):
         if self._walker is None:
             xs = self._sorted
             return np.searchsorted(xs, x[:, 0] + R, "right") - np.searchsorted(xs, x[:, 0] - R)
-        return self._walker.tree.query_ball_point(x, R, return_length=True)
+        return self._walker.tree.query_ball_point(x, R, return_length=True, workers=-1)
 
     def _sums(self, x: np.ndarray, t: float, log_norm: float) -> tuple[np.ndarray, np.ndarray]:
         n = self.n

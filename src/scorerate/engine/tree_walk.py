@@ -158,24 +158,22 @@ class BallTree:
         self._XT = np.ascontiguousarray(train[self.tree.indices].T)
         start, end, lesser, greater = [], [], [], []
         depth = 0
-        stack = [(self.tree.tree, -1, 0)]  # (node, parent id, depth): pre-order ids
+        # pre-order ids: an inner node's lesser child is popped right after it (id + 1)
+        stack = [(self.tree.tree, -1, 0)]  # (node, parent whose greater child it is, depth)
         while stack:
             node, parent, lev = stack.pop()
             me = len(start)
-            if parent >= 0:  # a parent's lesser child is numbered first
-                if lesser[parent] == -2:
-                    lesser[parent] = me
-                else:
-                    greater[parent] = me
+            if parent >= 0:
+                greater[parent] = me
             depth = max(depth, lev)
             start.append(node.start_idx)
             end.append(node.end_idx)
             leaf = node.split_dim == -1
-            lesser.append(-1 if leaf else -2)
+            lesser.append(-1 if leaf else me + 1)
             greater.append(-1)
             if not leaf:
                 stack.append((node.greater, me, lev + 1))
-                stack.append((node.lesser, me, lev + 1))
+                stack.append((node.lesser, -1, lev + 1))
         self._start = np.asarray(start, dtype=np.int64)
         self._end = np.asarray(end, dtype=np.int64)
         self._lesser = np.asarray(lesser, dtype=np.int64)
@@ -189,7 +187,7 @@ class BallTree:
 
     def nearest2(self, x: np.ndarray) -> np.ndarray:
         """(m,) squared distance from each query to its nearest training point."""
-        dmin, _ = self.tree.query(x, k=1)
+        dmin, _ = self.tree.query(x, k=1, workers=-1)  # exact distances: any thread count
         return dmin * dmin
 
     def ball_sums(self, x: np.ndarray, dmin2: np.ndarray, R2: np.ndarray,
