@@ -39,8 +39,8 @@ def test_a_declaration_must_name_a_declared_variable_and_a_known_input():
         JobMetric("no_such_variable", "samples", lambda *a: 0.0)
     with pytest.raises(ValueError, match="reads 'pixels'"):
         JobMetric("tv", "pixels", lambda *a: 0.0)
-    assert set(INPUTS) == {"samples", "chains", "law", "law_cells", "law_half", "score_t",
-                           "train", "p0"}
+    assert set(INPUTS) == {"samples", "chains", "law", "law_cells", "law_half",
+                           "law_half_cells", "law_quarter_cells", "score_t", "train", "p0"}
 
 
 def test_applies_gives_the_reason_and_none_where_it_applies():
@@ -79,7 +79,7 @@ WHY = "n > law_n_max_2d = 50 (the study's cost cap)"
 
 def test_every_law_metric_exists_in_3d(d3_run):
     for name in ("tv", "tv_law", "l2_law", "tv_steps", "tv_sampler", "l2_sampler",
-                 "law_exact_share"):
+                 "law_exact_share", "tv_law_steps", "l2_law_steps"):
         assert bool(d3_run[name].notnull().all()), name
         assert "not_computed" not in d3_run[name].attrs
 
@@ -130,7 +130,8 @@ def test_a_law_whose_lattice_hits_its_cap_reports_the_resolution_it_reached(monk
 
 
 def test_a_metric_that_does_not_apply_is_nan_with_its_reason(capped_run):
-    for name in ("tv_law", "l2_law", "tv_sampler", "l2_sampler", "tv_steps"):
+    for name in ("tv_law", "l2_law", "tv_sampler", "l2_sampler", "tv_steps", "tv_law_steps",
+                 "l2_law_steps"):
         assert bool(capped_run[name].isnull().all()), name
         assert capped_run[name].attrs["not_computed"] == WHY
     assert bool(capped_run["tv"].notnull().all())
@@ -159,6 +160,39 @@ def test_every_job_stores_the_samplers_own_error():
         assert bool(run[name].notnull().all()) and bool((run[name] > 0).all())
     ratio = run["tv_steps"] / run["tv_sampler"]
     assert bool(((ratio > 0.5) & (ratio < 2.0)).all()), ratio.values
+
+
+@pytest.mark.parametrize("integrator, steps, factor, estimators", [
+    ("euler_maruyama", 64, 16, ("truncated", "regularized")),
+    ("heun", 64, 4, ("truncated",)),
+])
+def test_the_law_metrics_step_error_against_far_more_steps(integrator, steps, factor,
+                                                           estimators):
+    """tv_law_steps and l2_law_steps (from S, S/2, S/4 steps) against the error they
+    estimate, measured: |tv_law(S) - tv_law(factor x S)|, a reference whose own error is
+    ~1/16 (EM) or ~1/8 (Heun on truncated, order ~1.5) of S's. The estimate must not be
+    below 0.6 x the reference (the gate would pass a biased fit) nor above 20 x (it would
+    cost steps for nothing; a law passing its turning point is near its limit by chance,
+    which the estimate cannot know: truncated's l2_law at 64 EM steps reads 14 x). At 64
+    steps regularized's tv_law (EM) and truncated's l2_law (Heun) pass
+    a turning point between S/4 and S: the case the rule's second term is for."""
+    from scorerate.densities import density
+    from scorerate.job.graph import _build_estimator
+    from scorerate.job.metric_table import l2_law, law_cells, law_of, tv_law
+
+    spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=200, seed=0, m=16, steps=steps,
+                   estimators=estimators, n_mc=20, n_mc_kde=100, t_grid=(0.1, 1.0, 2),
+                   law_resolution=2.0, integrator=integrator)
+    with cluster.dask_client(None, threads=1, n_workers=1) as client:
+        run = run_job(spec, client, progress=False)
+    p0 = density("sym_beta", beta=1.0, d=1)
+    for name in spec.estimators:
+        est = _build_estimator(spec, name)
+        here, ref = (law_cells(law_of(est, spec, s), p0, spec) for s in (steps, factor * steps))
+        for metric_name, dist in (("tv_law_steps", tv_law), ("l2_law_steps", l2_law)):
+            err = abs(dist(here, p0, spec) - dist(ref, p0, spec))
+            got = float(run[metric_name].sel(estimator=name))
+            assert 0.6 * err <= got <= 20.0 * err, (name, metric_name, got, err)
 
 
 def test_a_job_runs_and_records_the_step_count_its_n_asks_for():

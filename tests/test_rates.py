@@ -270,15 +270,17 @@ def test_numerical_ratio_is_the_mean_error_over_the_standard_error_of_the_mean()
 
 @pytest.mark.parametrize("scale, judged", [(1e-6, True), (0.5, False)])
 def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, judged):
-    """tv_law's verdict needs its numerical error (tv_sampler) below NUMERICAL_FRACTION of
-    the standard error of its seed mean at every n; else no verdict, and the reason says so."""
+    """tv_law's verdict needs its numerical error (tv_law_steps) below NUMERICAL_FRACTION
+    of the standard error of its seed mean at every n; else no verdict, and the reason says
+    so. tv_sampler (the distance to p̂_t0, not numerical for truncated) does not decide."""
     from scorerate.study.rates import NUMERICAL_FRACTION
 
     runs = []
     for n in (100, 300, 1000, 3000):
         for s in range(6):
             r = make_run(n=n, seed=s, noise=0.05)
-            r["tv_sampler"][...] = scale * float(n) ** -0.5
+            r["tv_law_steps"][...] = scale * float(n) ** -0.5
+            r["tv_sampler"][...] = 0.5 * float(n) ** -0.5
             runs.append(r)
     table = rate_table(combine_runs(runs, predictions=False))
     rows = table[(table["metric"] == "tv_law") & (table["axis"] == "n")]
@@ -289,9 +291,39 @@ def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, j
         else:
             assert row["verdict_theory"] == "no verdict"
             assert row["numerical_ratio"] > NUMERICAL_FRACTION
-            assert "numerical error (tv_sampler)" in row["reason"]
+            assert "numerical error (tv_law_steps)" in row["reason"]
     other = table[(table["metric"] == "tv_kde") & (table["axis"] == "n")]
     assert (other["verdict_theory"] != "no verdict").all()  # the KDE has no sampler error
+
+
+def test_a_law_slope_whose_grid_hit_its_cap_gets_no_verdict():
+    """One job's law ran coarser than the study asked (law_resolution_used below it: its
+    lattice hit law.MAX_LATTICE): that estimator's law fits get no verdict, naming the n;
+    the other estimator's are judged."""
+    import json
+
+    runs = []
+    for n in (100, 300, 1000, 3000):
+        for s in range(6):
+            r = make_run(n=n, seed=s, noise=0.05)
+            if n == 3000 and s == 2:
+                r["law_resolution_used"].loc[{"estimator": "truncated"}] = 0.21
+            runs.append(r)
+    study = combine_runs(runs, predictions=False)
+    table = rate_table(study)
+    rows = table[table["metric"].isin(["tv_law", "l2_law"]) & (table["axis"] == "n")]
+    for _, row in rows.iterrows():
+        if row["estimator"] == "truncated":
+            assert row["verdict_theory"] == "no verdict"
+            assert "grid hit its cap" in row["reason"] and "n = 3000" in row["reason"]
+            assert "0.21" in row["reason"]
+        else:
+            assert row["verdict_theory"] != "no verdict", row["reason"]
+    # asked 0.2 in the study's config: 0.21 is not below it, every fit is judged
+    study.attrs["config"] = json.dumps({"law_resolution": 0.2})
+    again = rate_table(study)
+    rows = again[again["metric"].isin(["tv_law", "l2_law"]) & (again["axis"] == "n")]
+    assert (rows["verdict_theory"] != "no verdict").all()
 
 
 def test_the_figures_band_is_the_verdicts_interval_per_n():

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from scorerate import seeding
+from scorerate.config.spec import BY_NAME as PARAMS
 from scorerate.store import runstore as store
 from scorerate.store.variables import STOP_FACTORS, VARIABLES
 
@@ -43,6 +44,9 @@ def make_run(density: str = "sym_beta", beta: float = 1.0, d: int = 1, n: int = 
             "mmd2": (("estimator",), noisy(float(n) ** slope_n, k)),
             "tv_kde": ((), float(noisy(float(n) ** slope_n))),
             "l2_kde": ((), float(noisy(float(n) ** slope_n))),
+            # the law ran at the asked resolution (no lattice hit its cap)
+            "law_resolution_used": (("estimator",),
+                                    np.full(k, PARAMS["law_resolution"].default)),
         },
         coords={"estimator": list(estimators), "t": t, "dim": np.arange(d),
                 "stop": np.asarray(STOP_FACTORS)},

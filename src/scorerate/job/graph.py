@@ -26,6 +26,7 @@ from .metric_table import (
     draw_train,
     law_cells,
     law_of,
+    law_p0_cells,
     nan_value,
     score_mse_at,
     stop_steps,
@@ -226,8 +227,14 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
             inputs["law"] = delayed(law_of, pure=True)(est, spec)
         if "law_cells" in wanted:
             inputs["law_cells"] = delayed(law_cells, pure=True)(inputs["law"], p0, spec)
-        if "law_half" in wanted:
+        if wanted & {"law_half", "law_half_cells"}:
             inputs["law_half"] = delayed(law_of, pure=True)(est, spec, spec.n_steps // 2)
+        if "law_half_cells" in wanted:
+            inputs["law_half_cells"] = delayed(law_p0_cells, pure=True)(inputs["law_half"],
+                                                                        p0, spec)
+        if "law_quarter_cells" in wanted:
+            quarter = delayed(law_of, pure=True)(est, spec, spec.n_steps // 4)
+            inputs["law_quarter_cells"] = delayed(law_p0_cells, pure=True)(quarter, p0, spec)
         if "score_t" in wanted:
             ts = np.unique(np.concatenate([spec.ts, spec.ts_int]))
             # one task per t, whichever grid it is on (pure=True, identical arguments)

@@ -16,6 +16,8 @@ What a metric reads (built once per estimator or once per job by the job graph):
   cells, computed once for every metric that compares the law with them;
 - "law_half": the same law with half the steps (`spec.n_steps // 2`), for the numerical
   error of a first-order scheme;
+- "law_half_cells", "law_quarter_cells": the law at S/2 and at S/4 steps with p0's masses
+  on its cells (the discretisation error of tv_law and l2_law, metrics.step_error);
 - "score_t": {t: ScoreErrorAt (MSE, standard error, zero-region part and mass)} for one
   estimator on the union of the study's t grid and the integration grid;
 - "train": the job's training set (per job);
@@ -43,11 +45,14 @@ from ..store.variables import STOP_FACTORS, variable
 
 __all__ = ["INPUTS", "JOB_METRICS", "LAW_3D", "JobMetric", "LawCells", "NotComputed",
            "PinnedGrid", "PinnedScore", "ScoreErrorAt", "compute_metric", "draw_train",
-           "law_cells", "law_of", "metric", "nan_value", "pin", "score_mse_at", "stop_steps"]
+           "law_cells", "law_of", "law_p0_cells", "metric", "nan_value", "pin",
+           "score_mse_at", "stop_steps"]
 
 #: what a metric may read -> computed once per estimator (True) or once per job (False)
 INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "law_cells": True,
-                           "law_half": True, "score_t": True, "train": False, "p0": False}
+                           "law_half": True, "law_half_cells": True,
+                           "law_quarter_cells": True, "score_t": True,
+                           "train": False, "p0": False}
 
 
 @dataclass(frozen=True)
@@ -185,7 +190,7 @@ class LawCells:
 
     law: object
     p0_mass: np.ndarray
-    kde_mass: np.ndarray
+    kde_mass: np.ndarray | None
 
 
 def law_cells(grid, p0, spec: JobSpec):
@@ -199,6 +204,16 @@ def law_cells(grid, p0, spec: JobSpec):
 
     kde = kde_cell_probs(grid, draw_train(spec), spec.t0).ravel()
     return LawCells(grid, cell_masses(grid, p0), kde)
+
+
+def law_p0_cells(grid, p0, spec: JobSpec):
+    """A law (at S/2 or S/4 steps) with p0's exact masses on its cells (no KDE masses: only
+    its distances to p0 are read); a NotComputed law passes through."""
+    if isinstance(grid, NotComputed):
+        return grid
+    from ..metrics.law import cell_masses
+
+    return LawCells(grid, cell_masses(grid, p0), None)
 
 
 class ScoreErrorAt(NamedTuple):
@@ -338,8 +353,34 @@ def tv_steps(laws, p0, spec: JobSpec) -> float:
     return tv_between(*laws)
 
 
+def _step_error(cells, distance, spec: JobSpec) -> float:
+    from ..metrics.step_error import step_error
+
+    return step_error(*(distance(c.law, c.p0_mass) for c in cells))
+
+
+def tv_law_steps(cells, p0, spec: JobSpec) -> float:
+    """The steps' share of tv_law, estimated from tv_law at S, S/2 and S/4 steps
+    (metrics.step_error). Unlike tv_sampler it leaves out the continuous-time law's own
+    distance from p̂_t0, which for `truncated` is not a numerical error."""
+    from ..metrics.law import tv_masses
+
+    return _step_error(cells, tv_masses, spec)
+
+
+def l2_law_steps(cells, p0, spec: JobSpec) -> float:
+    """The steps' share of l2_law, as tv_law_steps."""
+    from ..metrics.law import l2_masses
+
+    return _step_error(cells, l2_masses, spec)
+
+
 def _steps_applies(spec: JobSpec) -> str | None:
     return _law_applies(spec) or ("needs at least 2 steps" if spec.n_steps < 2 else None)
+
+
+def _three_laws_apply(spec: JobSpec) -> str | None:
+    return _law_applies(spec) or ("needs at least 4 steps" if spec.n_steps < 4 else None)
 
 
 def score_mse(score_t, p0, spec: JobSpec) -> np.ndarray:
@@ -381,6 +422,8 @@ def l2_kde(train, p0, spec: JobSpec) -> float:
     return float(pin(l2_of_kde, train, spec.t0, p0))
 
 
+_THREE_LAWS = ("law_cells", "law_half_cells", "law_quarter_cells")
+
 #: Every metric a job computes, in the order of scorerate.store.variables.
 JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("score_mse", "score_t", score_mse),
@@ -395,6 +438,8 @@ JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("law_exact_share", "law_cells", law_exact_share, _law_applies),
     JobMetric("law_resolution_used", "law_cells", law_resolution_used, _law_applies),
     JobMetric("tv_steps", ("law", "law_half"), tv_steps, _steps_applies),
+    JobMetric("tv_law_steps", _THREE_LAWS, tv_law_steps, _three_laws_apply),
+    JobMetric("l2_law_steps", _THREE_LAWS, l2_law_steps, _three_laws_apply),
     JobMetric("tv", "samples", tv, _binned_tv_applies),
     JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),
     JobMetric("memorisation", "samples", memorisation),

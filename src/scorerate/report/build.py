@@ -400,7 +400,8 @@ _COLUMN_MEANING = {
                       "allows ((log n)^(d/2) for the score MSE at fixed t, over the fit's "
                       "n); consistent means the interval meets [theory, theory_polylog]",
     "numerical_ratio": "largest ratio, over the fit's n, of the numerical error (the "
-                       "sampler's own error, seed mean) to the standard error of the seed "
+                       "change of the metric between steps // 2 and steps, seed mean: "
+                       "tv_law_steps, l2_law_steps) to the standard error of the seed "
                        f"mean; above {rates_mod.NUMERICAL_FRACTION:g} at any n: no verdict",
     "verdict_theory": "slope against the theory's exponent (see the verdicts)",
     "prediction_slope": "slope of the finite-n prediction over the same n",

@@ -107,13 +107,13 @@ VARIABLES: tuple[Variable, ...] = (
              "an adaptive grid (scorerate.metrics.law; d <= 3, in 2-D n <= law_n_max_2d if "
              "set; NaN elsewhere): no Monte Carlo floor",
              label="TV(p0, output law)", exponent=theory.tv_exponent, fit_n=True,
-             prediction="tv_pred", numerical="tv_sampler"),
+             prediction="tv_pred", numerical="tv_law_steps"),
     Variable("l2_law", _EST, "L2 distance of the output law",
              "L2(p0, exact law of the discretised sampler's output) on the law's cells "
              "(d <= 3, in 2-D n <= law_n_max_2d if set; NaN elsewhere)", scaling="length^(-d/2)",
              label="L2(p0, output law)",
              exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True,
-             numerical="l2_sampler"),
+             numerical="l2_law_steps"),
     Variable("tv_sampler", _EST, "the sampler's own error (TV)",
              "TV(exact law of the discretised sampler's output, p_hat_{t0}) on the law's "
              "cells: the sampler's distance to the law it converges to as its steps become "
@@ -137,6 +137,19 @@ VARIABLES: tuple[Variable, ...] = (
              "integrator an estimate of tv_sampler from the laws alone (1.2-1.5 times "
              "tv_sampler for sym_beta, d = 1, n = 200, 64-256 steps: it carries the two "
              "grids' difference too)", label="TV(law_S, law_S/2)", role="diagnostic"),
+    Variable("tv_law_steps", _EST, "discretisation error of tv_law",
+             "estimate of |tv_law - its limit as the steps become exact| from tv_law at "
+             "steps, steps // 2 and steps // 4: the larger of |change from S/2 to S| and "
+             "|change from S/4 to S/2| / 2 (exact for a first-order scheme; near a turning "
+             "point of tv_law in S the last change alone misses the error), for every "
+             "integrator "
+             "(scorerate.metrics.step_error). The numerical error a fit of tv_law is "
+             "judged against; unlike tv_sampler it leaves out the continuous-time law's own "
+             "distance from p_hat_{t0}, which for truncated is not numerical",
+             label="tv_law's step error", role="diagnostic"),
+    Variable("l2_law_steps", _EST, "discretisation error of l2_law",
+             "the same estimate for l2_law", scaling="length^(-d/2)",
+             label="l2_law's step error", role="diagnostic"),
     Variable("tv", _EST, "TV of the samples (binned)",
              "TV(p0, empirical law of the m samples) on fixed cells of p0's support plus "
              "tail cells (NaN for d > 3); floor: tv_floor",

@@ -22,6 +22,7 @@ slope of a finite-n prediction over the same n (scorerate.study.prediction), or 
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
+from ..config.spec import BY_NAME as PARAMS
 from ..store.variables import RATE_METRICS as N_METRICS
 from ..store.variables import exponent as theory_exponent
 from ..store.variables import variable
@@ -43,6 +45,7 @@ __all__ = [
     "MIN_SEEDS",
     "N_METRICS",
     "VERDICTS",
+    "asked_resolution",
     "bootstrap_means",
     "mean_band",
     "polylog_slope",
@@ -352,6 +355,28 @@ def _numerical_check(metric: str, ratio: np.ndarray | None, x: np.ndarray) -> tu
                    f"(up to {worst:.2g} x)")
 
 
+def asked_resolution(study: xr.Dataset) -> float:
+    """The law_resolution the study's jobs were asked for (its config, else the default)."""
+    config = json.loads(study.attrs.get("config") or "{}")
+    return float(config.get("law_resolution", PARAMS["law_resolution"].default))
+
+
+def _grid_check(used: np.ndarray | None, asked: float, x: np.ndarray) -> str:
+    """The no-verdict reason where, at some n, a job's law ran at a coarser grid than asked
+    (law_resolution_used (n, seed) below asked: its lattice hit law.MAX_LATTICE, so the
+    law's grid error is not controlled; 1-D, n = 1e5, 1024 steps read tv_law 3e-3 high)."""
+    if used is None:
+        return ""
+    with np.errstate(invalid="ignore"):
+        low = np.nanmin(np.where(np.isfinite(used), used, np.inf), axis=-1)
+    bad = np.isfinite(low) & (low < asked * (1.0 - 1e-9))
+    if not bad.any():
+        return ""
+    return (f"the exact law's grid hit its cap (law_resolution_used down to "
+            f"{float(low[bad].min()):.2g}, asked {asked:g}) at n = "
+            f"{', '.join(f'{v:g}' for v in x[bad])}: its grid error is not controlled")
+
+
 def polylog_slope(ns: np.ndarray, d: int) -> float:
     """Log-log slope over ns of (log n)^(d/2) / n: the score MSE's bound at fixed t with the
     polylog factor the theorem allows (the zero region of a truncated estimate scales so:
@@ -452,14 +477,19 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
             else:
                 fit = slope_with_ci(ns, vals, level=level)
             num = variable(metric).numerical
-            ratio = None
+            ratio, grid = None, ""
             if num is not None and num in ds:
                 nv = ds[num].sel(estimator=est) if "estimator" in ds[num].dims else ds[num]
                 ratio = numerical_ratio(vals, nv.transpose("n", "seed").values)
+                if "law_resolution_used" in ds and "estimator" in ds[num].dims:
+                    used = ds["law_resolution_used"].sel(estimator=est)
+                    grid = _grid_check(used.transpose("n", "seed").values,
+                                       asked_resolution(ds), ns)
+            worst, why = _numerical_check(metric, ratio, ns)
             judged = _judge(fit, th, ns, _nanmean(vals),
                             _lookup(predictions, cell, str(est), metric),
                             _lookup(floors, cell, str(est), metric), min_seeds,
-                            _numerical_check(metric, ratio, ns))
+                            (worst, "; ".join(r for r in (why, grid) if r)))
             rows.append(_row({**cell, "estimator": str(est)}, metric, "n", fit, th, judged))
     if "score_mse" not in ds:
         return rows
