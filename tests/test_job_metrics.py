@@ -4,6 +4,7 @@ from the run store through the study into the report."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -123,10 +124,35 @@ def test_a_law_whose_lattice_hits_its_cap_reports_the_resolution_it_reached(monk
     est = _build_estimator(spec, "truncated")
     free = law_of(est, spec)
     assert free.resolution >= spec.law_resolution
-    monkeypatch.setattr(law, "MAX_LATTICE", 64)
+    monkeypatch.setattr(law, "MAX_LATTICE", 32)  # too few bins even for the moving mass
     capped = law_of(est, spec)
     used = law_resolution_used(LawCells(capped, None, None), None, spec)
     assert used == capped.resolution < spec.law_resolution / 4
+
+
+def test_mass_at_rest_far_out_does_not_coarsen_the_moving_law(monkeypatch):
+    """truncated leaves mass at rest hundreds of units out (here +-240 at n = 200); a cap
+    of 256 lattice bins cannot span that at the asked spacing, but it spans the moving
+    mass: the law keeps its resolution and its tv_law stays within 1e-3 of the uncapped
+    law's (the same law on a different layout of cells), where before it ran at ~0.3."""
+    from scorerate.densities import density
+    from scorerate.job.graph import _build_estimator
+    from scorerate.job.metric_table import law_cells, law_of, tv_law
+    from scorerate.metrics import law
+
+    spec = JobSpec(density="sym_beta", beta=1.0, seed=0, d=1, n=200, steps=64,
+                   estimators=("truncated",))
+    p0 = density("sym_beta", beta=1.0, d=1)
+    est = _build_estimator(spec, "truncated")
+    free = law_of(est, spec)
+    span = free.edges[0][-1] - free.edges[0][0]
+    assert span > 400.0  # the stranded mass is there
+    monkeypatch.setattr(law, "MAX_LATTICE", 256)
+    capped = law_of(est, spec)
+    assert span / 256 > 20 * math.sqrt(spec.t0) / spec.law_resolution  # the old lattice's cap
+    assert capped.resolution >= spec.law_resolution
+    ref, got = (tv_law(law_cells(g, p0, spec), p0, spec) for g in (free, capped))
+    assert abs(got - ref) < 1e-3
 
 
 def test_a_metric_that_does_not_apply_is_nan_with_its_reason(capped_run):

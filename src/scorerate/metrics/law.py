@@ -242,6 +242,24 @@ def _marginal_cdf(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, x: np.ndarray)
     return np.interp(x, pts, F, left=0.0, right=F[-1])
 
 
+def _geometric_edges(start: float, stop: float, width: float, growth: float) -> np.ndarray:
+    """Edges from start to stop (either side of it), the first cell `growth` x width wide and
+    each next one `growth` x wider; the last cell ends at stop (merged into the one before
+    where it would be narrower). [start] alone where stop is not beyond start."""
+    span = abs(stop - start)
+    if span <= 0.0:
+        return np.array([start])
+    # cells w g, w g^2, ...: k of them cover w g (g^k - 1) / (g - 1)
+    k = max(1, math.ceil(math.log1p(span * (growth - 1.0) / (width * growth))
+                         / math.log(growth)))
+    offsets = width * growth * np.cumsum(growth ** np.arange(k))
+    offsets = offsets[offsets < span]
+    if offsets.size and span - offsets[-1] < width * growth ** offsets.size:
+        offsets = offsets[:-1]
+    edges = start + math.copysign(1.0, stop - start) * np.concatenate([[0.0], offsets])
+    return np.append(edges, stop)
+
+
 def _axis_edges(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, sd: float, h: float,
                 tail_mass: float, band: float, moving: np.ndarray | None = None,
                 growth: float = 1.15) -> tuple[np.ndarray, float]:
@@ -258,6 +276,15 @@ def _axis_edges(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, sd: float, h: fl
     U = float(hi.max()) + band * sd
     pad = 1e-9 * max(U - L, abs(L), abs(U), 1e-300)
     L, U = L - pad, U + pad
+    if (U - L) / h > MAX_LATTICE and moving is not None and moving.any() and not moving.all():
+        # mass at rest far out (a truncated score's zero): the lattice spans only the moving
+        # mass, geometric cells reach the rest, so the cap does not coarsen the moving law
+        inner, h_used = _axis_edges(lo[moving], hi[moving], mu[moving], sd, h, tail_mass,
+                                    band, None, growth)
+        if inner[0] > L or inner[-1] < U:
+            left = _geometric_edges(inner[0], L, inner[1] - inner[0], growth)
+            right = _geometric_edges(inner[-1], U, inner[-1] - inner[-2], growth)
+            return np.concatenate([left[:0:-1], inner, right[1:]]), h_used
     nb = min(max(1, math.ceil((U - L) / h)), MAX_LATTICE)
     lat = np.linspace(L, U, nb + 1)
     h_used = (U - L) / nb
