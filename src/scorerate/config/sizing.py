@@ -37,6 +37,11 @@ _HIGHORDER_MB = 256.0  # highorder keeps the noised k-d trees of recent t within
 #: "The exact law"): d = 2 at 256 steps and d = 3 at 64 and 256 steps, n = 1e5; about flat
 #: in n), and the 3-D law's peak memory (2.1 GB measured at n = 1e5, 256 steps)
 _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
+#: the stochastic Heun law (d = 1 only: its step is not a Gaussian transition, so it pushes
+#: (strata + 1) x cells points through the score): s per step and estimator, single-threaded
+#: at n = 1e5, 183 steps: 0.57 (truncated, whose cells at rest far out are scored too),
+#: 0.12 (empirical), against ~0.03 for Euler-Maruyama's law
+_HEUN_LAW_S_PER_STEP = 0.3
 _LAW_3D_MB = 2500.0
 #: 3-D laws of the untruncated Gaussian estimators (regularized, empirical): cells per step
 #: the grid cannot vouch for, each summed by cutoff's tree walk over the points of its
@@ -79,7 +84,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
              n_int: int | None = None, n_ref: int | None = None, n_mc_kde: int | None = None,
              highorder: int | None = None, orders: tuple[int | None, ...] | None = None,
              chunk: int | None = None, law_resolution: float | None = None,
-             untruncated: int | None = None) -> Estimate:
+             untruncated: int | None = None, integrator: str | None = None) -> Estimate:
     """Estimate one job's peak memory, wall time and store size (cost O(1), floats only).
 
     Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
@@ -92,7 +97,8 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     exact law (per step and estimator, about flat in n, growing like law_resolution^d up to
     its cell cap; in 3-D, plus the ball sums (a share of n each) of the uncertified cells
     of each of the `untruncated` estimators: regularized, empirical), ~1 ms per task and
-    ~50 us per score call of a chunk.
+    ~50 us per score call of a chunk. integrator "heun" doubles the sampler's score calls
+    and, in d = 1, prices its law at _HEUN_LAW_S_PER_STEP.
     highorder: how many of the estimators are highorder (variants included), each with its
     own k-d tree budget; orders: their kernel orders (None: the default ceil(log n)), which
     sets highorder's count when given. An argument left None takes the job's default
@@ -109,6 +115,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     n_int, n_ref, n_mc_kde = (default(k, v) for k, v in
                               (("n_int", n_int), ("n_ref", n_ref), ("n_mc_kde", n_mc_kde)))
     chunk, law_resolution = default("chunk", chunk), default("law_resolution", law_resolution)
+    calls = 2.0 if default("integrator", integrator) == "heun" else 1.0
     if estimators is None:
         estimators = len(default_estimators)
     if untruncated is None:
@@ -128,16 +135,18 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     weight = (max(estimators - len(orders), 0)
               + sum(max(1.0, (default_order if o is None else float(o)) + 1.0)
                     / (default_order + 1.0) for o in orders))
-    wall = (10.0 + b * m * n * steps * max(weight, 1.0) / 4.0
+    wall = (10.0 + calls * b * m * n * steps * max(weight, 1.0) / 4.0
             + _S_PER_EVAL * n * (estimators * (float(n_t) + float(n_int)) * float(n_mc)
                                  + float(n_mc_kde))
             + _S_PER_EVAL * estimators * m * float(n_ref)
-            + _S_PER_TASK * tasks + _S_PER_CALL * estimators * chunks * steps)
+            + _S_PER_TASK * tasks + _S_PER_CALL * calls * estimators * chunks * steps)
     # the exact law at `steps`, steps / 2 and steps / 4 (the step-error estimates), d <= 3
     laws = 1.75
     finer = min((float(law_resolution) / BY_NAME["law_resolution"].default) ** d,
                 _LAW_CELLS_CAP)
-    wall += laws * estimators * steps * _LAW_S_PER_STEP.get(int(d), 0.0) * max(finer, 1.0)
+    per_step = (_HEUN_LAW_S_PER_STEP if calls > 1.0 and int(d) == 1
+                else _LAW_S_PER_STEP.get(int(d), 0.0))
+    wall += laws * estimators * steps * per_step * max(finer, 1.0)
     if int(d) == 3:
         mem += _LAW_3D_MB
         wall += (laws * float(untruncated) * steps * _LAW_3D_EXACT_CELLS * _LAW_3D_TAIL_SHARE
@@ -169,7 +178,7 @@ def estimate_params(params: Mapping) -> Estimate:
                     n_mc=int(get("n_mc")), n_int=int(get("n_int")), n_ref=int(get("n_ref")),
                     n_mc_kde=int(get("n_mc_kde")), orders=orders, chunk=int(get("chunk")),
                     law_resolution=float(get("law_resolution")),
-                    untruncated=_tail_fallback_count(ests))
+                    untruncated=_tail_fallback_count(ests), integrator=str(get("integrator")))
 
 
 def estimate_spec(spec) -> Estimate:
