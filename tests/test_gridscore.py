@@ -218,3 +218,39 @@ def test_cells_outside_need_are_skipped_not_sent_to_the_fallback():
     ref_lp, _ = dense.sums(flat(axes), 0.05)
     got = r.logp.ravel()
     assert np.allclose(got[need.ravel()], ref_lp[need.ravel()], rtol=1e-6)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_slabs_beyond_the_data_are_bound_by_distance_alone(d):
+    """Coordinates so far from the data's range that p̂ <= (2 pi t)^(-d/2) e^(-dist^2 / 2t)
+    is already at or below the cut are decided without a sum: the exact fallback never sees
+    them, the near cells get the very numbers a grid of the near coordinates alone gets,
+    and every far cell is truly at or below the cut (dense oracle)."""
+    n, t = 400, 0.02
+    X = density("sym_beta", beta=1.0, d=d).sample(n, seed=5)
+    dense = GaussianEngine(X, backend="dense")
+    cut = theory.log_rho_n(n, t, d)
+    near = axes_for(d, t, {1: 150, 2: 40}[d], reach=3.0)
+    far = [np.concatenate([a, np.linspace(1.5, 40.0, 30) + 0.003 * j, [-1e200]])
+           for j, a in enumerate(near)]
+    sent = []
+
+    def exact(x, t_):
+        sent.append(x.copy())
+        return dense.sums(x, t_)
+
+    r = GridScorer(X).sums(far, t, log_cut=cut, exact=exact)
+    ref = GridScorer(X).sums(near, t, log_cut=cut, exact=dense.sums)
+    inner = np.ix_(*[np.arange(a.size) for a in near])
+    assert np.array_equal(r.logp[inner], ref.logp) and np.array_equal(r.mean[inner], ref.mean)
+    x = flat(far)
+    lp = r.logp.ravel()
+    assert np.all(np.isfinite(r.mean))
+    assert sum(r.methods[k] for k in ("grid", "bound", "exact")) == x.shape[0]
+    assert r.methods["bound"] >= x.shape[0] - np.prod([a.size for a in near])
+    if sent:  # only near coordinates reach the O(n) fallback
+        assert np.max(np.abs(np.concatenate(sent))) < 1.0 + 3.0 * math.sqrt(t) + 0.1
+    finite = np.all(np.abs(x) < 1e3, axis=1)
+    ref_lp, _ = dense.sums(x[finite], t)
+    decided = lp[finite] <= cut
+    assert decided.sum() > 0 and np.all(ref_lp[decided] <= cut + 1e-9)

@@ -89,10 +89,12 @@ def _z_max(q: int, r: float, d: int, rtol: float) -> float:
     return lo
 
 
+@functools.lru_cache(maxsize=4096)
 def log_s_min(n: int, d: int, q: int, r: float, rtol: float) -> float:
     """Smallest log S_lo (unnormalised sum's lower bound) that a lattice of ratio r certifies.
 
-    +inf when no query can be certified (r too large).
+    +inf when no query can be certified (r too large). Cached: a law's step asks it for the
+    same (lattice, t) in every one of its score calls.
     """
     Z = _z_max(q, r, d, rtol)
     a = math.sqrt(d) * q * r / 2.0

@@ -1,0 +1,107 @@
+"""Exact-law cost with and without the grid score's far-slab bound, in one run (d = 1).
+
+    NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
+        python benchmarks/law_slabs.py --n 100000 --steps 183
+
+For sym_beta (beta 1, d = 1), one training set, the theory's t0 and T, each estimator and
+integrator: CPU seconds of `law.output_law` (median over --repeats, after one warm-up law
+that compiles the numba kernels), with the grid score as it is ("slabs") and with its
+far-slab bound switched off ("no_slabs": every coordinate goes through the per-axis
+matrices, as before engine/grid.py set aside slabs beyond the data's reach), and the
+largest difference between the two laws' cell masses (the bound decides only cells whose
+score is 0 either way, so the laws should agree to rounding).
+
+Writes <out>/law_slabs[_tag].json and .md (default benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from scorerate import density
+from scorerate.engine.grid import GridScorer
+from scorerate.estimators import build
+from scorerate.metrics import law
+
+_SLABS = GridScorer._slabs_above_cut
+
+
+def _law(est_name: str, X: np.ndarray, n: int, steps: int, integrator: str, slabs: bool,
+         resolution: float):
+    GridScorer._slabs_above_cut = _SLABS if slabs else (lambda *a, **k: None)
+    try:
+        est = build(est_name, X, {})
+        t = time.process_time()
+        L = law.output_law(est, d=1, t0=n ** (-2.0 / 3.0), T=100.0, steps=steps,
+                           integrator=integrator, resolution=resolution)
+        return time.process_time() - t, L
+    finally:
+        GridScorer._slabs_above_cut = _SLABS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[100_000])
+    ap.add_argument("--steps", type=int, default=183)
+    ap.add_argument("--estimators", nargs="+", default=["truncated", "regularized", "empirical"])
+    ap.add_argument("--integrators", nargs="+", default=["heun", "euler_maruyama"])
+    ap.add_argument("--resolution", type=float, default=2.0)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args()
+    p0 = density("sym_beta", beta=1.0, d=1)
+    _law("truncated", p0.sample(1000, seed=0), 1000, 4, "heun", True, 2.0)  # compile
+    rows = []
+    for n in args.n:
+        X = p0.sample(n, seed=1)
+        for est in args.estimators:
+            for integ in args.integrators:
+                row = {"n": n, "estimator": est, "integrator": integ, "steps": args.steps}
+                laws = {}
+                for slabs in (True, False):
+                    times = []
+                    for _ in range(args.repeats):
+                        sec, laws[slabs] = _law(est, X, n, args.steps, integ, slabs,
+                                                args.resolution)
+                        times.append(sec)
+                    row["cpu_s_" + ("slabs" if slabs else "no_slabs")] = statistics.median(times)
+                a, b = laws[True], laws[False]
+                same = a.edges[0].shape == b.edges[0].shape and np.array_equal(a.edges[0],
+                                                                               b.edges[0])
+                row["same_cells"] = bool(same)
+                row["max_mass_diff"] = float(np.max(np.abs(a.mass - b.mass))) if same else None
+                row["speedup"] = row["cpu_s_no_slabs"] / row["cpu_s_slabs"]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(),
+            "commit": commit, "machine": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "numpy": np.__version__, "args": vars(args)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "law_slabs" + (f"_{args.tag}" if args.tag else "")
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    lines = ["| n | estimator | integrator | steps | CPU s | CPU s without slabs | speed-up "
+             "| max mass diff |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        diff = "cells differ" if r["max_mass_diff"] is None else f"{r['max_mass_diff']:.1e}"
+        lines.append(f"| {r['n']:g} | {r['estimator']} | {r['integrator']} | {r['steps']} | "
+                     f"{r['cpu_s_slabs']:.1f} | {r['cpu_s_no_slabs']:.1f} | "
+                     f"{r['speedup']:.2f} | {diff} |")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
