@@ -39,9 +39,10 @@ _HIGHORDER_MB = 256.0  # highorder keeps the noised k-d trees of recent t within
 _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
 #: the stochastic Heun law (d = 1 only: its step is not a Gaussian transition, so it pushes
 #: (strata + 1) x cells points through the score): s per step and estimator, single-threaded
-#: at n = 1e5, 183 steps: 0.57 (truncated, whose cells at rest far out are scored too),
-#: 0.12 (empirical), against ~0.03 for Euler-Maruyama's law
-_HEUN_LAW_S_PER_STEP = 0.3
+#: at n = 1e5, 183 steps: 0.14-0.15 for each Gaussian estimator (benchmarks/law_slabs.py;
+#: 0.45 for truncated and regularized before the grid score set far slabs aside), against
+#: ~0.015 for Euler-Maruyama's law
+_HEUN_LAW_S_PER_STEP = 0.15
 _LAW_3D_MB = 2500.0
 #: 3-D laws of the untruncated Gaussian estimators (regularized, empirical): cells per step
 #: the grid cannot vouch for, each summed by cutoff's tree walk over the points of its
