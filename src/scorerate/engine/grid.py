@@ -23,8 +23,7 @@ one per cell), a cell with S_hi at or below it is decided without any sum ("boun
 is set to the bound, mean to x, so the estimator's score there is exactly 0). Before any
 matrix is built, whole slabs of coordinates whose distance to the data's range alone puts
 p̂ below the cut are set aside the same way: a law's cells left at rest far out by a
-truncated score cost nothing (the stochastic Heun law of `truncated` at n = 1e5, 183
-steps: 26 s of CPU instead of 88, benchmarks/law_slabs.py).
+truncated score cost nothing (benchmarks/README.md, "The far-slab bound").
 Every other cell goes to `exact(x, t)` ("exact", e.g. the engine's tail sums: around a
 cell far from the data the cutoff backend's ball holds only the data's near edge). The method
 counts are returned. The contractions are BLAS products whose summation order does not
@@ -281,35 +280,30 @@ class GridScorer(TrainShape):
                                   KERNEL_BAND).T.toarray() for j, e in enumerate(edges)]
         return np.clip(_contract(C, mats) / self.n, 0.0, None)
 
-    def _slabs_above_cut(self, axes: list[np.ndarray], t: float, log_cut, G: tuple[int, ...]
-                         ) -> list[np.ndarray] | None:
-        """Per axis, the coordinates whose distance to the data's range alone does not put
-        p̂ at or below the cut (p̂ <= (2 pi t)^(-d/2) exp(-dist_j^2 / 2t) for every cell of
-        the slab); None where every coordinate may lie above it. O(G_1 + ... + G_d): the
-        slabs left out need no (cells x lattice) matrix at all."""
-        log_norm = -0.5 * self.d * math.log(2.0 * math.pi * t)
-        cut = float(np.min(log_cut))
-        if not math.isfinite(cut):
-            return None
-        keep = []
-        for j, a in enumerate(axes):
-            dist = np.maximum(np.maximum(self.lo[j] - a, a - self.hi[j]), 0.0)
-            with np.errstate(over="ignore"):  # inf: a bound of -inf, as it should be
-                keep.append(~(log_norm - dist * dist * (0.5 / t) <= cut))
-        return None if all(k.all() for k in keep) else keep
-
-    def _sums_on_slabs(self, axes, t, log_cut, exact, need, G, keep) -> GridSums:
-        """`sums` with the cells outside the kept slabs decided by the distance bound alone
-        ("bound": logp that bound, capped at the cut, mean x); the rest as usual."""
-        d = self.d
-        log_norm = -0.5 * d * math.log(2.0 * math.pi * t)
-        cut = np.broadcast_to(np.asarray(log_cut, dtype=np.float64), G)
-        grids = np.meshgrid(*axes, indexing="ij")
+    def _range_dist2(self, axes: list[np.ndarray], t: float) -> list[np.ndarray]:
+        """Per axis, (distance of each coordinate to the data's range)^2 / 2t: every cell
+        has p̂ <= (2 pi t)^(-d/2) exp(-sum_j of these) (inf far out, as it should be)."""
         with np.errstate(over="ignore"):
-            d2 = sum(np.maximum(np.maximum(self.lo[j] - g, g - self.hi[j]), 0.0) ** 2
-                     for j, g in enumerate(grids))
-        logp = np.minimum(log_norm - d2 * (0.5 / t), cut)
-        mean = np.stack(grids, axis=-1).astype(np.float64)
+            return [np.maximum(np.maximum(self.lo[j] - a, a - self.hi[j]), 0.0) ** 2 * (0.5 / t)
+                    for j, a in enumerate(axes)]
+
+    def _sums_on_slabs(self, axes, t, log_cut, exact, need, G) -> GridSums | None:
+        """`sums` with the slabs of coordinates whose distance to the data's range alone
+        puts p̂ at or below the cut decided by that bound ("bound": logp the bound, capped
+        at the cut, mean x) before any (cells x lattice) matrix is built; the rest as
+        usual. None where no slab can be set aside."""
+        log_norm = -0.5 * self.d * math.log(2.0 * math.pi * t)
+        cut = np.broadcast_to(np.asarray(log_cut, dtype=np.float64), G)
+        lowest = float(np.min(cut))
+        if not math.isfinite(lowest):
+            return None
+        e = self._range_dist2(axes, t)
+        keep = [~(log_norm - ej <= lowest) for ej in e]
+        if all(k.all() for k in keep):
+            return None
+        expo = sum(ej.reshape((-1,) + (1,) * (self.d - 1 - j)) for j, ej in enumerate(e))
+        logp = np.minimum(log_norm - np.broadcast_to(expo, G), cut)
+        mean = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
         methods = {"grid": 0, "bound": int(np.prod(G)), "exact": 0, "skipped": 0, "above": 0}
         ratio, nodes = math.nan, ()
         if all(k.any() for k in keep):
@@ -345,9 +339,9 @@ class GridScorer(TrainShape):
             raise ValueError(f"t must be a finite number > 0, got {t!r}")
         G = tuple(a.size for a in axes)
         if log_cut is not None:
-            slabs = self._slabs_above_cut(axes, float(t), log_cut, G)
-            if slabs is not None:
-                return self._sums_on_slabs(axes, float(t), log_cut, exact, need, G, slabs)
+            on_slabs = self._sums_on_slabs(axes, float(t), log_cut, exact, need, G)
+            if on_slabs is not None:
+                return on_slabs
         lev, origin, h, C, hb, H = self._get_lattice(float(t))
         if C is not None and _matrix_bytes(G, C.shape) > MAX_MATRIX_BYTES:
             C = None  # per-axis matrices beyond the memory budget: every cell goes exact

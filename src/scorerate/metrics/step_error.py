@@ -10,10 +10,9 @@ moves l2_law by -6e-5 from 32 to 64 steps, 6.4e-4 from its value at 256). So the
 is the larger of the last change and half the change before it: exact for a first-order
 sequence, 3x-6x the error for an order-2 one (a stochastic Heun law with a smooth score).
 The first-order rule holds for every integrator: for `truncated` (a score cut off at the
-truncation edge) the Heun law converged at order ~1.5 (n = 200). Against Heun laws at 4-8x
-the steps (benchmarks/step_error.py, d = 1, three estimators, S = 32 .. 512) it reads
-3.6-34x the error at n = 1e4 and 25-130x at n = 1e5, but down to 0.45x at n = 1e3
-(l2_law, S = 256: a first-order tail that turns), where order-2 extrapolation reads 0.04x.
+truncation edge) the Heun law converged at order ~1.5 (n = 200). How far it is from the
+error against far longer chains, and why sharper rules were not taken: benchmarks/README.md,
+"The job's step-error rule against far more steps".
 """
 
 from __future__ import annotations
