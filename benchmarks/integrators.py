@@ -41,14 +41,12 @@ import argparse
 import datetime
 import json
 import math
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from provenance import commit, machine
 from scipy.interpolate import PchipInterpolator
 
 from scorerate import density, theory
@@ -192,37 +190,6 @@ def run_case(n: int, name: str, args) -> dict:
             "slope": slope([r for r in ok if r["err"] > 3 * max(ref_err, 1e-12)]),
             "c": None if not ok else ok[0]["err"] * ok[0]["steps"]}
     return out
-
-
-def machine() -> dict:
-    """CPU model, cores, versions, load and thread settings."""
-    try:
-        cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines()
-                      if ln.startswith("Model name")), "")
-    except OSError:
-        model = ""
-    import scipy
-
-    import scorerate
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "scipy": scipy.__version__,
-            "scorerate": getattr(scorerate, "__version__", ""), "load_avg": os.getloadavg(),
-            "threads": {k: os.environ.get(k) for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
-                                                       "OPENBLAS_NUM_THREADS")}}
-
-
-def commit() -> str:
-    """The repository's HEAD commit (and whether the tree is dirty)."""
-    here = Path(__file__).parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=here).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks"],
-                               capture_output=True, text=True, cwd=here).stdout.strip()
-    except OSError:
-        return ""
-    return head + (" (dirty)" if dirty else "")
 
 
 def _fmt(v, spec: str = ".3g") -> str:

@@ -31,14 +31,12 @@ import argparse
 import datetime
 import json
 import math
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from provenance import machine
 
 from scorerate import density, theory
 from scorerate.estimators import build
@@ -159,19 +157,6 @@ def full_law(d: int, n: int, steps: int, args, name: str = "truncated") -> dict:
             "seconds": time.perf_counter() - t1,
             "cells_max": int(max(L.cells)), "methods": L.methods,
             "tv_law": law.tv_law(L, p0), "l2_law": law.l2_law(L, p0)}
-
-
-def machine() -> dict:
-    try:
-        cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines()
-                      if ln.startswith("Model name")), "")
-    except OSError:
-        model = ""
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "load_avg": os.getloadavg(),
-            "threads": {k: os.environ.get(k) for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS",
-                                                       "OPENBLAS_NUM_THREADS")}}
 
 
 def main(argv=None) -> None:

@@ -19,25 +19,24 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+from provenance import commit, machine
 
 from scorerate import density
 from scorerate.engine.grid import GridScorer
 from scorerate.estimators import build
 from scorerate.metrics import law
 
-_SLABS = GridScorer._slabs_above_cut
+_SLABS = GridScorer._sums_on_slabs  # None from it: no slab set aside
 
 
 def _law(est_name: str, X: np.ndarray, n: int, steps: int, integrator: str, slabs: bool,
          resolution: float):
-    GridScorer._slabs_above_cut = _SLABS if slabs else (lambda *a, **k: None)
+    GridScorer._sums_on_slabs = _SLABS if slabs else (lambda *a, **k: None)
     try:
         est = build(est_name, X, {})
         t = time.process_time()
@@ -45,7 +44,7 @@ def _law(est_name: str, X: np.ndarray, n: int, steps: int, integrator: str, slab
                            integrator=integrator, resolution=resolution)
         return time.process_time() - t, L
     finally:
-        GridScorer._slabs_above_cut = _SLABS
+        GridScorer._sums_on_slabs = _SLABS
 
 
 def main() -> None:
@@ -83,11 +82,8 @@ def main() -> None:
                 row["speedup"] = row["cpu_s_no_slabs"] / row["cpu_s_slabs"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(),
-            "commit": commit, "machine": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "numpy": np.__version__, "args": vars(args)}
+    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": commit(),
+            "machine": machine(), "args": vars(args)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "law_slabs" + (f"_{args.tag}" if args.tag else "")

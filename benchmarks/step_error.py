@@ -22,10 +22,10 @@ import argparse
 import datetime
 import json
 import math
-import platform
-import subprocess
 import time
 from pathlib import Path
+
+from provenance import commit, machine
 
 from scorerate.config.spec import JobSpec
 from scorerate.densities import density
@@ -130,11 +130,8 @@ def main() -> None:
         rows = [r for f in args.collect for r in json.loads(Path(f).read_text())["rows"]]
         write(rows, {"collected": args.collect}, Path(args.out), args.tag)
         return
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": commit,
-            "machine": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "args": vars(args)}
+    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": commit(),
+            "machine": machine(), "args": vars(args)}
     rows = [measure(n, e, args) for n in args.n for e in args.estimators]
     write(rows, meta, Path(args.out), args.tag)
 
