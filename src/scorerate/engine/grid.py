@@ -293,14 +293,14 @@ class GridScorer(TrainShape):
         at the cut, mean x) before any (cells x lattice) matrix is built; the rest as
         usual. None where no slab can be set aside."""
         log_norm = -0.5 * self.d * math.log(2.0 * math.pi * t)
-        cut = np.broadcast_to(np.asarray(log_cut, dtype=np.float64), G)
-        lowest = float(np.min(cut))
+        lowest = float(np.min(log_cut))  # on the cut as given: a number costs nothing
         if not math.isfinite(lowest):
             return None
         e = self._range_dist2(axes, t)
         keep = [~(log_norm - ej <= lowest) for ej in e]
         if all(k.all() for k in keep):
             return None
+        cut = np.broadcast_to(np.asarray(log_cut, dtype=np.float64), G)
         expo = sum(ej.reshape((-1,) + (1,) * (self.d - 1 - j)) for j, ej in enumerate(e))
         logp = np.minimum(log_norm - np.broadcast_to(expo, G), cut)
         mean = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
