@@ -12,6 +12,8 @@ and l2_law (the law's distance to p0, as the job stores them) at S = 2^k steps f
 off by the reference's own error (for an order-p scheme about (S / ref)^p of it). Every
 rule of metrics.step_error is evaluated at each S from v(S), v(S/2), v(S/4) and compared
 with it: ratio = estimate / error (below 1: the estimate hides error from the gate).
+Column check_2s: the step-check seeds' measurement 2 |v(S) - v(2S)|
+(metrics.step_error.step_error_check), where 2S was measured short of the reference.
 
 Writes <out>/step_error[_tag].json (raw values) and .md (ratios per rule).
 """
@@ -31,7 +33,7 @@ from scorerate.config.spec import JobSpec
 from scorerate.densities import density
 from scorerate.job.graph import _build_estimator
 from scorerate.job.metric_table import l2_law, law_cells, law_of, tv_law
-from scorerate.metrics.step_error import step_error
+from scorerate.metrics.step_error import step_error, step_error_check
 
 
 def _aitken(cap: float):
@@ -93,6 +95,11 @@ def ratios(row: dict) -> list[dict]:
             for name in RULES:
                 est = RULES[name](v[s], v[s // 2], v[s // 4])
                 item[name] = est / err if err > 0 else math.inf
+            # the step-check seeds' measurement, where a law at 2S (short of the reference)
+            # was computed
+            double = 2 * s in v and 2 * s != ref
+            item["check_2s"] = (step_error_check(v[s], v[2 * s]) / err if double and err > 0
+                                else math.nan)
             res.append(item)
     return res
 
@@ -101,7 +108,7 @@ def write(rows: list[dict], meta: dict, out: Path, tag: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = "step_error" + (f"_{tag}" if tag else "")
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    names = list(RULES)
+    names = [*RULES, "check_2s"]
     lines = ["| n | estimator | metric | S | error | " + " | ".join(names) + " |",
              "|---|---|---|---|---|" + "---|" * len(names)]
     for r in (x for row in rows for x in ratios(row)):

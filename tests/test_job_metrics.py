@@ -41,7 +41,8 @@ def test_a_declaration_must_name_a_declared_variable_and_a_known_input():
     with pytest.raises(ValueError, match="reads 'pixels'"):
         JobMetric("tv", "pixels", lambda *a: 0.0)
     assert set(INPUTS) == {"samples", "chains", "law", "law_cells", "law_half",
-                           "law_half_cells", "law_quarter_cells", "score_t", "train", "p0"}
+                           "law_half_cells", "law_quarter_cells", "law_double_cells",
+                           "score_t", "train", "p0"}
 
 
 def test_applies_gives_the_reason_and_none_where_it_applies():
@@ -219,6 +220,41 @@ def test_the_law_metrics_step_error_against_far_more_steps(integrator, steps, fa
             err = abs(dist(here, p0, spec) - dist(ref, p0, spec))
             got = float(run[metric_name].sel(estimator=name))
             assert 0.6 * err <= got <= 20.0 * err, (name, metric_name, got, err)
+
+
+def test_a_step_check_job_measures_its_step_error_on_the_law_at_twice_the_steps():
+    """step_check = 1: tv_law_steps_check and l2_law_steps_check are 2 |v(S) - v(2S)|, with
+    v(2S) from a separate job of 2S steps (the same t0, T); against a law at 16 S (its own
+    error ~1/16 of S's, Euler-Maruyama) they read 0.5-3x the error, where the three-law
+    estimate (tv_law_steps) may read far more. A job without step_check leaves them NaN and
+    says why."""
+    from scorerate.densities import density
+    from scorerate.job.graph import _build_estimator
+    from scorerate.job.metric_table import l2_law, law_cells, law_of, tv_law
+
+    steps = 64
+    spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=200, seed=0, m=16, steps=steps,
+                   estimators=("truncated", "regularized"), n_mc=20, n_mc_kde=100,
+                   t_grid=(0.1, 1.0, 2), law_resolution=2.0, step_check=1)
+    double = JobSpec(**{**spec.params(), "steps": 2 * steps, "step_check": 0,
+                        "t0": spec.t0, "T": spec.T})
+    plain = JobSpec(**{**spec.params(), "step_check": 0})
+    with cluster.dask_client(None, threads=1, n_workers=1) as client:
+        run, run2, run0 = (run_job(s, client, progress=False) for s in (spec, double, plain))
+    p0 = density("sym_beta", beta=1.0, d=1)
+    for name in spec.estimators:
+        ref = law_cells(law_of(_build_estimator(spec, name), spec, 16 * steps), p0, spec)
+        for check, law_metric, dist in (("tv_law_steps_check", "tv_law", tv_law),
+                                        ("l2_law_steps_check", "l2_law", l2_law)):
+            here, there = (float(r[law_metric].sel(estimator=name)) for r in (run, run2))
+            got = float(run[check].sel(estimator=name))
+            assert got == pytest.approx(2.0 * abs(here - there), rel=1e-9, abs=1e-15)
+            err = abs(here - dist(ref, p0, spec))
+            assert 0.5 * err <= got <= 3.0 * err, (name, check, got, err)
+            assert np.isnan(float(run0[check].sel(estimator=name)))
+            assert "step-check seeds" in run0[check].attrs["not_computed"]
+    for name in ("tv_law", "l2_law", "tv_law_steps", "samples"):  # the check adds, changes nothing
+        assert np.array_equal(run[name].values, run0[name].values), name
 
 
 def test_a_job_runs_and_records_the_step_count_its_n_asks_for():

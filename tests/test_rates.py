@@ -280,6 +280,7 @@ def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, j
         for s in range(6):
             r = make_run(n=n, seed=s, noise=0.05)
             r["tv_law_steps"][...] = scale * float(n) ** -0.5
+            r["tv_law_steps_check"][...] = np.nan  # no step-check seeds
             r["tv_sampler"][...] = 0.5 * float(n) ** -0.5
             runs.append(r)
     table = rate_table(combine_runs(runs, predictions=False))
@@ -294,6 +295,46 @@ def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, j
             assert "numerical error (tv_law_steps)" in row["reason"]
     other = table[(table["metric"] == "tv_kde") & (table["axis"] == "n")]
     assert (other["verdict_theory"] != "no verdict").all()  # the KDE has no sampler error
+
+
+@pytest.mark.parametrize("check, judged", [(1e-6, True), (0.5, False)])
+def test_the_measured_step_error_of_the_check_seeds_replaces_the_estimate(check, judged):
+    """Where a (cell, n) has step-check seeds (tv_law_steps_check finite on seeds 0, 1),
+    their largest measurement is the numerical error, whatever the three-law estimate of
+    every seed reads: a small measurement gives a verdict the estimate would deny, a large
+    one denies it and the reason names the measurement."""
+    from scorerate.study.rates import NUMERICAL_FRACTION
+
+    runs = []
+    for n in (100, 300, 1000, 3000):
+        for s in range(6):
+            r = make_run(n=n, seed=s, noise=0.05)
+            r["tv_law_steps"][...] = 0.5 * float(n) ** -0.5  # would deny every verdict
+            r["tv_law_steps_check"][...] = (check * float(n) ** -0.5 * (1 + s) if s < 2
+                                            else np.nan)
+            runs.append(r)
+    table = rate_table(combine_runs(runs, predictions=False))
+    rows = table[(table["metric"] == "tv_law") & (table["axis"] == "n")]
+    assert len(rows) == 2
+    for _, row in rows.iterrows():
+        if judged:
+            assert row["verdict_theory"] != "no verdict" and row["numerical_ratio"] < 1e-3
+        else:
+            assert row["verdict_theory"] == "no verdict"
+            assert row["numerical_ratio"] > NUMERICAL_FRACTION
+            assert "numerical error (tv_law_steps_check)" in row["reason"]
+
+
+def test_numerical_ratio_takes_the_largest_check_where_an_n_has_one():
+    from scorerate.study.rates import numerical_ratio
+
+    vals = np.array([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    num = np.full((2, 4), 0.2)
+    check = np.array([[0.01, 0.03, np.nan, np.nan], [np.nan] * 4])
+    se = np.std([1.0, 2.0, 3.0, 4.0], ddof=1) / 2.0
+    r = numerical_ratio(vals, num, check)
+    assert r[0] == pytest.approx(0.03 / se, rel=1e-12)  # measured: the largest check
+    assert r[1] == pytest.approx(0.2 / se, rel=1e-12)  # not measured: the estimate's mean
 
 
 def test_a_law_slope_whose_grid_hit_its_cap_gets_no_verdict():

@@ -16,8 +16,9 @@ from scorerate.sampler import INTEGRATORS
 SCHEMA = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml")
                         .read_text())
 PROPS = SCHEMA["properties"]
-#: study keys that are the grid or the execution, not job parameters
-GRID_KEYS = {"densities", "d", "n", "seeds", "dask"}
+#: study keys that are the grid or the execution, not job parameters (step_check_seeds
+#: picks the seeds whose jobs get the job parameter step_check)
+GRID_KEYS = {"densities", "d", "n", "seeds", "dask", "step_check_seeds"}
 
 
 def _types(prop: dict) -> set[str]:

@@ -33,3 +33,18 @@ def test_a_turning_point_does_not_hide_the_error():
     v16, v32, v64, v512 = 0.06799, 0.06068, 0.06117, 0.06307
     assert abs(v64 - v32) < abs(v64 - v512) / 3
     assert step_error(v64, v32, v16) >= abs(v64 - v512)
+
+
+@pytest.mark.parametrize("order, ratio", [(1.0, 1.0), (2.0, 1.5), (4.0, 2.0 * (1 - 2 ** -4))])
+def test_the_check_from_twice_the_steps(order, ratio):
+    """v(S) = c + a / S^p: 2 |v(S) - v(2S)| = 2 (1 - 2^-p) |v(S) - c|: exact at order 1,
+    1.5x at order 2, below 2x at any order (a monotone sequence)."""
+    from scorerate.metrics.step_error import step_error_check
+
+    c, a, s = 0.07, -0.3, 64
+
+    def v(k):
+        return c + a / k ** order
+
+    got = step_error_check(v(s), v(2 * s))
+    assert got == pytest.approx(ratio * abs(v(s) - c), rel=1e-12)

@@ -27,6 +27,8 @@ class Param:
     hi is always excluded). nullable: None is allowed and means the documented default.
     choices: a callable giving the valid names (a registry), checked when not None.
     in_hash: changes the numbers. in_config: a study config may set it (same name).
+    hash_if_set: enters the parameter hash only where it differs from its default, so
+    the jobs that leave it there keep the hash they had before it existed.
     used_by: only this estimator reads it (so a workflow passes it only when it runs).
     job_name: on an estimator's option, the job parameter (config key, run-job option)
     that sets it when that is not its own name (highorder's `order` is `highorder_order`).
@@ -44,6 +46,7 @@ class Param:
     nullable: bool = False
     choices: Callable[[], list[str]] | None = None
     in_hash: bool = True
+    hash_if_set: bool = False
     in_config: bool = False
     used_by: str | None = None
     required: bool = False

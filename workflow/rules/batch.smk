@@ -4,7 +4,8 @@
 # per-process start-up (interpreter, imports, registries, the embedded Dask cluster), which
 # exceeds the work of a small job several times over (benchmarks/README.md).
 #
-# Batches by cost: the jobs of one (density, beta, d, n) whose seed // k agree, k = K or
+# Batches by cost: the jobs of one (density, beta, d, n) whose seed // k agree (the
+# step-check seeds, which also compute a law at twice the steps, apart), k = K or
 # fewer where a job is long (scorerate.config.sizing.seeds_per_batch: a batch's estimated
 # time stays within ~2 min, so the slowest cells run as separate processes over all the
 # cores instead of ten in a row on one). Stable under a growing grid: adding an n or a
@@ -24,10 +25,13 @@ def job_batches():
     k = jobs_per_client or fewer for slow (n, d) (scorerate.config.sizing.seeds_per_batch),
     each batch in seed order; the label is the batch's path under results/runs."""
     K = int(config["dask"]["jobs_per_client"])
+    checked = step_check_seeds(config)
     out = {}
     for j in jobs(config):
-        k = seeds_per_batch(study_job_estimate(config, int(j["n"]), int(j["d"])), K)
-        label = "{density}/beta={beta}/d={d}/n={n}".format(**j) + f"/seeds={j['seed'] // k}"
+        check = j["seed"] in checked
+        k = seeds_per_batch(study_job_estimate(config, int(j["n"]), int(j["d"]), check), K)
+        label = ("{density}/beta={beta}/d={d}/n={n}".format(**j) + f"/seeds={j['seed'] // k}"
+                 + ("-check" if check else ""))
         out.setdefault(label, []).append(j)
     return {label: sorted(js, key=lambda j: int(j["seed"])) for label, js in out.items()}
 
@@ -40,16 +44,20 @@ def batch_job_list(wildcards, output):
     return " ".join("--job " + words([*(BATCHED[s][k] for k in keys), s]) for s in output)
 
 
+def batch_estimate(j):
+    """The cost model's estimate of one job of a batch (scorerate.config.sizing)."""
+    return study_job_estimate(config, int(j["n"]), int(j["d"]),
+                              j["seed"] in step_check_seeds(config))
+
+
 def batch_mem_mb(jobs_):
     """Memory of a batch: the largest job's (jobs run one after another in one process)."""
-    return max(resource_request(study_job_estimate(config, int(j["n"]), int(j["d"])))[0]
-               for j in jobs_)
+    return max(resource_request(batch_estimate(j))[0] for j in jobs_)
 
 
 def batch_runtime(jobs_):
     """Minutes of a batch: the sum of its jobs' requests (scorerate.config.sizing)."""
-    return sum(resource_request(study_job_estimate(config, int(j["n"]), int(j["d"])))[1]
-               for j in jobs_)
+    return sum(resource_request(batch_estimate(j))[1] for j in jobs_)
 
 
 #: run store path -> its job, for batch_job_list
@@ -69,7 +77,7 @@ for _i, (_label, _jobs) in enumerate(job_batches().items()):
         benchmark:
             f"results/benchmarks/batches/{_label}.tsv"
         params:
-            job=JOB_ARGS,
+            job=JOB_ARGS + (" --step-check 1" if _label.endswith("-check") else ""),
             dask=dask_options,
             jobs=batch_job_list,
         threads: 1

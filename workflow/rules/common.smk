@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from scorerate.config.file import DENSITY_PATTERN, check_config, jobs, normalise_config
+from scorerate.config.file import (DENSITY_PATTERN, check_config, jobs, normalise_config,
+                                   step_check_seeds)
 from scorerate.config.shell import option, words
 from scorerate.config.sizing import resource_request, seeds_per_batch, study_job_estimate
 from scorerate.config.spec import job_args
@@ -141,17 +142,27 @@ def all_targets():
             *run_stores(), JOB_ARGS_DIR]
 
 
+def job_options(wildcards):
+    """The job options of one job: the study's (JOB_ARGS), and `--step-check 1` on the
+    step-check seeds (scorerate.config.file.step_check_seeds), so a change of
+    step_check_seeds reruns exactly the jobs it adds or removes."""
+    return JOB_ARGS + (" --step-check 1" if int(wildcards.seed) in step_check_seeds(config)
+                       else "")
+
+
 def run_mem_mb(wildcards, attempt):
     """Memory (MB) of one job: the cost model of scorerate.config.sizing for this job of the study,
     with its margin, times the attempt (a retry after an out-of-memory kill asks for more)."""
-    est = study_job_estimate(config, int(wildcards.n), int(wildcards.d))
+    est = study_job_estimate(config, int(wildcards.n), int(wildcards.d),
+                             int(wildcards.seed) in step_check_seeds(config))
     return resource_request(est, attempt)[0]
 
 
 def run_runtime(wildcards, attempt):
     """Minutes of one job: the cost model of scorerate.config.sizing, with its margin, times the
     attempt."""
-    est = study_job_estimate(config, int(wildcards.n), int(wildcards.d))
+    est = study_job_estimate(config, int(wildcards.n), int(wildcards.d),
+                             int(wildcards.seed) in step_check_seeds(config))
     return resource_request(est, attempt)[1]
 
 

@@ -14,7 +14,7 @@ rule run_job:
     benchmark:
         f"results/benchmarks/runs/{RUN}.tsv"
     params:
-        job=JOB_ARGS,
+        job=job_options,
         dask=dask_options,
     threads: 1
     resources:

@@ -321,6 +321,13 @@ def jobs(cfg: Mapping) -> list[dict]:
     return list(out.values())
 
 
+def step_check_seeds(cfg: Mapping) -> frozenset[int]:
+    """The seeds whose jobs also measure their step error on a law at twice the steps
+    (spec `step_check`): the config's step_check_seeds lowest seeds."""
+    k = int(cfg.get("step_check_seeds") or 0)
+    return frozenset(sorted({int(s) for s in cfg.get("seeds") or []})[:k])
+
+
 def expected_grid(cfg: Mapping) -> dict[str, list]:
     """The job coordinates a study config asks for: the union over densities entries.
 

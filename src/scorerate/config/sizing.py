@@ -43,6 +43,8 @@ _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
 #: 0.45 for truncated and regularized before the grid score set far slabs aside), against
 #: ~0.015 for Euler-Maruyama's law
 _HEUN_LAW_S_PER_STEP = 0.15
+#: the law at twice the steps of a step-check job, in laws at the job's steps
+_CHECK_LAW_COST = 2.5
 _LAW_3D_MB = 2500.0
 #: 3-D laws of the untruncated Gaussian estimators (regularized, empirical): cells per step
 #: the grid cannot vouch for, each summed by cutoff's tree walk over the points of its
@@ -85,7 +87,8 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
              n_int: int | None = None, n_ref: int | None = None, n_mc_kde: int | None = None,
              highorder: int | None = None, orders: tuple[int | None, ...] | None = None,
              chunk: int | None = None, law_resolution: float | None = None,
-             untruncated: int | None = None, integrator: str | None = None) -> Estimate:
+             untruncated: int | None = None, integrator: str | None = None,
+             step_check: bool = False) -> Estimate:
     """Estimate one job's peak memory, wall time and store size (cost O(1), floats only).
 
     Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
@@ -99,7 +102,8 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     its cell cap; in 3-D, plus the ball sums (a share of n each) of the uncertified cells
     of each of the `untruncated` estimators: regularized, empirical), ~1 ms per task and
     ~50 us per score call of a chunk. integrator "heun" doubles the sampler's score calls
-    and, in d = 1, prices its law at _HEUN_LAW_S_PER_STEP.
+    and, in d = 1, prices its law at _HEUN_LAW_S_PER_STEP. step_check adds the law at
+    twice the steps (_CHECK_LAW_COST laws at the job's steps).
     highorder: how many of the estimators are highorder (variants included), each with its
     own k-d tree budget; orders: their kernel orders (None: the default ceil(log n)), which
     sets highorder's count when given. An argument left None takes the job's default
@@ -141,8 +145,9 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
                                  + float(n_mc_kde))
             + _S_PER_EVAL * estimators * m * float(n_ref)
             + _S_PER_TASK * tasks + _S_PER_CALL * calls * estimators * chunks * steps)
-    # the exact law at `steps`, steps / 2 and steps / 4 (the step-error estimates), d <= 3
-    laws = 1.75
+    # the exact law at `steps`, steps / 2 and steps / 4 (the step-error estimates), d <= 3,
+    # and with step_check at 2 steps (a law's cost per step grows with its steps)
+    laws = 1.75 + (_CHECK_LAW_COST if step_check else 0.0)
     finer = min((float(law_resolution) / BY_NAME["law_resolution"].default) ** d,
                 _LAW_CELLS_CAP)
     per_step = (_HEUN_LAW_S_PER_STEP if calls > 1.0 and int(d) == 1
@@ -179,7 +184,8 @@ def estimate_params(params: Mapping) -> Estimate:
                     n_mc=int(get("n_mc")), n_int=int(get("n_int")), n_ref=int(get("n_ref")),
                     n_mc_kde=int(get("n_mc_kde")), orders=orders, chunk=int(get("chunk")),
                     law_resolution=float(get("law_resolution")),
-                    untruncated=_tail_fallback_count(ests), integrator=str(get("integrator")))
+                    untruncated=_tail_fallback_count(ests), integrator=str(get("integrator")),
+                    step_check=bool(get("step_check")))
 
 
 def estimate_spec(spec) -> Estimate:
@@ -247,10 +253,11 @@ def check_fits(est: Estimate, *, mem_mb: float | None = None, what: str = "job",
                          f"{_fmt_time(MAX_WALL_S)} limit{hint}")
 
 
-def study_job_estimate(cfg: Mapping, n: int, d: int) -> Estimate:
-    """The estimate of a study's job at (n, d): the config's values where it sets them,
-    else the job's defaults (spec.PARAMS), as the job itself would resolve them."""
-    return estimate_params({**cfg, "n": n, "d": d})
+def study_job_estimate(cfg: Mapping, n: int, d: int, step_check: bool = False) -> Estimate:
+    """The estimate of a study's job at (n, d), on a step-check seed if step_check: the
+    config's values where it sets them, else the job's defaults (spec.PARAMS), as the job
+    itself would resolve them."""
+    return estimate_params({**cfg, "n": n, "d": d, "step_check": int(step_check)})
 
 
 #: a batch (dask.jobs_per_client) takes seeds of one (density, beta, d, n) while their

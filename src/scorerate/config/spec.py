@@ -79,6 +79,9 @@ PARAMS: tuple[Param, ...] = (
           in_config=True),
     Param("steps_at_n", "int", 1000, "the n at which a growing step count equals steps",
           lo=2, in_config=True),
+    Param("step_check", "int", 0, "1: also compute the law at twice the steps and from it "
+          "the measured step error of tv_law and l2_law (tv_law_steps_check); a study "
+          "sets it on its step_check_seeds lowest seeds", lo=0, hi=2, hash_if_set=True),
     Param("integrator", "str", "euler_maruyama", "reverse-process integrator",
           choices=_integrator_names, in_config=True),
     Param("t0", "float", None, "early-stopping time (null: n^(-2/(2 beta + d)))", lo=0,
@@ -174,7 +177,8 @@ class _SpecMethods:
     @property
     def params_hash(self) -> str:
         """sha256 of the canonical JSON of every parameter that changes the numbers."""
-        p = {k: v for k, v in self.params().items() if BY_NAME[k].in_hash}
+        p = {k: v for k, v in self.params().items() if BY_NAME[k].in_hash
+             and not (BY_NAME[k].hash_if_set and v == BY_NAME[k].default)}
         text = json.dumps(p, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(text.encode()).hexdigest()
 

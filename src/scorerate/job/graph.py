@@ -235,6 +235,9 @@ def _graph(spec: JobSpec) -> dict[tuple[str, str | None], object]:
         if "law_quarter_cells" in wanted:
             quarter = delayed(law_of, pure=True)(est, spec, spec.n_steps // 4)
             inputs["law_quarter_cells"] = delayed(law_p0_cells, pure=True)(quarter, p0, spec)
+        if "law_double_cells" in wanted:
+            double = delayed(law_of, pure=True)(est, spec, 2 * spec.n_steps)
+            inputs["law_double_cells"] = delayed(law_p0_cells, pure=True)(double, p0, spec)
         if "score_t" in wanted:
             ts = np.unique(np.concatenate([spec.ts, spec.ts_int]))
             # one task per t, whichever grid it is on (pure=True, identical arguments)

@@ -18,6 +18,8 @@ What a metric reads (built once per estimator or once per job by the job graph):
   error of a first-order scheme;
 - "law_half_cells", "law_quarter_cells": the law at S/2 and at S/4 steps with p0's masses
   on its cells (the discretisation error of tv_law and l2_law, metrics.step_error);
+- "law_double_cells": the law at 2S steps with p0's masses on its cells (the measured step
+  error, metrics.step_error.step_error_check; only where spec.step_check is set);
 - "score_t": {t: ScoreErrorAt (MSE, standard error, zero-region part and mass)} for one
   estimator on the union of the study's t grid and the integration grid;
 - "train": the job's training set (per job);
@@ -51,7 +53,8 @@ __all__ = ["INPUTS", "JOB_METRICS", "LAW_3D", "JobMetric", "LawCells", "NotCompu
 #: what a metric may read -> computed once per estimator (True) or once per job (False)
 INPUTS: dict[str, bool] = {"samples": True, "chains": True, "law": True, "law_cells": True,
                            "law_half": True, "law_half_cells": True,
-                           "law_quarter_cells": True, "score_t": True,
+                           "law_quarter_cells": True, "law_double_cells": True,
+                           "score_t": True,
                            "train": False, "p0": False}
 
 
@@ -207,7 +210,7 @@ def law_cells(grid, p0, spec: JobSpec):
 
 
 def law_p0_cells(grid, p0, spec: JobSpec):
-    """A law (at S/2 or S/4 steps) with p0's exact masses on its cells (no KDE masses: only
+    """A law (at S/2, S/4 or 2S steps) with p0's exact masses on its cells (no KDE masses: only
     its distances to p0 are read); a NotComputed law passes through."""
     if isinstance(grid, NotComputed):
         return grid
@@ -375,6 +378,32 @@ def l2_law_steps(cells, p0, spec: JobSpec) -> float:
     return _step_error(cells, l2_masses, spec)
 
 
+def _check_error(cells, distance) -> float:
+    from ..metrics.step_error import step_error_check
+
+    return step_error_check(*(distance(c.law, c.p0_mass) for c in cells))
+
+
+def tv_law_steps_check(cells, p0, spec: JobSpec) -> float:
+    """The steps' share of tv_law measured from the law at twice the steps:
+    2 |tv_law(S) - tv_law(2S)| (metrics.step_error.step_error_check)."""
+    from ..metrics.law import tv_masses
+
+    return _check_error(cells, tv_masses)
+
+
+def l2_law_steps_check(cells, p0, spec: JobSpec) -> float:
+    """The steps' share of l2_law, as tv_law_steps_check."""
+    from ..metrics.law import l2_masses
+
+    return _check_error(cells, l2_masses)
+
+
+def _check_applies(spec: JobSpec) -> str | None:
+    return _law_applies(spec) or (None if spec.step_check else
+                                  "computed on the study's step-check seeds only")
+
+
 def _steps_applies(spec: JobSpec) -> str | None:
     return _law_applies(spec) or ("needs at least 2 steps" if spec.n_steps < 2 else None)
 
@@ -440,6 +469,10 @@ JOB_METRICS: tuple[JobMetric, ...] = (
     JobMetric("tv_steps", ("law", "law_half"), tv_steps, _steps_applies),
     JobMetric("tv_law_steps", _THREE_LAWS, tv_law_steps, _three_laws_apply),
     JobMetric("l2_law_steps", _THREE_LAWS, l2_law_steps, _three_laws_apply),
+    JobMetric("tv_law_steps_check", ("law_cells", "law_double_cells"), tv_law_steps_check,
+              _check_applies),
+    JobMetric("l2_law_steps_check", ("law_cells", "law_double_cells"), l2_law_steps_check,
+              _check_applies),
     JobMetric("tv", "samples", tv, _binned_tv_applies),
     JobMetric("tv_floor", "p0", tv_floor, _binned_tv_applies),
     JobMetric("memorisation", "samples", memorisation),

@@ -33,6 +33,8 @@ class Variable:
     numerical: the variable bounding its numerical error (the sampler's own error: by the
     triangle inequality |TV(law, p0) - TV(p̂_t0, p0)| <= TV(law, p̂_t0)); a fit in n whose
     numerical error is not well below its statistical error gets no verdict (rates).
+    numerical_check: the variable measuring that error more sharply on a few seeds (a law
+    at twice the steps); where an n has it, it replaces `numerical` there.
     fit_rms: the slope is that of the root mean square over seeds (half the slope of the
     mean of squares), as its prediction is sqrt(E X^2): the mean of X lies below it by a
     Jensen gap that shrinks with n and would tilt the slope.
@@ -54,6 +56,7 @@ class Variable:
     prediction: str | None = None
     fit_rms: bool = False
     numerical: str | None = None
+    numerical_check: str | None = None
     scaling: str = ""
 
     @property
@@ -107,13 +110,14 @@ VARIABLES: tuple[Variable, ...] = (
              "an adaptive grid (scorerate.metrics.law; d <= 3, in 2-D n <= law_n_max_2d if "
              "set; NaN elsewhere): no Monte Carlo floor",
              label="TV(p0, output law)", exponent=theory.tv_exponent, fit_n=True,
-             prediction="tv_pred", numerical="tv_law_steps"),
+             prediction="tv_pred", numerical="tv_law_steps",
+             numerical_check="tv_law_steps_check"),
     Variable("l2_law", _EST, "L2 distance of the output law",
              "L2(p0, exact law of the discretised sampler's output) on the law's cells "
              "(d <= 3, in 2-D n <= law_n_max_2d if set; NaN elsewhere)", scaling="length^(-d/2)",
              label="L2(p0, output law)",
              exponent=theory.l2_exponent, fit_n=True, prediction="l2_pred", fit_rms=True,
-             numerical="l2_law_steps"),
+             numerical="l2_law_steps", numerical_check="l2_law_steps_check"),
     Variable("tv_sampler", _EST, "the sampler's own error (TV)",
              "TV(exact law of the discretised sampler's output, p_hat_{t0}) on the law's "
              "cells: the sampler's distance to the law it converges to as its steps become "
@@ -150,6 +154,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("l2_law_steps", _EST, "discretisation error of l2_law",
              "the same estimate for l2_law", scaling="length^(-d/2)",
              label="l2_law's step error", role="diagnostic"),
+    Variable("tv_law_steps_check", _EST, "measured discretisation error of tv_law",
+             "2 |tv_law - tv_law of the law at twice the steps| "
+             "(scorerate.metrics.step_error.step_error_check): exact for a first-order "
+             "scheme, at most twice the error where tv_law converges monotonically in the "
+             "steps; computed on the study's step-check seeds (step_check_seeds), NaN on the "
+             "others. Where a (cell, n) has it, a fit of tv_law is judged against it instead "
+             "of tv_law_steps", label="tv_law's step error, measured", role="diagnostic"),
+    Variable("l2_law_steps_check", _EST, "measured discretisation error of l2_law",
+             "the same measurement for l2_law", scaling="length^(-d/2)",
+             label="l2_law's step error, measured", role="diagnostic"),
     Variable("tv", _EST, "TV of the samples (binned)",
              "TV(p0, empirical law of the m samples) on fixed cells of p0's support plus "
              "tail cells (NaN for d > 3); floor: tv_floor",

@@ -330,29 +330,48 @@ def _lookup(table: Mapping | None, cell: dict, est: str, metric: str):
     return None
 
 
-def numerical_ratio(vals: np.ndarray, num: np.ndarray) -> np.ndarray:
-    """Per n: seed mean of the numerical error over the standard error of the seed mean of
-    the metric (vals, num: (n, seed)); NaN where either is unknown."""
+def numerical_ratio(vals: np.ndarray, num: np.ndarray,
+                    check: np.ndarray | None = None) -> np.ndarray:
+    """Per n: the numerical error over the standard error of the seed mean of the metric
+    (vals, num, check: (n, seed)); NaN where either is unknown. The numerical error is the
+    largest measured one (check) where an n has any, else the seed mean of the estimate
+    (num): the measurement is taken on a few seeds only, so their largest stands for all."""
     cnt = np.isfinite(vals).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = _nanmean(vals)
         var = _nanmean((vals - mean[:, None]) ** 2) * cnt / np.maximum(cnt - 1, 1)
         se = np.sqrt(var / np.maximum(cnt, 1))
-        return np.where((cnt >= 2) & (se > 0), _nanmean(num) / se, np.nan)
+        error = _nanmean(num)
+        if check is not None:
+            measured = np.isfinite(check).any(-1)
+            error = np.where(measured, np.nanmax(np.where(measured[:, None], check, 0.0),
+                                                 axis=-1), error)
+        return np.where((cnt >= 2) & (se > 0), error / se, np.nan)
 
 
-def _numerical_check(metric: str, ratio: np.ndarray | None, x: np.ndarray) -> tuple[float, str]:
-    """(largest ratio over the n with data, the no-verdict reason or "")."""
+def _numerical_check(metric: str, ratio: np.ndarray | None, x: np.ndarray,
+                     measured: np.ndarray | None = None) -> tuple[float, str]:
+    """(largest ratio over the n with data, the no-verdict reason or ""); measured: per n,
+    whether the error there is the step-check measurement."""
     if ratio is None or not np.isfinite(ratio).any():
         return math.nan, ""
     worst = float(np.nanmax(ratio))
-    bad = x[np.isfinite(ratio) & (ratio > NUMERICAL_FRACTION)]
-    if not bad.size:
+    bad = np.isfinite(ratio) & (ratio > NUMERICAL_FRACTION)
+    if not bad.any():
         return worst, ""
-    src = variable(metric).numerical
+    v = variable(metric)
+    src = v.numerical
+    if measured is not None and measured[bad].any():
+        src = v.numerical_check if measured[bad].all() else f"{v.numerical_check}, {src}"
     return worst, (f"numerical error ({src}) above {NUMERICAL_FRACTION:g} x the standard "
-                   f"error of the seed mean at n = {', '.join(f'{v:g}' for v in bad)} "
+                   f"error of the seed mean at n = {', '.join(f'{v:g}' for v in x[bad])} "
                    f"(up to {worst:.2g} x)")
+
+
+def _per_n_seed(ds: xr.Dataset, name: str, est) -> np.ndarray:
+    """The (n, seed) values of a study variable for one estimator."""
+    v = ds[name].sel(estimator=est) if "estimator" in ds[name].dims else ds[name]
+    return v.transpose("n", "seed").values
 
 
 def asked_resolution(study: xr.Dataset) -> float:
@@ -476,16 +495,18 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
                             if k in fit})
             else:
                 fit = slope_with_ci(ns, vals, level=level)
-            num = variable(metric).numerical
-            ratio, grid = None, ""
+            num, chk = variable(metric).numerical, variable(metric).numerical_check
+            ratio, grid, measured = None, "", None
             if num is not None and num in ds:
-                nv = ds[num].sel(estimator=est) if "estimator" in ds[num].dims else ds[num]
-                ratio = numerical_ratio(vals, nv.transpose("n", "seed").values)
+                nv = _per_n_seed(ds, num, est)
+                cv = _per_n_seed(ds, chk, est) if chk is not None and chk in ds else None
+                ratio = numerical_ratio(vals, nv, cv)
+                measured = None if cv is None else np.isfinite(cv).any(-1)
                 if "law_resolution_used" in ds and "estimator" in ds[num].dims:
                     used = ds["law_resolution_used"].sel(estimator=est)
                     grid = _grid_check(used.transpose("n", "seed").values,
                                        asked_resolution(ds), ns)
-            worst, why = _numerical_check(metric, ratio, ns)
+            worst, why = _numerical_check(metric, ratio, ns, measured)
             judged = _judge(fit, th, ns, _nanmean(vals),
                             _lookup(predictions, cell, str(est), metric),
                             _lookup(floors, cell, str(est), metric), min_seeds,
