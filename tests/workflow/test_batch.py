@@ -58,6 +58,20 @@ def test_batch_command_names_every_job_and_the_study_options(tmp_path):
         assert "--steps 8" in cmd and "--m 50" in cmd and "--threads 1" in cmd
 
 
+def test_step_check_seeds_run_in_batches_of_their_own_with_the_option(tmp_path):
+    """The step-check seeds (the lowest step_check_seeds) get `--step-check 1`; a batch never
+    mixes them with other seeds, whose command has no such option."""
+    cfg = with_(TINY, seeds=[0, 1, 2], step_check_seeds=2, dask={"jobs_per_client": 4})
+    res = smk(tmp_path, cfg, "-n", "-p")
+    assert res.returncode == 0, res.stdout
+    cmds = [line for line in res.stdout.splitlines() if "scorerate run-jobs" in line]
+    assert len(cmds) == 4  # per n: seeds 0, 1 checked; seed 2 alone
+    for cmd in cmds:
+        seeds = set(re.findall(r"--job sym_beta 1\.0 1 (?:50|100) (\d) ", cmd))
+        assert seeds in ({"0", "1"}, {"2"}), cmd
+        assert ("--step-check 1" in cmd) == (seeds == {"0", "1"}), cmd
+
+
 def test_default_is_one_process_per_job_and_lint_is_clean_with_batches(tmp_path):
     res = smk(tmp_path, TINY, "-n")
     assert res.returncode == 0 and "run_batch_" not in res.stdout
@@ -79,6 +93,10 @@ def test_batched_study_reruns_exactly(tmp_path):
     assert len(batches(tmp_path, with_(cfg, steps=9))) == 2
     # eps is read by `regularized` only, which TINY does not run: no job's numbers change
     assert batches(tmp_path, with_(cfg, eps=0.5)) == {}
+    # a step-check seed computes one more law: only its jobs rerun, in batches of their own
+    plan = batches(tmp_path, with_(cfg, step_check_seeds=1))
+    assert sorted(plan.values()) == [[f"results/runs/sym_beta/beta=1.0/d=1/n={n}/seed=0.zarr"]
+                                     for n in (100, 50)]
     gone = tmp_path / "results/runs/sym_beta/beta=1.0/d=1/n=100/seed=1.zarr"
     shutil.rmtree(gone)
     plan = batches(tmp_path, cfg)

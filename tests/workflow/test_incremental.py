@@ -73,6 +73,13 @@ def test_changing_a_job_parameter_reruns_the_affected_jobs(done, change):
 
 
 @pytest.mark.slow
+def test_a_step_check_seed_reruns_only_its_jobs(done):
+    """step_check_seeds: 1 adds a law to seed 0's jobs, and changes no other job."""
+    assert run_jobs(planned(done, with_(TINY, step_check_seeds=1))) == {("50", "0"),
+                                                                        ("100", "0")}
+
+
+@pytest.mark.slow
 def test_threads_and_scheduler_rerun_nothing(done):
     # where the work runs does not change the numbers, so it is not a rerun trigger
     res = smk(done, with_(TINY, dask={"scheduler_address": "tcp://10.0.0.1:8786"}), "-n")
