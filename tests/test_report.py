@@ -216,6 +216,29 @@ def test_figures_have_labelled_axes_and_readable_text(study):
         plt.close(fig)
 
 
+def test_the_budget_panel_draws_the_gated_step_error_beside_half_the_se(study):
+    """Per law metric and estimator: the step error the verdict is gated on (here the
+    largest over the seeds of tv_law_steps_check, which every synthetic job carries) and
+    0.5 x the standard error of tv_law's seed mean, computed here from the study."""
+    import matplotlib.pyplot as plt
+
+    from scorerate.report import figures
+
+    ds = xr.open_zarr(study["path"]).load()
+    rates = rate_table(ds)
+    cell = ds.sel(density="sym_beta", beta=1.0, d=1)
+    fig = figures.error_vs_n(cell, rates[(rates.d == 1) & (rates.axis == "n")], "c")
+    (ax,) = [a for a in fig.axes if a.get_title() == "TV(p0, output law): numerical budget"]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    for est in cell["estimator"].values:
+        vals = cell["tv_law"].sel(estimator=est).transpose("n", "seed").values
+        check = cell["tv_law_steps_check"].sel(estimator=est).transpose("n", "seed").values
+        se = vals.std(axis=1, ddof=1) / np.sqrt(vals.shape[1])
+        assert np.allclose(lines[f"{est}: step error"].get_ydata(), check.max(axis=1))
+        assert np.allclose(lines[f"{est}: 0.5 x SE of the mean"].get_ydata(), 0.5 * se)
+    plt.close(fig)
+
+
 def test_the_overview_figure_and_the_cell_table_count_the_same_slopes(study):
     """One hover target per point of the overview, each naming its slope; the cell table
     under it counts exactly those slopes."""

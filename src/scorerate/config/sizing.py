@@ -43,8 +43,9 @@ _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
 #: 0.45 for truncated and regularized before the grid score set far slabs aside), against
 #: ~0.015 for Euler-Maruyama's law
 _HEUN_LAW_S_PER_STEP = 0.15
-#: the law at twice the steps of a step-check job, in laws at the job's steps
-_CHECK_LAW_COST = 2.5
+#: the law at twice the steps of a step-check job, in laws at the job's steps: a step's
+#: cells grow like 1 / its noise sd ~ sqrt(steps), so ~2^1.5 (Heun, d = 1: 2.1-3.9)
+_CHECK_LAW_COST = 2.8
 _LAW_3D_MB = 2500.0
 #: 3-D laws of the untruncated Gaussian estimators (regularized, empirical): cells per step
 #: the grid cannot vouch for, each summed by cutoff's tree walk over the points of its

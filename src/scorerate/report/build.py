@@ -400,9 +400,11 @@ _COLUMN_MEANING = {
                       "allows ((log n)^(d/2) for the score MSE at fixed t, over the fit's "
                       "n); consistent means the interval meets [theory, theory_polylog]",
     "numerical_ratio": "largest ratio, over the fit's n, of the numerical error (the "
-                       "change of the metric between steps // 2 and steps, seed mean: "
-                       "tv_law_steps, l2_law_steps) to the standard error of the seed "
-                       f"mean; above {rates_mod.NUMERICAL_FRACTION:g} at any n: no verdict",
+                       "step error measured on a law at twice the steps, largest over the "
+                       "step-check seeds: tv_law_steps_check, l2_law_steps_check; where an n "
+                       "has none, the seed mean of the three-law estimate tv_law_steps, "
+                       "l2_law_steps) to the standard error of the seed mean; above "
+                       f"{rates_mod.NUMERICAL_FRACTION:g} at any n: no verdict",
     "verdict_theory": "slope against the theory's exponent (see the verdicts)",
     "prediction_slope": "slope of the finite-n prediction over the same n",
     "verdict_prediction": "slope against the finite-n prediction",

@@ -7,6 +7,7 @@ scorerate.store.variables, and text is at least 8 pt so a figure reads at 100% z
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Mapping
 
 import matplotlib
@@ -18,7 +19,13 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from ..store.variables import variable  # noqa: E402
-from ..study.rates import KDE_ESTIMATOR, N_METRICS, mean_band  # noqa: E402
+from ..study.rates import (  # noqa: E402
+    KDE_ESTIMATOR,
+    N_METRICS,
+    NUMERICAL_FRACTION,
+    mean_band,
+    numerical_budget,
+)
 from ..theory import T_REGIMES, score_mse_t_exponent, t_regime_mask  # noqa: E402
 
 __all__ = ["KIND_STYLE", "MAX_COLS", "STYLE", "error_vs_n", "overview", "samples_vs_density",
@@ -123,6 +130,39 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
     _loglog(ax, "n (training points)", _ylabel(metric), title)
 
 
+def _per_seed(cell: xr.Dataset, name: str, est: str) -> np.ndarray:
+    v = cell[name].sel(estimator=est) if "estimator" in cell[name].dims else cell[name]
+    return v.transpose("n", "seed").values
+
+
+def _panel_budget(ax, cell: xr.Dataset, metric: str) -> None:
+    """A law metric's numerical budget vs n, per estimator: the numerical error the verdict
+    is gated on (rates.numerical_budget: measured on the step-check seeds where an n has
+    them, else the three-law estimate) beside NUMERICAL_FRACTION x the standard error of
+    the seed mean; a fit gets a verdict only where the first lies below the second at
+    every n."""
+    decl = variable(metric)
+    ns = cell["n"].values.astype(float)
+    for i, est in enumerate(str(e) for e in cell[metric]["estimator"].values):
+        colour, _ = series_style(i)
+        check = (_per_seed(cell, decl.numerical_check, est)
+                 if decl.numerical_check in cell else None)
+        error, se = numerical_budget(_per_seed(cell, metric, est),
+                                     _per_seed(cell, decl.numerical, est), check)
+        ok = np.isfinite(error) & (error > 0)
+        measured = (np.isfinite(check).any(-1) if check is not None
+                    else np.zeros(len(ns), dtype=bool))
+        ax.plot(ns[ok], error[ok], "-", color=colour, lw=1.5, label=f"{est}: step error")
+        filled = ok & measured
+        ax.plot(ns[filled], error[filled], "o", color=colour, ms=5)
+        ax.plot(ns[ok & ~measured], error[ok & ~measured], "o", color=colour, ms=5,
+                mfc="none")
+        fine = np.isfinite(se) & (se > 0)
+        ax.plot(ns[fine], NUMERICAL_FRACTION * se[fine], "--", color=colour, lw=1.2,
+                label=f"{est}: {NUMERICAL_FRACTION:g} x SE of the mean")
+    _loglog(ax, "n (training points)", "error", ax.get_title())
+
+
 def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
     """One log-log panel per metric of `cell` (a study sliced at one density, beta, d).
 
@@ -136,11 +176,18 @@ def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
     panels = [m for m in N_METRICS if m in cell and bool(cell[m].notnull().any())]
     if len(ts) and bool(cell["score_mse"].notnull().any()):
         panels.append("score_mse")
+    budgets = [m for m in panels if variable(m).numerical in cell and "estimator" in cell[m].dims
+               and bool(cell[variable(m).numerical].notnull().any())]
+    panels += [("budget", m) for m in budgets]
     ncol = max(1, min(3, len(panels)))
     nrow = max(1, math.ceil(len(panels) / ncol))
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 4.0 * nrow), squeeze=False)
         for ax, metric in zip(axes.flat, panels, strict=False):
+            if isinstance(metric, tuple):
+                ax.set_title(f"{variable(metric[1]).label}: numerical budget")
+                _panel_budget(ax, cell, metric[1])
+                continue
             if metric == "score_mse":
                 var = cell["score_mse"].sel(t=t_mid)
                 rr = rows[(rows["metric"] == metric) & np.isclose(rows["t"], t_mid)]
@@ -162,10 +209,16 @@ def error_vs_n(cell: xr.Dataset, rows: pd.DataFrame, title: str) -> plt.Figure:
             _panel_n(ax, ns, series, rr, metric, pred, floor)
         for ax in list(axes.flat)[len(panels):]:
             ax.set_visible(False)
-        fig.suptitle(f"{title}: error vs n (dots: seeds; line: mean; band: 95% interval of "
-                     "the mean, as the verdicts; dotted: theory slope; dashed: finite-n "
-                     "prediction)")
-        fig.tight_layout()
+        text = (f"{title}: error vs n (dots: seeds; line: mean; band: 95% interval of the "
+                "mean, as the verdicts; dotted: theory slope; dashed: finite-n prediction)")
+        if budgets:
+            text += ("; numerical budget: the step error the verdict is gated on (filled: "
+                     "measured on the step-check seeds; open: the three-law estimate) "
+                     f"against {NUMERICAL_FRACTION:g} x the SE of the mean")
+        text = textwrap.fill(text, int(5.2 * ncol * 11))
+        fig.suptitle(text)
+        # room for the title's lines (~0.2 in each) above the panels
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.2 * (text.count("\n") + 1) / (4.0 * nrow)))
     return fig
 
 

@@ -42,7 +42,8 @@ def job_table(study: xr.Dataset) -> pd.DataFrame:
 #: columns shown first, in this order (the job's setting, then the output law's numbers)
 _FIRST = ("t0", "T", "n_steps", "tv_kde", "l2_kde", "tv_floor",
           "tv_law", "l2_law", "tv_sampler", "l2_sampler", "tv_steps", "tv_law_steps",
-          "l2_law_steps", "law_exact_share", "law_resolution_used")
+          "l2_law_steps", "tv_law_steps_check", "l2_law_steps_check", "law_exact_share",
+          "law_resolution_used")
 
 
 def _order(name: str) -> tuple[int, str]:

@@ -48,6 +48,8 @@ __all__ = [
     "asked_resolution",
     "bootstrap_means",
     "mean_band",
+    "numerical_budget",
+    "numerical_ratio",
     "polylog_slope",
     "fit_slope",
     "rate_table",
@@ -65,8 +67,9 @@ KDE_ESTIMATOR = "ideal_kde"
 MIN_POINTS = 3
 MIN_SEEDS = 5
 #: a fit in n gets a verdict only where, at every n of the fit, the metric's numerical
-#: error (seed mean of its `numerical` variable) is at most this fraction of the standard
-#: error of its seed mean: the error the slope's interval is built on
+#: error (numerical_budget: the largest of its `numerical_check` variable where an n has
+#: it, else the seed mean of its `numerical` variable) is at most this fraction of the
+#: standard error of its seed mean: the error the slope's interval is built on
 NUMERICAL_FRACTION = 0.5
 #: a fit of the score MSE in n at fixed t gets no verdict where, at some n, the estimate
 #: is 0 on more than this p_t-mass (score_zero_mass): it would test the truncation alone
@@ -330,23 +333,32 @@ def _lookup(table: Mapping | None, cell: dict, est: str, metric: str):
     return None
 
 
-def numerical_ratio(vals: np.ndarray, num: np.ndarray,
-                    check: np.ndarray | None = None) -> np.ndarray:
-    """Per n: the numerical error over the standard error of the seed mean of the metric
-    (vals, num, check: (n, seed)); NaN where either is unknown. The numerical error is the
-    largest measured one (check) where an n has any, else the seed mean of the estimate
-    (num): the measurement is taken on a few seeds only, so their largest stands for all."""
+def numerical_budget(vals: np.ndarray, num: np.ndarray,
+                     check: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per n: (the numerical error, the standard error of the seed mean of the metric)
+    (vals, num, check: (n, seed)). The numerical error is the largest measured one (check)
+    where an n has any, else the seed mean of the estimate (num): the measurement is taken
+    on a few seeds only, so their largest stands for all. NaN where unknown."""
     cnt = np.isfinite(vals).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = _nanmean(vals)
         var = _nanmean((vals - mean[:, None]) ** 2) * cnt / np.maximum(cnt - 1, 1)
-        se = np.sqrt(var / np.maximum(cnt, 1))
+        se = np.where(cnt >= 2, np.sqrt(var / np.maximum(cnt, 1)), np.nan)
         error = _nanmean(num)
-        if check is not None:
-            measured = np.isfinite(check).any(-1)
-            error = np.where(measured, np.nanmax(np.where(measured[:, None], check, 0.0),
-                                                 axis=-1), error)
-        return np.where((cnt >= 2) & (se > 0), error / se, np.nan)
+    if check is not None:
+        measured = np.isfinite(check).any(-1)
+        error = np.where(measured, np.nanmax(np.where(measured[:, None], check, -np.inf),
+                                             axis=-1), error)
+    return error, se
+
+
+def numerical_ratio(vals: np.ndarray, num: np.ndarray,
+                    check: np.ndarray | None = None) -> np.ndarray:
+    """Per n: the numerical error over the standard error of the seed mean of the metric
+    (numerical_budget); NaN where either is unknown or the seeds do not spread."""
+    error, se = numerical_budget(vals, num, check)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(se > 0, error / se, np.nan)
 
 
 def _numerical_check(metric: str, ratio: np.ndarray | None, x: np.ndarray,
