@@ -268,31 +268,45 @@ def test_numerical_ratio_is_the_mean_error_over_the_standard_error_of_the_mean()
     assert np.isnan(r[1])  # no spread: no standard error to compare with
 
 
-@pytest.mark.parametrize("scale, judged", [(1e-6, True), (0.5, False)])
-def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, judged):
-    """tv_law's verdict needs its numerical error (tv_law_steps) below NUMERICAL_FRACTION
-    of the standard error of its seed mean at every n; else no verdict, and the reason says
-    so. tv_sampler (the distance to p̂_t0, not numerical for truncated) does not decide."""
-    from scorerate.study.rates import NUMERICAL_FRACTION
-
+def _law_rows(steps, check, sampler=None):
+    """The tv_law rows (axis n) of a synthetic study whose job of (n, seed) carries
+    tv_law_steps = steps(n, seed) and tv_law_steps_check = check(n, seed), and the table."""
     runs = []
     for n in (100, 300, 1000, 3000):
         for s in range(6):
             r = make_run(n=n, seed=s, noise=0.05)
-            r["tv_law_steps"][...] = scale * float(n) ** -0.5
-            r["tv_law_steps_check"][...] = np.nan  # no step-check seeds
-            r["tv_sampler"][...] = 0.5 * float(n) ** -0.5
+            r["tv_law_steps"][...] = steps(n, s)
+            r["tv_law_steps_check"][...] = check(n, s)
+            if sampler is not None:
+                r["tv_sampler"][...] = sampler(n, s)
             runs.append(r)
     table = rate_table(combine_runs(runs, predictions=False))
     rows = table[(table["metric"] == "tv_law") & (table["axis"] == "n")]
     assert len(rows) == 2  # two estimators
+    return rows, table
+
+
+def _assert_gated(rows, judged: bool, source: str) -> None:
+    from scorerate.study.rates import NUMERICAL_FRACTION
+
     for _, row in rows.iterrows():
         if judged:
             assert row["verdict_theory"] != "no verdict" and row["numerical_ratio"] < 1e-3
         else:
             assert row["verdict_theory"] == "no verdict"
             assert row["numerical_ratio"] > NUMERICAL_FRACTION
-            assert "numerical error (tv_law_steps)" in row["reason"]
+            assert f"numerical error ({source})" in row["reason"]
+
+
+@pytest.mark.parametrize("scale, judged", [(1e-6, True), (0.5, False)])
+def test_a_law_slope_whose_numerical_error_is_not_small_gets_no_verdict(scale, judged):
+    """tv_law's verdict needs its numerical error (tv_law_steps) below NUMERICAL_FRACTION
+    of the standard error of its seed mean at every n; else no verdict, and the reason says
+    so. tv_sampler (the distance to p̂_t0, not numerical for truncated) does not decide."""
+    rows, table = _law_rows(lambda n, s: scale * float(n) ** -0.5,
+                            lambda n, s: np.nan,  # no step-check seeds
+                            sampler=lambda n, s: 0.5 * float(n) ** -0.5)
+    _assert_gated(rows, judged, "tv_law_steps")
     other = table[(table["metric"] == "tv_kde") & (table["axis"] == "n")]
     assert (other["verdict_theory"] != "no verdict").all()  # the KDE has no sampler error
 
@@ -303,26 +317,9 @@ def test_the_measured_step_error_of_the_check_seeds_replaces_the_estimate(check,
     their largest measurement is the numerical error, whatever the three-law estimate of
     every seed reads: a small measurement gives a verdict the estimate would deny, a large
     one denies it and the reason names the measurement."""
-    from scorerate.study.rates import NUMERICAL_FRACTION
-
-    runs = []
-    for n in (100, 300, 1000, 3000):
-        for s in range(6):
-            r = make_run(n=n, seed=s, noise=0.05)
-            r["tv_law_steps"][...] = 0.5 * float(n) ** -0.5  # would deny every verdict
-            r["tv_law_steps_check"][...] = (check * float(n) ** -0.5 * (1 + s) if s < 2
-                                            else np.nan)
-            runs.append(r)
-    table = rate_table(combine_runs(runs, predictions=False))
-    rows = table[(table["metric"] == "tv_law") & (table["axis"] == "n")]
-    assert len(rows) == 2
-    for _, row in rows.iterrows():
-        if judged:
-            assert row["verdict_theory"] != "no verdict" and row["numerical_ratio"] < 1e-3
-        else:
-            assert row["verdict_theory"] == "no verdict"
-            assert row["numerical_ratio"] > NUMERICAL_FRACTION
-            assert "numerical error (tv_law_steps_check)" in row["reason"]
+    rows, _ = _law_rows(lambda n, s: 0.5 * float(n) ** -0.5,  # would deny every verdict
+                        lambda n, s: check * float(n) ** -0.5 * (1 + s) if s < 2 else np.nan)
+    _assert_gated(rows, judged, "tv_law_steps_check")
 
 
 def test_numerical_ratio_takes_the_largest_check_where_an_n_has_one():

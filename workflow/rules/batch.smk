@@ -25,10 +25,9 @@ def job_batches():
     k = jobs_per_client or fewer for slow (n, d) (scorerate.config.sizing.seeds_per_batch),
     each batch in seed order; the label is the batch's path under results/runs."""
     K = int(config["dask"]["jobs_per_client"])
-    checked = step_check_seeds(config)
     out = {}
     for j in jobs(config):
-        check = j["seed"] in checked
+        check = j["seed"] in check_seeds()
         k = seeds_per_batch(study_job_estimate(config, int(j["n"]), int(j["d"]), check), K)
         label = ("{density}/beta={beta}/d={d}/n={n}".format(**j) + f"/seeds={j['seed'] // k}"
                  + ("-check" if check else ""))
@@ -46,8 +45,7 @@ def batch_job_list(wildcards, output):
 
 def batch_estimate(j):
     """The cost model's estimate of one job of a batch (scorerate.config.sizing)."""
-    return study_job_estimate(config, int(j["n"]), int(j["d"]),
-                              j["seed"] in step_check_seeds(config))
+    return study_job_estimate(config, int(j["n"]), int(j["d"]), j["seed"] in check_seeds())
 
 
 def batch_mem_mb(jobs_):
@@ -77,7 +75,7 @@ for _i, (_label, _jobs) in enumerate(job_batches().items()):
         benchmark:
             f"results/benchmarks/batches/{_label}.tsv"
         params:
-            job=JOB_ARGS + (" --step-check 1" if _label.endswith("-check") else ""),
+            job=JOB_ARGS + step_check_option(_jobs[0]["seed"]),  # a batch is all or none
             dask=dask_options,
             jobs=batch_job_list,
         threads: 1

@@ -5,6 +5,7 @@
 # schema's patterns and the wildcard_constraints limit to names and numbers.
 # The job grid, the study checks and the job's arguments come from the library
 # (scorerate.config.file, scorerate.config.spec). No mathematics here: the rules call the CLI.
+import functools
 import json
 import sys
 from pathlib import Path
@@ -142,19 +143,30 @@ def all_targets():
             *run_stores(), JOB_ARGS_DIR]
 
 
+@functools.cache
+def check_seeds():
+    """Seeds whose jobs also compute the law at twice the steps (scorerate.config.file);
+    read once, after admit_config has checked the config (not at include time)."""
+    return step_check_seeds(config)
+
+
+def step_check_option(seed):
+    """The run-job option of a step-check seed's job, else nothing: the one place the
+    workflow turns step_check_seeds into a job parameter."""
+    return " --step-check 1" if int(seed) in check_seeds() else ""
+
+
 def job_options(wildcards):
-    """The job options of one job: the study's (JOB_ARGS), and `--step-check 1` on the
-    step-check seeds (scorerate.config.file.step_check_seeds), so a change of
-    step_check_seeds reruns exactly the jobs it adds or removes."""
-    return JOB_ARGS + (" --step-check 1" if int(wildcards.seed) in step_check_seeds(config)
-                       else "")
+    """The job options of one job: the study's (JOB_ARGS) and step_check_option, so a change
+    of step_check_seeds reruns exactly the jobs it adds or removes."""
+    return JOB_ARGS + step_check_option(wildcards.seed)
 
 
 def run_mem_mb(wildcards, attempt):
     """Memory (MB) of one job: the cost model of scorerate.config.sizing for this job of the study,
     with its margin, times the attempt (a retry after an out-of-memory kill asks for more)."""
     est = study_job_estimate(config, int(wildcards.n), int(wildcards.d),
-                             int(wildcards.seed) in step_check_seeds(config))
+                             int(wildcards.seed) in check_seeds())
     return resource_request(est, attempt)[0]
 
 
@@ -162,7 +174,7 @@ def run_runtime(wildcards, attempt):
     """Minutes of one job: the cost model of scorerate.config.sizing, with its margin, times the
     attempt."""
     est = study_job_estimate(config, int(wildcards.n), int(wildcards.d),
-                             int(wildcards.seed) in step_check_seeds(config))
+                             int(wildcards.seed) in check_seeds())
     return resource_request(est, attempt)[1]
 
 

@@ -356,10 +356,12 @@ def tv_steps(laws, p0, spec: JobSpec) -> float:
     return tv_between(*laws)
 
 
-def _step_error(cells, distance, spec: JobSpec) -> float:
+def _step_error(cells, distance, rule: Callable[..., float] | None = None) -> float:
+    """A rule of metrics.step_error (default: the three-law `step_error`) applied to the
+    distance to p0 of each law in cells."""
     from ..metrics.step_error import step_error
 
-    return step_error(*(distance(c.law, c.p0_mass) for c in cells))
+    return (rule or step_error)(*(distance(c.law, c.p0_mass) for c in cells))
 
 
 def tv_law_steps(cells, p0, spec: JobSpec) -> float:
@@ -368,35 +370,31 @@ def tv_law_steps(cells, p0, spec: JobSpec) -> float:
     distance from p̂_t0, which for `truncated` is not a numerical error."""
     from ..metrics.law import tv_masses
 
-    return _step_error(cells, tv_masses, spec)
+    return _step_error(cells, tv_masses)
 
 
 def l2_law_steps(cells, p0, spec: JobSpec) -> float:
     """The steps' share of l2_law, as tv_law_steps."""
     from ..metrics.law import l2_masses
 
-    return _step_error(cells, l2_masses, spec)
-
-
-def _check_error(cells, distance) -> float:
-    from ..metrics.step_error import step_error_check
-
-    return step_error_check(*(distance(c.law, c.p0_mass) for c in cells))
+    return _step_error(cells, l2_masses)
 
 
 def tv_law_steps_check(cells, p0, spec: JobSpec) -> float:
     """The steps' share of tv_law measured from the law at twice the steps:
     2 |tv_law(S) - tv_law(2S)| (metrics.step_error.step_error_check)."""
     from ..metrics.law import tv_masses
+    from ..metrics.step_error import step_error_check
 
-    return _check_error(cells, tv_masses)
+    return _step_error(cells, tv_masses, step_error_check)
 
 
 def l2_law_steps_check(cells, p0, spec: JobSpec) -> float:
     """The steps' share of l2_law, as tv_law_steps_check."""
     from ..metrics.law import l2_masses
+    from ..metrics.step_error import step_error_check
 
-    return _check_error(cells, l2_masses)
+    return _step_error(cells, l2_masses, step_error_check)
 
 
 def _check_applies(spec: JobSpec) -> str | None:

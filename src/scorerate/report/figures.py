@@ -25,6 +25,7 @@ from ..study.rates import (  # noqa: E402
     NUMERICAL_FRACTION,
     mean_band,
     numerical_budget,
+    per_n_seed,
 )
 from ..theory import T_REGIMES, score_mse_t_exponent, t_regime_mask  # noqa: E402
 
@@ -130,11 +131,6 @@ def _panel_n(ax, ns: np.ndarray, series: Mapping[str, np.ndarray], rows: pd.Data
     _loglog(ax, "n (training points)", _ylabel(metric), title)
 
 
-def _per_seed(cell: xr.Dataset, name: str, est: str) -> np.ndarray:
-    v = cell[name].sel(estimator=est) if "estimator" in cell[name].dims else cell[name]
-    return v.transpose("n", "seed").values
-
-
 def _panel_budget(ax, cell: xr.Dataset, metric: str) -> None:
     """A law metric's numerical budget vs n, per estimator: the numerical error the verdict
     is gated on (rates.numerical_budget: measured on the step-check seeds where an n has
@@ -145,10 +141,10 @@ def _panel_budget(ax, cell: xr.Dataset, metric: str) -> None:
     ns = cell["n"].values.astype(float)
     for i, est in enumerate(str(e) for e in cell[metric]["estimator"].values):
         colour, _ = series_style(i)
-        check = (_per_seed(cell, decl.numerical_check, est)
+        check = (per_n_seed(cell, decl.numerical_check, est)
                  if decl.numerical_check in cell else None)
-        error, se = numerical_budget(_per_seed(cell, metric, est),
-                                     _per_seed(cell, decl.numerical, est), check)
+        error, se = numerical_budget(per_n_seed(cell, metric, est),
+                                     per_n_seed(cell, decl.numerical, est), check)
         ok = np.isfinite(error) & (error > 0)
         measured = (np.isfinite(check).any(-1) if check is not None
                     else np.zeros(len(ns), dtype=bool))

@@ -50,6 +50,7 @@ __all__ = [
     "mean_band",
     "numerical_budget",
     "numerical_ratio",
+    "per_n_seed",
     "polylog_slope",
     "fit_slope",
     "rate_table",
@@ -380,7 +381,7 @@ def _numerical_check(metric: str, ratio: np.ndarray | None, x: np.ndarray,
                    f"(up to {worst:.2g} x)")
 
 
-def _per_n_seed(ds: xr.Dataset, name: str, est) -> np.ndarray:
+def per_n_seed(ds: xr.Dataset, name: str, est) -> np.ndarray:
     """The (n, seed) values of a study variable for one estimator."""
     v = ds[name].sel(estimator=est) if "estimator" in ds[name].dims else ds[name]
     return v.transpose("n", "seed").values
@@ -510,8 +511,8 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
             num, chk = variable(metric).numerical, variable(metric).numerical_check
             ratio, grid, measured = None, "", None
             if num is not None and num in ds:
-                nv = _per_n_seed(ds, num, est)
-                cv = _per_n_seed(ds, chk, est) if chk is not None and chk in ds else None
+                nv = per_n_seed(ds, num, est)
+                cv = per_n_seed(ds, chk, est) if chk is not None and chk in ds else None
                 ratio = numerical_ratio(vals, nv, cv)
                 measured = None if cv is None else np.isfinite(cv).any(-1)
                 if "law_resolution_used" in ds and "estimator" in ds[num].dims:
