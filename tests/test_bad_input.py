@@ -470,6 +470,7 @@ TABLE: dict[str, tuple[list[str], str, dict[str, str]]] = {
     # run-job: every kind of bad number
     "rj steps_power 5": (_rj("--steps-power", "5"), r"steps_power must be .* \[0, 2\)", {}),
     "rj chunk 0": (_rj("--chunk", "0"), r"chunk must be an integer >= 1, got 0", {}),
+    "rj steps_min 0": (_rj("--steps-min", "0"), r"steps_min must be an integer >= 1", {}),
     "rj n_t 0": (_rj("--n-t", "0"), r"n_t must be an integer >= 1", {}),
     "rj n_int 1": (_rj("--n-int", "1"), r"n_int must be an integer >= 2", {}),
     "rj n_ref 0": (_rj("--n-ref", "0"), r"n_ref must be an integer >= 2", {}),
@@ -714,6 +715,8 @@ CONFIG_TABLE: dict[str, tuple[dict, str]] = {
     "steps 0": (_C(steps=0), r"less than the minimum of 1"),
     "steps_power 5": (_C(steps_power=5), r"5 is greater than or equal to the maximum of 2"),
     "steps_at_n 1": (_C(steps_at_n=1), r"1 is less than the minimum of 2"),
+    "steps_min 0": (_C(steps_min=0), r"0 is less than the minimum of 1"),
+    "steps_min huge": (_C(steps_min=10**9), r"steps=1000000000 needs .* memory"),
     "integrator number": (_C(integrator=3), r"3 is not of type 'string'"),
     "study_seed -1": (_C(study_seed=-1), r"-1 is less than the minimum of 0"),
     "study_seed 2^64": (_C(study_seed=2**64), r"greater than or equal to the maximum"),

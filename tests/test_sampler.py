@@ -270,6 +270,12 @@ def test_steps_grow_with_n_by_the_declared_rule():
     assert steps_for(100_000, 64, 0.5, 1000) == 640
     assert steps_for(100, 64, 0.5, 1000) == math.ceil(64 / math.sqrt(10))
     assert steps_for(2, 1, 1.0, 1000) == 1  # never below one step
+    # a floor for small n: it binds where the grown count is below it, nowhere else
+    assert steps_for(100, 64, 0.5, 1000, 80) == 80
+    assert steps_for(100_000, 64, 0.5, 1000, 80) == 640
+    floored = JobSpec(density="sym_beta", beta=1.0, d=1, n=100, steps=64, steps_power=0.5,
+                      steps_min=80)
+    assert floored.n_steps == 80
     spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=100_000, steps=64, steps_power=0.5)
     assert spec.n_steps == 640 and spec.steps == 64
     with pytest.raises(ValueError, match="steps_power"):

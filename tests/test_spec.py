@@ -77,6 +77,13 @@ def test_params_hash_ignores_exactly_the_parameters_that_change_no_number():
             assert not p.in_hash
     assert base.params_hash != spec.JobSpec(density="sym_beta", beta=1.0, d=1, n=50,
                                             m=7).params_hash
+    # hash_if_set: at their default these leave every existing job's hash as it was
+    for p in spec.PARAMS:
+        if p.hash_if_set:
+            same = spec.JobSpec(density="sym_beta", beta=1.0, d=1, n=50, **{p.name: p.default})
+            other = 1 if p.default != 1 else 2
+            moved = spec.JobSpec(density="sym_beta", beta=1.0, d=1, n=50, **{p.name: other})
+            assert same.params_hash == base.params_hash != moved.params_hash, p.name
 
 
 def test_job_args_pass_an_estimator_option_only_when_it_runs():

@@ -48,15 +48,19 @@ def _check_integrator(integrator: str) -> None:
         raise ValueError(f"unknown integrator {integrator!r}; choose one of {list(INTEGRATORS)}")
 
 
-def steps_for(n: int, steps: int, power: float = 0.0, at_n: int = 1000) -> int:
-    """A step count that grows with n: ceil(steps (n / at_n)^power), at least 1.
+def steps_for(n: int, steps: int, power: float = 0.0, at_n: int = 1000,
+              minimum: int = 1) -> int:
+    """A step count that grows with n: ceil(steps (n / at_n)^power), at least `minimum`.
 
     The sampler's own error falls like 1/steps while the statistical error falls like a
     power of n, so a fixed count is eventually all discretisation (docs/results.md);
     power = 0 is the fixed count. Measured need for sym_beta, d = 1 (issue 17): about
-    n^0.43 times a log to keep the sampler's error at 10% of p̂_t0's TV.
+    n^0.43 times a log to keep the sampler's error at 10% of p̂_t0's TV. The floor is for
+    small n, where a power of n gives too few steps for the early transient of the chain
+    (benchmarks/README.md, the pilots).
     """
-    return max(1, math.ceil(int(steps) * (float(n) / float(at_n)) ** float(power)))
+    grown = math.ceil(int(steps) * (float(n) / float(at_n)) ** float(power))
+    return max(1, int(minimum), grown)
 
 
 def time_grid(t0: float, T: float, steps: int, schedule: str = "geometric",

@@ -167,8 +167,7 @@ def estimate_params(params: Mapping) -> Estimate:
     config's values with the defaults filled): the one place that reads them, so a job and
     the workflow's request for it agree. Needs n and d; the rest default (spec.PARAMS)."""
     from ..estimators import base_name, parse_variant
-    from ..sampler import steps_for
-    from .spec import BY_NAME
+    from .spec import BY_NAME, n_steps_of
 
     def get(name: str):
         v = params.get(name)
@@ -179,7 +178,7 @@ def estimate_params(params: Mapping) -> Estimate:
         tg = (tg.get("tmin"), tg.get("tmax"), tg.get("num"))
     orders = tuple(parse_variant(e)[1].get("order", params.get("highorder_order"))
                    for e in ests if base_name(e) == "highorder")
-    steps = steps_for(n, get("steps"), get("steps_power"), get("steps_at_n"))
+    steps = n_steps_of(params)
     return estimate(n=n, d=int(params["d"]), m=int(get("m")), steps=steps,
                     estimators=len(ests), n_t=int(tg[2]) if tg is not None else int(get("n_t")),
                     n_mc=int(get("n_mc")), n_int=int(get("n_int")), n_ref=int(get("n_ref")),
@@ -298,12 +297,12 @@ def check_config_size(cfg: Mapping, jobs: list[dict], *, mem_mb: float | None = 
     """
     if os.environ.get("SCORERATE_FORCE_SIZE"):
         return
-    from .spec import BY_NAME
+    from .spec import BY_NAME, n_steps_of
 
     m = cfg.get("m") or BY_NAME["m"].default
-    steps = cfg.get("steps") or BY_NAME["steps"].default
     for n, d in sorted({(int(j["n"]), int(j["d"])) for j in jobs}, reverse=True):
         est = study_job_estimate(cfg, n, d)
+        steps = n_steps_of({**cfg, "n": n})
         try:
             check_fits(est, mem_mb=mem_mb, what=f"a job with n={n}, d={d}, m={m}, "
                                                   f"steps={steps}")

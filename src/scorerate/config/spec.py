@@ -79,6 +79,9 @@ PARAMS: tuple[Param, ...] = (
           in_config=True),
     Param("steps_at_n", "int", 1000, "the n at which a growing step count equals steps",
           lo=2, in_config=True),
+    Param("steps_min", "int", 1, "the fewest steps at any n: a floor under the grown count "
+          "(small n needs more than a power of n gives)", lo=1, in_config=True,
+          hash_if_set=True),
     Param("step_check", "int", 0, "1: also compute the law at twice the steps and from it "
           "the measured step error of tv_law and l2_law (tv_law_steps_check); a study "
           "sets it on its step_check_seeds lowest seeds", lo=0, hi=2, hash_if_set=True),
@@ -115,6 +118,19 @@ PARAMS: tuple[Param, ...] = (
     *config_params(),
 )
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+def n_steps_of(params: Mapping) -> int:
+    """The step count of a job given by its parameters (a JobSpec's, or a study config's
+    with n set; missing or null ones default): the one place that applies the step rule."""
+    from ..sampler import steps_for
+
+    def get(name: str):
+        v = params.get(name)
+        return BY_NAME[name].default if v is None else v
+
+    return steps_for(int(params["n"]), get("steps"), get("steps_power"), get("steps_at_n"),
+                     get("steps_min"))
 
 
 class _SpecMethods:
@@ -169,10 +185,8 @@ class _SpecMethods:
     @property
     def n_steps(self) -> int:
         """The sampler's step count for this job (sampler.steps_for: steps, grown with n
-        when steps_power > 0)."""
-        from ..sampler import steps_for
-
-        return steps_for(self.n, self.steps, self.steps_power, self.steps_at_n)
+        when steps_power > 0, at least steps_min)."""
+        return n_steps_of(self.params())
 
     @property
     def params_hash(self) -> str:
