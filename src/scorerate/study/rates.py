@@ -498,8 +498,7 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
         th = theory_exponent(metric, beta, d)
         ests = var["estimator"].values if "estimator" in var.dims else [KDE_ESTIMATOR]
         for est in ests:
-            v = var.sel(estimator=est) if "estimator" in var.dims else var
-            vals = v.transpose("n", "seed").values
+            vals = per_n_seed(ds, metric, est)
             if not np.isfinite(vals).any():
                 continue
             if variable(metric).fit_rms:  # slope of sqrt(mean X^2): half that of mean X^2
@@ -516,8 +515,7 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
                 ratio = numerical_ratio(vals, nv, cv)
                 measured = None if cv is None else np.isfinite(cv).any(-1)
                 if "law_resolution_used" in ds and "estimator" in ds[num].dims:
-                    used = ds["law_resolution_used"].sel(estimator=est)
-                    grid = _grid_check(used.transpose("n", "seed").values,
+                    grid = _grid_check(per_n_seed(ds, "law_resolution_used", est),
                                        asked_resolution(ds), ns)
             worst, why = _numerical_check(metric, ratio, ns, measured)
             judged = _judge(fit, th, ns, _nanmean(vals),
