@@ -164,19 +164,20 @@ def _mode(T, M, out):  # pragma: no cover - numba
 
 
 @njit(parallel=True, cache=True)
-def _mode_last(T, MT, out):  # pragma: no cover - numba
-    """out[p, a] = sum_k MT[k, a] T[p, k] (the last axis), k ascending, vector over a."""
+def _mode_last(T, M, out):  # pragma: no cover - numba
+    """out[p, a] = sum_k M[a, k] T[p, k] (the last axis), k ascending, one dot product per
+    (p, a) reading M's rows in place (a transposed copy of M cost 15% of a 1-D law)."""
     P, K = T.shape
-    A = MT.shape[1]
-    for p in prange(P):
-        acc = np.zeros(A)
+    A = M.shape[0]
+    for job in prange(P * A):
+        p = job // A
+        a = job % A
+        acc = 0.0
         for k in range(K):
             w = T[p, k]
             if w != 0.0:
-                row = MT[k]
-                for a in range(A):
-                    acc[a] += w * row[a]
-        out[p] = acc
+                acc += w * M[a, k]
+        out[p, a] = acc
 
 
 def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
@@ -187,7 +188,7 @@ def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
         P, R = math.prod(shp[:j]), math.prod(shp[j + 1:])
         new = np.empty((P, M.shape[0], R))
         if R == 1:
-            _mode_last(out.reshape(P, shp[j]), np.ascontiguousarray(M.T, dtype=np.float64),
+            _mode_last(out.reshape(P, shp[j]), np.ascontiguousarray(M, dtype=np.float64),
                        new.reshape(P, M.shape[0]))
         else:
             _mode(out.reshape(P, shp[j], R), np.ascontiguousarray(M, dtype=np.float64), new)
