@@ -358,8 +358,10 @@ class GridScorer(TrainShape):
         if C is not None:
             K, M, U, W, off = [], [], [], [], []
             for j, x in enumerate(axes):
-                g = origin[j] + h * np.arange(C.shape[j])
-                gb = origin[j] + hb * np.arange(H.shape[j] + 1)  # bin edges
+                L = C.shape[j]
+                # the nodes and one more: the histogram's bin edges (width hb = 2h) are every
+                # other node, bit for bit (h * 2e and 2h * e round the same real product)
+                g = origin[j] + h * np.arange(L + 1)
                 other = tuple(i for i in range(d) if i != j)
                 occ = H.sum(axis=other) > 0                      # bins holding points
                 live = np.flatnonzero(np.abs(C).sum(axis=other) > 0)  # nodes with weight
@@ -369,15 +371,20 @@ class GridScorer(TrainShape):
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
                 D = xs[:, None] - g[None, :]
-                K.append(np.exp(np.minimum(o[:, None] - D * D * inv, 0.0)))
-                M.append(-D * K[-1])
-                el, er = gb[None, :-1] - xs[:, None], gb[None, 1:] - xs[:, None]
-                near = np.where((el <= 0) & (er >= 0), 0.0, np.minimum(np.abs(el), np.abs(er)))
-                farr = np.maximum(np.abs(el), np.abs(er))
-                U.append(np.where(occ, np.exp(np.minimum(o[:, None] - near * near * inv, 0.0)),
-                                  0.0))
-                W.append(np.where(occ, np.exp(np.minimum(o[:, None] - farr * farr * inv, 0.0)),
-                                  0.0))
+                K.append(np.exp(np.minimum(o[:, None] - D[:, :L] * D[:, :L] * inv, 0.0)))
+                M.append(-D[:, :L] * K[-1])
+                # the bounds' kernel at the bin edges is the kernel at even nodes (no new
+                # exp): U takes the nearer edge (1 inside the bin), W the farther one
+                last = np.exp(np.minimum(o - D[:, L] * D[:, L] * inv, 0.0))
+                Ed = np.concatenate([K[-1][:, 0::2], last[:, None]], axis=1)
+                Dd = np.abs(D[:, 0::2])
+                left, right = D[:, 0:L:2], D[:, 2::2]
+                inside = (left >= 0) & (right <= 0)
+                nearer_left = Dd[:, :-1] <= Dd[:, 1:]
+                U.append(np.where(occ, np.where(inside, 1.0, np.where(
+                    nearer_left, Ed[:, :-1], Ed[:, 1:])), 0.0))
+                W.append(np.where(occ, np.where(Dd[:, :-1] >= Dd[:, 1:], Ed[:, :-1],
+                                                Ed[:, 1:]), 0.0))
                 off.append(o)
             offs = np.zeros(G)
             for j, o in enumerate(off):
