@@ -254,3 +254,39 @@ def test_slabs_beyond_the_data_are_bound_by_distance_alone(d):
     ref_lp, _ = dense.sums(x[finite], t)
     decided = lp[finite] <= cut
     assert decided.sum() > 0 and np.all(ref_lp[decided] <= cut + 1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_a_call_past_the_block_budget_gives_the_whole_calls_bits(d, monkeypatch):
+    """A call whose matrices exceed CHUNK_BYTES runs in blocks of first-axis coordinates: the
+    very bits of one whole call (each cell reads only its own kernel rows), with `need` and a
+    per-cell cut sliced along; past MAX_MATRIX_BYTES it used to send every cell exact."""
+    from scorerate.engine import grid
+
+    n, t = 300, 0.01
+    X = density("sym_beta", beta=1.0, d=d).sample(n, seed=21)
+    dense = GaussianEngine(X, backend="dense")
+    axes = axes_for(d, t, {1: 240, 2: 50}[d], reach=4.0)
+    G = tuple(a.size for a in axes)
+    cut = theory.log_rho_n(n, t, d) + np.linspace(-1.0, 1.0, G[-1])  # varies by cell
+    need = np.ones(G, dtype=bool)
+    need[::7] = False
+    whole = GridScorer(X).sums(axes, t, log_cut=cut, exact=dense.sums, need=need)
+    calls = []
+    real = GridScorer._sums_by_rows
+
+    def spy(self, *args):
+        calls.append(args[-1])
+        return real(self, *args)
+
+    monkeypatch.setattr(GridScorer, "_sums_by_rows", spy)
+    nodes = GridScorer(X).lattice_shape(t)
+    monkeypatch.setattr(grid, "CHUNK_BYTES", grid._matrix_bytes((17, *G[1:]), nodes))
+    blocks = GridScorer(X).sums(axes, t, log_cut=cut, exact=dense.sums, need=need)
+    assert calls and calls[0] < G[0]  # split into blocks (of 17 rows less the far slabs)
+    assert np.array_equal(blocks.logp, whole.logp) and np.array_equal(blocks.mean, whole.mean)
+    assert blocks.methods == whole.methods
+    monkeypatch.setattr(grid, "MAX_MATRIX_BYTES", grid.CHUNK_BYTES)  # the old limit, hit
+    again = GridScorer(X).sums(axes, t, log_cut=cut, exact=dense.sums, need=need)
+    assert again.methods["exact"] == whole.methods["exact"]
+    assert np.array_equal(again.logp, whole.logp)

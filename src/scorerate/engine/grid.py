@@ -58,11 +58,20 @@ MAX_NODES = 1 << 26
 #: bytes; beyond it (a law on a very fine grid: tiny t0) every cell is computed exactly,
 #: as without a grid score, instead of exhausting memory
 MAX_MATRIX_BYTES = 1 << 30
+#: a call whose matrices would take more is computed in blocks of first-axis coordinates
+#: (the same values: see GridScorer._sums_by_rows); smaller blocks also stay in cache
+CHUNK_BYTES = 1 << 22
 
 
 def _matrix_bytes(cells: tuple[int, ...], nodes: tuple[int, ...]) -> int:
     """Bytes of the ~12 float64 (cells x nodes) arrays `sums` builds per axis."""
     return 12 * 8 * sum(int(g) * int(n) for g, n in zip(cells, nodes, strict=True))
+def _rows_within(cells: tuple[int, ...], nodes: tuple[int, ...], budget: int) -> int:
+    """First-axis coordinates per block that keep `_matrix_bytes` within budget (0: none)."""
+    rest = _matrix_bytes((0, *cells[1:]), nodes)
+    return max(0, (budget - rest) // (12 * 8 * int(nodes[0])))
+
+
 #: lattice nodes worth spending per dimension: where the lattice that certifies the
 #: threshold level is smaller, a finer one (down to R_FLOOR) extends the certified tail
 BUDGET = {1: 1 << 16, 2: 1 << 20, 3: 1 << 21}
@@ -320,6 +329,30 @@ class GridScorer(TrainShape):
             ratio, nodes = sub.ratio, sub.nodes
         return GridSums(logp=logp, mean=mean, methods=methods, ratio=ratio, nodes=nodes)
 
+    def _sums_by_rows(self, axes, t, log_cut, exact, need, G, rows) -> GridSums:
+        """`_sums_on_lattice` over blocks of `rows` first-axis coordinates: a cell's value does
+        not depend on the other cells asked for (its own row of each kernel matrix, summed
+        in the same order), so the blocks give the whole call's values with matrices
+        within CHUNK_BYTES (past MAX_MATRIX_BYTES the call used to go exact, cell by cell:
+        at t ~ 1e-4 and n = 1e5 that was half a 1-D law's time)."""
+        cut = None if log_cut is None or np.ndim(log_cut) == 0 else np.broadcast_to(
+            np.asarray(log_cut, dtype=np.float64), G)
+        want = None if need is None else np.asarray(need, dtype=bool).reshape(G)
+        parts = []
+        for i in range(0, G[0], rows):
+            block = slice(i, min(i + rows, G[0]))
+            parts.append(self._sums_on_lattice(
+                [axes[0][block], *axes[1:]], t, log_cut if cut is None else cut[block], exact,
+                None if want is None else want[block], (block.stop - block.start, *G[1:])))
+        methods: dict[str, int] = {}
+        for part in parts:
+            for key, v in part.methods.items():
+                methods[key] = methods.get(key, 0) + v
+        done = [p for p in parts if p.nodes] or parts
+        return GridSums(logp=np.concatenate([p.logp for p in parts]),
+                        mean=np.concatenate([p.mean for p in parts]), methods=methods,
+                        ratio=done[0].ratio, nodes=done[0].nodes)
+
     def sums(self, axes: Sequence[np.ndarray], t: float, *,
              log_cut: float | np.ndarray | None = None,
              exact: ExactFn | None = None, need: np.ndarray | None = None) -> GridSums:
@@ -332,7 +365,7 @@ class GridScorer(TrainShape):
         need : optional bool (G_1, ..., G_d): cells outside it that the grid cannot vouch
             for are not computed ("skipped": logp -inf, mean x), e.g. cells the law drops.
         """
-        d, n = self.d, self.n
+        d = self.d
         axes = [np.ascontiguousarray(a, dtype=np.float64).ravel() for a in axes]
         if len(axes) != d:
             raise ValueError(f"need {d} axes, got {len(axes)}")
@@ -343,9 +376,20 @@ class GridScorer(TrainShape):
             on_slabs = self._sums_on_slabs(axes, float(t), log_cut, exact, need, G)
             if on_slabs is not None:
                 return on_slabs
+        return self._sums_on_lattice(axes, float(t), log_cut, exact, need, G)
+
+    def _sums_on_lattice(self, axes, t, log_cut, exact, need, G) -> GridSums:
+        """`sums` once the far slabs are set aside: certified cells from the lattice, the
+        bound, the exact fallback (in blocks of rows past CHUNK_BYTES)."""
+        d, n = self.d, self.n
         lev, origin, h, C, hb, H = self._get_lattice(float(t))
-        if C is not None and _matrix_bytes(G, C.shape) > MAX_MATRIX_BYTES:
-            C = None  # per-axis matrices beyond the memory budget: every cell goes exact
+        if C is not None and _matrix_bytes(G, C.shape) > CHUNK_BYTES:
+            rows = (_rows_within(G, C.shape, CHUNK_BYTES)
+                    or _rows_within(G, C.shape, MAX_MATRIX_BYTES))
+            if rows == 0:
+                C = None  # even one row beyond the memory budget: every cell goes exact
+            elif rows < G[0]:
+                return self._sums_by_rows(axes, float(t), log_cut, exact, need, G, rows)
         log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
         logp = np.full(G, -np.inf)
         mean = np.zeros((*G, d))
