@@ -400,7 +400,7 @@ class GridScorer(TrainShape):
         far_axes = [~(np.abs(a - 0.5 * (lo + hi)) <= 1e100 * min(1.0, math.sqrt(t)))
                     for a, lo, hi in zip(axes, self.lo, self.hi, strict=True)]
         if C is not None:
-            K, M, U, W, off = [], [], [], [], []
+            U, W, off, kern = [], [], [], []
             for j, x in enumerate(axes):
                 L = C.shape[j]
                 # the nodes and one more: the histogram's bin edges (width hb = 2h) are every
@@ -414,22 +414,20 @@ class GridScorer(TrainShape):
                 a_lo, a_hi = g[live[0]], g[live[-1]]
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
-                D = xs[:, None] - g[None, :]
-                K.append(np.exp(np.minimum(o[:, None] - D[:, :L] * D[:, :L] * inv, 0.0)))
-                M.append(-D[:, :L] * K[-1])
-                # the bounds' kernel at the bin edges is the kernel at even nodes (no new
-                # exp): U takes the nearer edge (1 inside the bin), W the farther one
-                last = np.exp(np.minimum(o - D[:, L] * D[:, L] * inv, 0.0))
-                Ed = np.concatenate([K[-1][:, 0::2], last[:, None]], axis=1)
-                Dd = np.abs(D[:, 0::2])
-                left, right = D[:, 0:L:2], D[:, 2::2]
-                inside = (left >= 0) & (right <= 0)
+                # the kernel at the bin edges (the even nodes) bounds every cell: U takes the
+                # nearer edge (1 inside the bin), W the farther one; the odd nodes are needed
+                # only by the cells the bounds leave to the grid (below)
+                De = xs[:, None] - g[None, 0::2]
+                Ed = np.exp(np.minimum(o[:, None] - De * De * inv, 0.0))
+                Dd = np.abs(De)
+                inside = (De[:, :-1] >= 0) & (De[:, 1:] <= 0)
                 nearer_left = Dd[:, :-1] <= Dd[:, 1:]
                 U.append(np.where(occ, np.where(inside, 1.0, np.where(
                     nearer_left, Ed[:, :-1], Ed[:, 1:])), 0.0))
                 W.append(np.where(occ, np.where(Dd[:, :-1] >= Dd[:, 1:], Ed[:, :-1],
                                                 Ed[:, 1:]), 0.0))
                 off.append(o)
+                kern.append((xs, o, g[:L], Ed[:, :L // 2]))
             offs = np.zeros(G)
             for j, o in enumerate(off):
                 offs = offs + o.reshape((-1,) + (1,) * (d - 1 - j))
@@ -454,7 +452,15 @@ class GridScorer(TrainShape):
                     box.append(slice(int(hit[0]), int(hit[-1]) + 1))
                 box = tuple(box)
                 ok = grid_ok[box]
-                Kb = [K[j][box[j]] for j in range(d)]
+                Kb, Mb = [], []
+                for j, (xs, o, g, even) in enumerate(kern):
+                    D = xs[box[j], None] - g[None, :]
+                    Kj = np.empty(D.shape)
+                    Kj[:, 0::2] = even[box[j]]
+                    Do = D[:, 1::2]
+                    Kj[:, 1::2] = np.exp(np.minimum(o[box[j], None] - Do * Do * inv, 0.0))
+                    Kb.append(Kj)
+                    Mb.append(-D * Kj)
                 S0 = _contract(C, Kb)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     lp = np.log(S0) - offs[box] + log_norm
@@ -462,7 +468,7 @@ class GridScorer(TrainShape):
                 grid_ok[box] = ok
                 logp[box][ok] = lp[ok]
                 for j in range(d):
-                    S1 = _contract(C, [M[i][box[i]] if i == j else Kb[i] for i in range(d)])
+                    S1 = _contract(C, [Mb[i] if i == j else Kb[i] for i in range(d)])
                     xj = axes[j][box[j]].reshape((-1,) + (1,) * (d - 1 - j))
                     with np.errstate(divide="ignore", invalid="ignore"):
                         mj = xj + S1 / S0
