@@ -1,0 +1,125 @@
+"""Exact-law cost of the source tree as it is against an earlier commit's, in one run (d = 1).
+
+    NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
+        python benchmarks/law_versions.py --ref f0912da --n 10000 100000
+
+The earlier commit is checked out into a temporary git worktree; each law runs in a fresh
+subprocess with that tree's (or this one's) src/ first on the path, the two versions
+alternating, so both see the same machine load. For sym_beta (beta 1, d = 1), one
+training set, the theory's t0 and T, a Heun law at the job's step count for that n
+(--steps at n = 1e3 grown as (n / 1e3)^--power, at least --steps): CPU seconds (median
+over --repeats, each subprocess after one warm-up law that compiles the numba kernels),
+and the TV between the two versions' laws on the union of their cells.
+
+Writes <out>/law_versions[_tag].json and .md (default benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from provenance import commit, machine
+
+_ONE_LAW = r"""
+import json, sys, time
+import numpy as np
+from scorerate import density
+from scorerate.estimators import build
+from scorerate.metrics import law
+n, est_name, steps, out = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+p0 = density("sym_beta", beta=1.0, d=1)
+law.output_law(build("truncated", p0.sample(1000, seed=0), {}), d=1, t0=0.01, T=10.0,
+               steps=4, integrator="heun", resolution=2.0)  # compile
+est = build(est_name, p0.sample(n, seed=1), {})
+t = time.process_time()
+L = law.output_law(est, d=1, t0=n ** (-2.0 / 3.0), T=n ** (2.0 / 3.0), steps=steps,
+                   integrator="heun", resolution=2.0)
+cpu = time.process_time() - t
+np.savez(out, edges=L.edges[0], mass=L.mass)
+print(json.dumps({"cpu_s": cpu}))
+"""
+
+
+def _tv(a: dict, b: dict) -> float:
+    """TV between two 1-D cell laws on the union of their edges (uniform within cells)."""
+    edges = np.union1d(a["edges"], b["edges"])
+
+    def on(law: dict) -> np.ndarray:
+        cdf = np.concatenate([[0.0], np.cumsum(law["mass"])])
+        return np.diff(np.interp(edges, law["edges"], cdf))
+
+    return 0.5 * float(np.abs(on(a) - on(b)).sum())
+
+
+def _run(src: Path, n: int, est: str, steps: int, out: Path) -> float:
+    env = dict(os.environ, PYTHONPATH=str(src))
+    res = subprocess.run([sys.executable, "-c", _ONE_LAW, str(n), est, str(steps), str(out)],
+                         env=env, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])["cpu_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ref", required=True, help="the earlier commit")
+    ap.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--power", type=float, default=0.33)
+    ap.add_argument("--estimators", nargs="+", default=["truncated", "regularized", "empirical"])
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--tag", default="")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args()
+    repo = Path(__file__).resolve().parent.parent
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "ref"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.ref], cwd=repo,
+                       check=True, capture_output=True)
+        try:
+            srcs = {"now": repo / "src", "ref": tree / "src"}
+            for n in args.n:
+                steps = max(args.steps, math.ceil(args.steps * (n / 1000) ** args.power))
+                for est in args.estimators:
+                    times: dict[str, list[float]] = {"now": [], "ref": []}
+                    for r in range(args.repeats):
+                        for which in (("now", "ref") if r % 2 == 0 else ("ref", "now")):
+                            times[which].append(_run(srcs[which], n, est, steps,
+                                                     Path(tmp) / f"{which}.npz"))
+                    laws = {w: dict(np.load(Path(tmp) / f"{w}.npz")) for w in srcs}
+                    row = {"n": n, "estimator": est, "steps": steps,
+                           "cpu_s_now": statistics.median(times["now"]),
+                           "cpu_s_ref": statistics.median(times["ref"]),
+                           "tv_between": _tv(laws["now"], laws["ref"])}
+                    row["speedup"] = row["cpu_s_ref"] / row["cpu_s_now"]
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo,
+                           capture_output=True)
+    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": commit(),
+            "ref": args.ref, "machine": machine(), "args": vars(args)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "law_versions" + (f"_{args.tag}" if args.tag else "")
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    lines = [f"| n | estimator | Heun steps | CPU s now | CPU s at {args.ref} | speed-up "
+             "| TV between the laws |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['n']:g} | {r['estimator']} | {r['steps']} | {r['cpu_s_now']:.1f} | "
+              f"{r['cpu_s_ref']:.1f} | {r['speedup']:.2f} | {r['tv_between']:.1e} |"
+              for r in rows]
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
