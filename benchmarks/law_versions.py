@@ -9,7 +9,9 @@ alternating, so both see the same machine load. For sym_beta (beta 1, d = 1), on
 training set, the theory's t0 and T, a Heun law at the job's step count for that n
 (--steps at n = 1e3 grown as (n / 1e3)^--power, at least --steps): CPU seconds (median
 over --repeats, each subprocess after one warm-up law that compiles the numba kernels),
-and the TV between the two versions' laws on the union of their cells.
+the TV between the two versions' laws on the union of their cells (uniform within a cell:
+where the cells differ this includes the grid's own error), each law's tv_law and l2_law
+to p0 and its cell count.
 
 Writes <out>/law_versions[_tag].json and .md (default benchmarks/results/).
 """
@@ -46,7 +48,8 @@ L = law.output_law(est, d=1, t0=n ** (-2.0 / 3.0), T=n ** (2.0 / 3.0), steps=ste
                    integrator="heun", resolution=2.0)
 cpu = time.process_time() - t
 np.savez(out, edges=L.edges[0], mass=L.mass)
-print(json.dumps({"cpu_s": cpu}))
+print(json.dumps({"cpu_s": cpu, "tv_law": law.tv_law(L, p0), "l2_law": law.l2_law(L, p0),
+                  "cells": int(L.mass.size)}))
 """
 
 
@@ -61,11 +64,12 @@ def _tv(a: dict, b: dict) -> float:
     return 0.5 * float(np.abs(on(a) - on(b)).sum())
 
 
-def _run(src: Path, n: int, est: str, steps: int, out: Path) -> float:
+def _run(src: Path, n: int, est: str, steps: int, out: Path) -> dict:
+    """CPU seconds, tv_law, l2_law and cells of one law computed by the tree `src`."""
     env = dict(os.environ, PYTHONPATH=str(src))
     res = subprocess.run([sys.executable, "-c", _ONE_LAW, str(n), est, str(steps), str(out)],
                          env=env, capture_output=True, text=True, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])["cpu_s"]
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -90,16 +94,18 @@ def main() -> None:
             for n in args.n:
                 steps = max(args.steps, math.ceil(args.steps * (n / 1000) ** args.power))
                 for est in args.estimators:
-                    times: dict[str, list[float]] = {"now": [], "ref": []}
+                    got: dict[str, list[dict]] = {"now": [], "ref": []}
                     for r in range(args.repeats):
                         for which in (("now", "ref") if r % 2 == 0 else ("ref", "now")):
-                            times[which].append(_run(srcs[which], n, est, steps,
-                                                     Path(tmp) / f"{which}.npz"))
+                            got[which].append(_run(srcs[which], n, est, steps,
+                                                   Path(tmp) / f"{which}.npz"))
                     laws = {w: dict(np.load(Path(tmp) / f"{w}.npz")) for w in srcs}
                     row = {"n": n, "estimator": est, "steps": steps,
-                           "cpu_s_now": statistics.median(times["now"]),
-                           "cpu_s_ref": statistics.median(times["ref"]),
                            "tv_between": _tv(laws["now"], laws["ref"])}
+                    for w in srcs:
+                        row[f"cpu_s_{w}"] = statistics.median(g["cpu_s"] for g in got[w])
+                        for key in ("tv_law", "l2_law", "cells"):
+                            row[f"{key}_{w}"] = got[w][-1][key]
                     row["speedup"] = row["cpu_s_ref"] / row["cpu_s_now"]
                     rows.append(row)
                     print(json.dumps(row), flush=True)
@@ -113,10 +119,12 @@ def main() -> None:
     stem = "law_versions" + (f"_{args.tag}" if args.tag else "")
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     lines = [f"| n | estimator | Heun steps | CPU s now | CPU s at {args.ref} | speed-up "
-             "| TV between the laws |", "|---|---|---|---|---|---|---|"]
+             "| TV between the laws | tv_law now - then | cells now / then |",
+             "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['n']:g} | {r['estimator']} | {r['steps']} | {r['cpu_s_now']:.1f} | "
-              f"{r['cpu_s_ref']:.1f} | {r['speedup']:.2f} | {r['tv_between']:.1e} |"
-              for r in rows]
+              f"{r['cpu_s_ref']:.1f} | {r['speedup']:.2f} | {r['tv_between']:.1e} | "
+              f"{r['tv_law_now'] - r['tv_law_ref']:.1e} | {r['cells_now']} / "
+              f"{r['cells_ref']} |" for r in rows]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
