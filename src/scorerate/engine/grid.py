@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from .base import TrainShape, as_points
-from .gridbound import log_s_min, spacing_ratio
+from .gridbound import lebesgue, log_s_min, spacing_ratio
 from .normal_cells import KERNEL_BAND, normal_cell_probs
 
 __all__ = ["GridScorer", "GridSums"]
@@ -66,6 +66,53 @@ CHUNK_BYTES = 1 << 22
 def _matrix_bytes(cells: tuple[int, ...], nodes: tuple[int, ...]) -> int:
     """Bytes of the ~12 float64 (cells x nodes) arrays `sums` builds per axis."""
     return 12 * 8 * sum(int(g) * int(n) for g, n in zip(cells, nodes, strict=True))
+def _windows(kern, box, log_lo, n: int, q: int, h: float, t: float, rtol: float,
+             lsm: float) -> list[tuple[slice, np.ndarray]]:
+    """Per axis, the reach of each row of the box (the lattice nodes its certified cells
+    need: |x - g| <= reach) and the slice of nodes (even start) that covers every row's.
+
+    gridbound's certificate splits each query's points at |z| = Z, Z from its S_lo: those
+    beyond carry, binned or not, at most rtol / 8 of S. A node farther than Z + q r / 2
+    from the query serves only points beyond Z (a point's stencil spans q r / 2), so
+    dropping it keeps the same bound; Z <= (a + 1) + sqrt((a + 1)^2 + 2 c) solves
+    Z^2 / 2 - a Z - log(Z + 1) >= c = log(8 n (1 + Lambda^d) / rtol) - log S_lo. On the
+    first axis a row's Z is its cells' largest (a block of rows holds whole rows); on the
+    others it is the one of log S_lo = lsm, so that no row's nodes depend on which other
+    rows share its call (the values do not depend on blocks or chunks). Cost: the kernel
+    over ~2 (Z + 1) / r nodes per query instead of the whole lattice."""
+    d = len(kern)
+    r = h / math.sqrt(t)
+    a = math.sqrt(d) * q * r / 2.0
+    top = math.log(8.0 * n * (1.0 + lebesgue(q) ** d) / rtol)
+
+    def reach_of(lo: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            Z = (a + 1.0) + np.sqrt((a + 1.0) ** 2 + 2.0 * np.maximum(top - lo, 0.0))
+        return np.where(np.isfinite(lo), (Z + q * r / 2.0 + 1.0) * math.sqrt(t), -np.inf)
+
+    out = []
+    for j, (xs, _o, g, _even) in enumerate(kern):
+        x = xs[box[j]]
+        if j == 0:
+            per_row = reach_of(log_lo.min(axis=tuple(range(1, d))) if d > 1 else log_lo)
+        else:
+            per_row = np.where(np.isfinite(log_lo).any(
+                axis=tuple(i for i in range(d) if i != j)), float(reach_of(np.array(lsm))),
+                -np.inf)
+        L = g.size
+        kept = np.isfinite(per_row)
+        if not kept.any():
+            out.append((slice(0, 0), per_row))
+            continue
+        lo = float(np.min((x - per_row)[kept]))
+        hi = float(np.max((x + per_row)[kept]))
+        k0 = max(0, math.floor((lo - g[0]) / h) - 1)
+        k0 -= k0 % 2
+        k1 = min(L, math.ceil((hi - g[0]) / h) + 2)
+        out.append((slice(k0, max(k1, k0)), per_row))
+    return out
+
+
 def _rows_within(cells: tuple[int, ...], nodes: tuple[int, ...], budget: int) -> int:
     """First-axis coordinates per block that keep `_matrix_bytes` within budget (0: none)."""
     rest = _matrix_bytes((0, *cells[1:]), nodes)
@@ -452,15 +499,21 @@ class GridScorer(TrainShape):
                     box.append(slice(int(hit[0]), int(hit[-1]) + 1))
                 box = tuple(box)
                 ok = grid_ok[box]
+                win = _windows(kern, box, np.where(grid_ok, log_lo, np.inf)[box], n, self.q,
+                               h, t, self.rtol, lsm)
                 Kb, Mb = [], []
                 for j, (xs, o, g, even) in enumerate(kern):
-                    D = xs[box[j], None] - g[None, :]
+                    cols, reach = win[j]
+                    k0, k1 = cols.start, cols.stop
+                    D = xs[box[j], None] - g[None, k0:k1]
                     Kj = np.empty(D.shape)
-                    Kj[:, 0::2] = even[box[j]]
+                    Kj[:, 0::2] = even[box[j], k0 // 2:k0 // 2 + (k1 - k0 + 1) // 2]
                     Do = D[:, 1::2]
                     Kj[:, 1::2] = np.exp(np.minimum(o[box[j], None] - Do * Do * inv, 0.0))
+                    Kj[~(np.abs(D) <= reach[:, None])] = 0.0  # beyond the row's own reach
                     Kb.append(Kj)
                     Mb.append(-D * Kj)
+                C = C[tuple(w for w, _ in win)]
                 S0 = _contract(C, Kb)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     lp = np.log(S0) - offs[box] + log_norm
