@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
+    started = commit()  # the code this process runs (HEAD may move while it does)
     p0 = density("sym_beta", beta=1.0, d=1)
     _law("truncated", p0.sample(1000, seed=0), 1000, 4, "heun", None, 2.0)  # compile
     rows = []
@@ -99,7 +100,7 @@ def main() -> None:
                 row["speedup"] = row["cpu_s_" + args.against] / row["cpu_s_as_is"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": commit(),
+    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": started,
             "machine": machine(), "args": vars(args)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
+    started = commit()  # the code this process runs (HEAD may move while it does)
     repo = Path(__file__).resolve().parent.parent
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +113,7 @@ def main() -> None:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo,
                            capture_output=True)
-    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": commit(),
+    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": started,
             "ref": args.ref, "machine": machine(), "args": vars(args)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
