@@ -275,6 +275,7 @@ class GridScorer(TrainShape):
                         * 128.0).astype(np.int64)
         self._sorted = np.ascontiguousarray(self.train[np.lexsort(cell.T[::-1])])
         self._lattice: tuple | None = None  # (level, origin, h, C, hb, H)
+        self._axis_cache: tuple | None = None  # (level, per-axis nodes: _axis_nodes)
 
     def lattice_shape(self, t: float) -> tuple[int, ...]:
         """Nodes per axis of the lattice used at time t."""
@@ -315,6 +316,26 @@ class GridScorer(TrainShape):
         H = H.reshape(hshape)
         self._lattice = (lev, origin, h, C, 2 * h, H)
         return self._lattice
+
+    def _axis_nodes(self, lev: int) -> list[tuple]:
+        """Per axis of the current lattice (level lev): its nodes and one more (g), the
+        histogram's occupied bins, and the outermost nodes with weight; kept while the level
+        is (a law's step asks for them in every block of every call)."""
+        cached = self._axis_cache
+        if cached is not None and cached[0] == lev:
+            return cached[1]
+        _, origin, h, C, _, H = self._lattice
+        out = []
+        for j in range(self.d):
+            # the histogram's bin edges (width 2h) are every other node, bit for bit
+            # (h * 2e and 2h * e round the same real product)
+            g = origin[j] + h * np.arange(C.shape[j] + 1)
+            other = tuple(i for i in range(self.d) if i != j)
+            occ = H.sum(axis=other) > 0                           # bins holding points
+            live = np.flatnonzero(np.abs(C).sum(axis=other) > 0)  # nodes with weight
+            out.append((g, occ, g[live[0]], g[live[-1]]))
+        self._axis_cache = (lev, out)
+        return out
 
     def cell_masses(self, edges: Sequence[np.ndarray], t: float) -> np.ndarray:
         """p̂_t's mass in every cell of the tensor grid with these edges, (G_1, ..., G_d).
@@ -450,15 +471,9 @@ class GridScorer(TrainShape):
             U, W, off, kern = [], [], [], []
             for j, x in enumerate(axes):
                 L = C.shape[j]
-                # the nodes and one more: the histogram's bin edges (width hb = 2h) are every
-                # other node, bit for bit (h * 2e and 2h * e round the same real product)
-                g = origin[j] + h * np.arange(L + 1)
-                other = tuple(i for i in range(d) if i != j)
-                occ = H.sum(axis=other) > 0                      # bins holding points
-                live = np.flatnonzero(np.abs(C).sum(axis=other) > 0)  # nodes with weight
+                g, occ, a_lo, a_hi = self._axis_nodes(lev)[j]
                 xs = np.where(far_axes[j], 0.5 * (self.lo[j] + self.hi[j]), x)
                 inv = 0.5 / t
-                a_lo, a_hi = g[live[0]], g[live[-1]]
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
                 # the kernel at the bin edges (the even nodes) bounds every cell: U takes the
