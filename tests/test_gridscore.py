@@ -256,14 +256,17 @@ def test_slabs_beyond_the_data_are_bound_by_distance_alone(d):
     assert decided.sum() > 0 and np.all(ref_lp[decided] <= cut + 1e-9)
 
 
+@pytest.mark.parametrize("n", [300, 3000])
 @pytest.mark.parametrize("d", [1, 2])
-def test_a_call_past_the_block_budget_gives_the_whole_calls_bits(d, monkeypatch):
+def test_a_call_past_the_block_budget_gives_the_whole_calls_bits(d, n, monkeypatch):
     """A call whose matrices exceed CHUNK_BYTES runs in blocks of first-axis coordinates: the
     very bits of one whole call (each cell reads only its own kernel rows), with `need` and a
-    per-cell cut sliced along; past MAX_MATRIX_BYTES it used to send every cell exact."""
+    per-cell cut sliced along. Past MAX_MATRIX_BYTES it still does so where a lattice row
+    holds no more nodes than the data has points; where it holds more (n = 300: ~1000
+    nodes) an exact O(n) sum per cell is cheaper, and the cells go exact, within rtol."""
     from scorerate.engine import grid
 
-    n, t = 300, 0.01
+    t = 0.01
     X = density("sym_beta", beta=1.0, d=d).sample(n, seed=21)
     dense = GaussianEngine(X, backend="dense")
     axes = axes_for(d, t, {1: 240, 2: 50}[d], reach=4.0)
@@ -286,7 +289,17 @@ def test_a_call_past_the_block_budget_gives_the_whole_calls_bits(d, monkeypatch)
     assert calls and calls[0] < G[0]  # split into blocks (of 17 rows less the far slabs)
     assert np.array_equal(blocks.logp, whole.logp) and np.array_equal(blocks.mean, whole.mean)
     assert blocks.methods == whole.methods
-    monkeypatch.setattr(grid, "MAX_MATRIX_BYTES", grid.CHUNK_BYTES)  # the old limit, hit
+    calls.clear()
+    monkeypatch.setattr(grid, "MAX_MATRIX_BYTES", grid.CHUNK_BYTES)  # every call past it
     again = GridScorer(X).sums(axes, t, log_cut=cut, exact=dense.sums, need=need)
-    assert again.methods["exact"] == whole.methods["exact"]
-    assert np.array_equal(again.logp, whole.logp)
+    if sum(nodes) <= n:
+        assert calls and np.array_equal(again.logp, whole.logp)
+        assert again.methods == whole.methods
+    else:
+        assert not calls and again.methods["grid"] == 0 and again.methods["exact"] > 0
+        x = flat(axes)
+        ref_lp, ref_mu = dense.sums(x, t)
+        want = need.ravel() & (again.logp.ravel() > cut.min())
+        ep, em, _ = errors(again.logp.ravel()[want], again.mean.reshape(-1, d)[want],
+                           ref_lp[want], ref_mu[want], x[want], t, -np.inf)
+        assert ep <= RTOL and em <= RTOL

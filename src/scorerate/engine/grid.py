@@ -454,8 +454,12 @@ class GridScorer(TrainShape):
         if C is not None and _matrix_bytes(G, C.shape) > CHUNK_BYTES:
             rows = (_rows_within(G, C.shape, CHUNK_BYTES)
                     or _rows_within(G, C.shape, MAX_MATRIX_BYTES))
-            if rows == 0:
-                C = None  # even one row beyond the memory budget: every cell goes exact
+            if rows == 0 or (_matrix_bytes(G, C.shape) > MAX_MATRIX_BYTES
+                             and sum(C.shape) > n):
+                # one row beyond the memory budget, or a call past it whose lattice rows
+                # hold more nodes than the data has points (a tiny t at small n: an exact
+                # O(n) sum per cell is the cheaper): every cell goes exact
+                C = None
             elif rows < G[0]:
                 return self._sums_by_rows(axes, float(t), log_cut, exact, need, G, rows)
         log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
