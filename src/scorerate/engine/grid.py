@@ -28,7 +28,10 @@ Every other cell goes to `exact(x, t)` ("exact", e.g. the engine's tail sums: ar
 cell far from the data the cutoff backend's ball holds only the data's near edge). The method
 counts are returned. The contractions are BLAS products whose summation order does not
 depend on how many cells are asked for; the whole grid is one call, so the result does
-not depend on any chunking of the sampler.
+not depend on any chunking of the sampler. A call whose matrices would pass CHUNK_BYTES
+runs in blocks of first-axis rows (the same values), and each certified row's kernel
+stops at its certificate's reach (`_windows`): ~10 sds of the ~40 the lattice spans in
+the bulk (benchmarks/README.md, "Where a pilot job's time goes").
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ CHUNK_BYTES = 1 << 22
 def _matrix_bytes(cells: tuple[int, ...], nodes: tuple[int, ...]) -> int:
     """Bytes of the ~12 float64 (cells x nodes) arrays `sums` builds per axis."""
     return 12 * 8 * sum(int(g) * int(n) for g, n in zip(cells, nodes, strict=True))
+
+
 def _windows(kern, box, log_lo, n: int, q: int, h: float, t: float, rtol: float,
              lsm: float) -> list[tuple[slice, np.ndarray]]:
     """Per axis, the reach of each row of the box (the lattice nodes its certified cells
