@@ -32,6 +32,10 @@ from pathlib import Path
 import numpy as np
 from provenance import commit, machine
 
+from scorerate.metrics.law import GridLaw
+from scorerate.metrics.law_distance import tv_between
+from scorerate.sampler import steps_for
+
 _ONE_LAW = r"""
 import json, sys, time
 import numpy as np
@@ -53,15 +57,10 @@ print(json.dumps({"cpu_s": cpu, "tv_law": law.tv_law(L, p0), "l2_law": law.l2_la
 """
 
 
-def _tv(a: dict, b: dict) -> float:
-    """TV between two 1-D cell laws on the union of their edges (uniform within cells)."""
-    edges = np.union1d(a["edges"], b["edges"])
-
-    def on(law: dict) -> np.ndarray:
-        cdf = np.concatenate([[0.0], np.cumsum(law["mass"])])
-        return np.diff(np.interp(edges, law["edges"], cdf))
-
-    return 0.5 * float(np.abs(on(a) - on(b)).sum())
+def _grid_law(path: Path) -> GridLaw:
+    """The 1-D law a subprocess saved (its cells and masses)."""
+    saved = np.load(path)
+    return GridLaw(edges=(saved["edges"],), mass=saved["mass"], t=math.nan)
 
 
 def _run(src: Path, n: int, est: str, steps: int, out: Path) -> dict:
@@ -93,16 +92,16 @@ def main() -> None:
         try:
             srcs = {"now": repo / "src", "ref": tree / "src"}
             for n in args.n:
-                steps = max(args.steps, math.ceil(args.steps * (n / 1000) ** args.power))
+                steps = steps_for(n, args.steps, args.power, 1000, args.steps)
                 for est in args.estimators:
                     got: dict[str, list[dict]] = {"now": [], "ref": []}
                     for r in range(args.repeats):
                         for which in (("now", "ref") if r % 2 == 0 else ("ref", "now")):
                             got[which].append(_run(srcs[which], n, est, steps,
                                                    Path(tmp) / f"{which}.npz"))
-                    laws = {w: dict(np.load(Path(tmp) / f"{w}.npz")) for w in srcs}
+                    laws = {w: _grid_law(Path(tmp) / f"{w}.npz") for w in srcs}
                     row = {"n": n, "estimator": est, "steps": steps,
-                           "tv_between": _tv(laws["now"], laws["ref"])}
+                           "tv_between": tv_between(laws["now"], laws["ref"])}
                     for w in srcs:
                         row[f"cpu_s_{w}"] = statistics.median(g["cpu_s"] for g in got[w])
                         for key in ("tv_law", "l2_law", "cells"):

@@ -456,11 +456,11 @@ class GridScorer(TrainShape):
         bound, the exact fallback (in blocks of rows past CHUNK_BYTES)."""
         d, n = self.d, self.n
         lev, origin, h, C, hb, H = self._get_lattice(float(t))
-        if C is not None and _matrix_bytes(G, C.shape) > CHUNK_BYTES:
+        size = 0 if C is None else _matrix_bytes(G, C.shape)
+        if size > CHUNK_BYTES:
             rows = (_rows_within(G, C.shape, CHUNK_BYTES)
                     or _rows_within(G, C.shape, MAX_MATRIX_BYTES))
-            if rows == 0 or (_matrix_bytes(G, C.shape) > MAX_MATRIX_BYTES
-                             and sum(C.shape) > n):
+            if rows == 0 or (size > MAX_MATRIX_BYTES and sum(C.shape) > n):
                 # one row beyond the memory budget, or a call past it whose lattice rows
                 # hold more nodes than the data has points (a tiny t at small n: an exact
                 # O(n) sum per cell is the cheaper): every cell goes exact
@@ -478,11 +478,11 @@ class GridScorer(TrainShape):
                     for a, lo, hi in zip(axes, self.lo, self.hi, strict=True)]
         if C is not None:
             U, W, off, kern = [], [], [], []
+            inv = 0.5 / t
             for j, x in enumerate(axes):
                 L = C.shape[j]
                 g, occ, a_lo, a_hi = self._axis_nodes(lev)[j]
                 xs = np.where(far_axes[j], 0.5 * (self.lo[j] + self.hi[j]), x)
-                inv = 0.5 / t
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
                 # the kernel at the bin edges (the even nodes) bounds every cell: U takes the
