@@ -74,7 +74,8 @@ def budget_rows(jobs: pd.DataFrame) -> list[str]:
         tv = " / ".join(f"{ratios[e, 'tv_law'][i]:.2f}" for e in ESTIMATORS)
         l2 = " / ".join(f"{ratios[e, 'l2_law'][i]:.2f}" for e in ESTIMATORS)
         samp = " / ".join(f"{sampler.loc[n, e]:.1e}" for e in ESTIMATORS)
-        rows.append(f"| {f'{n:.0e}'.replace('e+0', 'e')} | {int(steps[n])} | {np.nanmean(law[i]):.4f} | {se[i]:.1e} | "
+        label = f"{n:.0e}".replace("e+0", "e")
+        rows.append(f"| {label} | {int(steps[n])} | {np.nanmean(law[i]):.4f} | {se[i]:.1e} | "
                     f"{tv} | {l2} | {kde[n]:.4f} | {samp} |")
     return rows
 
