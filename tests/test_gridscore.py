@@ -303,3 +303,28 @@ def test_a_call_past_the_block_budget_gives_the_whole_calls_bits(d, n, monkeypat
         ep, em, _ = errors(again.logp.ravel()[want], again.mean.reshape(-1, d)[want],
                            ref_lp[want], ref_mu[want], x[want], t, -np.inf)
         assert ep <= RTOL and em <= RTOL
+
+
+def test_one_scorer_shared_by_threads_at_different_times_gives_each_call_its_own_bits():
+    # A Dask worker runs tasks on one estimator object from several threads at once (a law
+    # step at t1 beside a sample chunk at t2): the lattice and its per-axis nodes are cached
+    # per level, so a call must read the lattice of its own t, never the one another thread
+    # has just put in the cache (this race once moved a 2-D tv_law by 3% in CI).
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = density("sym_beta", beta=1.0, d=2).sample(400, seed=5)
+    dense = GaussianEngine(X, backend="dense")
+    times = [0.002, 0.03, 0.4, 0.005, 0.09, 1.3]
+    calls = [(axes_for(2, t, 40), t) for t in times] * 6
+
+    def run(scorer, call):
+        axes, t = call
+        r = scorer.sums(axes, t, exact=dense.sums)
+        return r.logp, r.mean
+
+    want = [run(GridScorer(X), c) for c in calls]   # a fresh scorer per call: no sharing
+    shared = GridScorer(X)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda c: run(shared, c), calls))
+    for (lp, mu), (lp0, mu0) in zip(got, want, strict=True):
+        assert np.array_equal(lp, lp0) and np.array_equal(mu, mu0)

@@ -280,7 +280,7 @@ class GridScorer(TrainShape):
                         * 128.0).astype(np.int64)
         self._sorted = np.ascontiguousarray(self.train[np.lexsort(cell.T[::-1])])
         self._lattice: tuple | None = None  # (level, origin, h, C, hb, H)
-        self._axis_cache: tuple | None = None  # (level, per-axis nodes: _axis_nodes)
+        self._axis_cache: tuple | None = None  # (lattice, per-axis nodes: _axis_nodes)
 
     def lattice_shape(self, t: float) -> tuple[int, ...]:
         """Nodes per axis of the lattice used at time t."""
@@ -305,31 +305,38 @@ class GridScorer(TrainShape):
         L += L % 2
         return k0 * h, L
 
-    def _get_lattice(self, t: float):
+    def _get_lattice(self, t: float) -> tuple:
+        """(level, origin, h, C, hb, H) at t: the cached lattice when its level is t's.
+
+        self._lattice is read once and replaced whole, never returned after a re-read:
+        another thread may swap it for another t's at any moment."""
         lev, h = self._level(t)
-        if self._lattice is not None and self._lattice[0] == lev:
-            return self._lattice
+        cached = self._lattice
+        if cached is not None and cached[0] == lev:
+            return cached
         origin, L = self._extent(h)
         if math.prod(int(v) for v in L) > self.max_nodes:
-            self._lattice = (lev, origin, h, None, 2 * h, None)
-            return self._lattice
-        shape3 = tuple(int(v) for v in L) + (1,) * (3 - self.d)
-        hshape = tuple(int(v) // 2 for v in L)
-        H = np.zeros(hshape + (1,) * (3 - self.d))
-        C = _lagrange_bin(self._sorted, origin, h, self.q, shape3, _denominators(self.q),
-                          H).reshape(tuple(int(v) for v in L))
-        H = H.reshape(hshape)
-        self._lattice = (lev, origin, h, C, 2 * h, H)
-        return self._lattice
+            lattice = (lev, origin, h, None, 2 * h, None)
+        else:
+            shape3 = tuple(int(v) for v in L) + (1,) * (3 - self.d)
+            hshape = tuple(int(v) // 2 for v in L)
+            H = np.zeros(hshape + (1,) * (3 - self.d))
+            C = _lagrange_bin(self._sorted, origin, h, self.q, shape3, _denominators(self.q),
+                              H).reshape(tuple(int(v) for v in L))
+            lattice = (lev, origin, h, C, 2 * h, H.reshape(hshape))
+        self._lattice = lattice
+        return lattice
 
-    def _axis_nodes(self, lev: int) -> list[tuple]:
-        """Per axis of the current lattice (level lev): its nodes and one more (g), the
-        histogram's occupied bins, and the outermost nodes with weight; kept while the level
-        is (a law's step asks for them in every block of every call)."""
+    def _axis_nodes(self, lattice: tuple) -> list[tuple]:
+        """Per axis of `lattice` (the one this call got from _get_lattice): its nodes and one
+        more (g), the histogram's occupied bins, and the outermost nodes with weight; kept
+        while that lattice is (a law's step asks for them in every block of every call).
+        Keyed by the lattice object, never by self._lattice: threads of a Dask worker share
+        one scorer, and another t may have replaced the cached lattice since this call's."""
         cached = self._axis_cache
-        if cached is not None and cached[0] == lev:
+        if cached is not None and cached[0] is lattice:
             return cached[1]
-        _, origin, h, C, _, H = self._lattice
+        _, origin, h, C, _, H = lattice
         out = []
         for j in range(self.d):
             # the histogram's bin edges (width 2h) are every other node, bit for bit
@@ -339,7 +346,7 @@ class GridScorer(TrainShape):
             occ = H.sum(axis=other) > 0                           # bins holding points
             live = np.flatnonzero(np.abs(C).sum(axis=other) > 0)  # nodes with weight
             out.append((g, occ, g[live[0]], g[live[-1]]))
-        self._axis_cache = (lev, out)
+        self._axis_cache = (lattice, out)
         return out
 
     def cell_masses(self, edges: Sequence[np.ndarray], t: float) -> np.ndarray:
@@ -455,7 +462,8 @@ class GridScorer(TrainShape):
         """`sums` once the far slabs are set aside: certified cells from the lattice, the
         bound, the exact fallback (in blocks of rows past CHUNK_BYTES)."""
         d, n = self.d, self.n
-        lev, origin, h, C, hb, H = self._get_lattice(float(t))
+        lattice = self._get_lattice(float(t))
+        _, origin, h, C, hb, H = lattice
         size = 0 if C is None else _matrix_bytes(G, C.shape)
         if size > CHUNK_BYTES:
             rows = (_rows_within(G, C.shape, CHUNK_BYTES)
@@ -481,7 +489,7 @@ class GridScorer(TrainShape):
             inv = 0.5 / t
             for j, x in enumerate(axes):
                 L = C.shape[j]
-                g, occ, a_lo, a_hi = self._axis_nodes(lev)[j]
+                g, occ, a_lo, a_hi = self._axis_nodes(lattice)[j]
                 xs = np.where(far_axes[j], 0.5 * (self.lo[j] + self.hi[j]), x)
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
