@@ -65,7 +65,8 @@ def measure(n: int, est_name: str, args) -> dict:
                    integrator=args.integrator)
     p0 = density("sym_beta", beta=args.beta, d=1)
     est = _build_estimator(spec, est_name)
-    steps = [2 ** k for k in range(int(math.log2(args.s_min)), int(math.log2(args.s_max)) + 1)]
+    steps = args.steps or [2 ** k for k in range(int(math.log2(args.s_min)),
+                                                 int(math.log2(args.s_max)) + 1)]
     out = {"n": n, "estimator": est_name, "integrator": args.integrator, "steps": [],
            "tv_law": [], "l2_law": [], "cpu_s": []}
     for s in [*steps, args.ref_steps]:
@@ -87,14 +88,17 @@ def ratios(row: dict) -> list[dict]:
     for metric in ("tv_law", "l2_law"):
         v = dict(zip(row["steps"], row[metric], strict=True))
         for s in steps:
-            if s // 4 not in v or s == ref:
+            if s == ref:
                 continue
             err = abs(v[s] - v[ref])
             item = {"n": row["n"], "estimator": row["estimator"], "metric": metric,
                     "steps": s, "error": err}
-            for name in RULES:
-                est = RULES[name](v[s], v[s // 2], v[s // 4])
-                item[name] = est / err if err > 0 else math.inf
+            for name in RULES:  # the three-law rules need S/2 and S/4 (NaN without them)
+                if s // 2 in v and s // 4 in v:
+                    est = RULES[name](v[s], v[s // 2], v[s // 4])
+                    item[name] = est / err if err > 0 else math.inf
+                else:
+                    item[name] = math.nan
             # the step-check seeds' measurement, where a law at 2S (short of the reference)
             # was computed
             double = 2 * s in v and 2 * s != ref
@@ -128,6 +132,9 @@ def main() -> None:
     ap.add_argument("--resolution", type=float, default=2.0)
     ap.add_argument("--s-min", type=int, default=8)
     ap.add_argument("--s-max", type=int, default=512)
+    ap.add_argument("--steps", type=int, nargs="+", default=None,
+                    help="these step counts instead of the powers of 2 in [--s-min, --s-max] "
+                         "(e.g. a study's own counts, to read its step check against a reference)")
     ap.add_argument("--ref-steps", type=int, default=2048)
     ap.add_argument("--collect", nargs="+", default=None)
     ap.add_argument("--tag", default="")
