@@ -9,7 +9,8 @@ both verdicts, the largest numerical ratio over the fit's n and the no-verdict r
 (2) per cell and n, the numerical budget: steps, the seed mean of tv_law and its standard
 error (SE), the measured step error (the larger check seed) over that SE for TV and L2 of
 each estimator (the gate wants <= 0.5), and the sampler's mean distance to p̂_{t0}
-(tv_sampler) beside p̂_{t0}'s own TV to p0 (tv_kde). The ratios come from
+(tv_sampler) beside p̂_{t0}'s own TV to p0 (tv_kde); (3) per cell and n, the output
+law's mean TV and L2 to p0 over p̂_{t0}'s. The budget ratios come from
 rates.numerical_budget, the verdicts' own function.
 """
 
@@ -80,6 +81,21 @@ def budget_rows(jobs: pd.DataFrame) -> list[str]:
     return rows
 
 
+def ratio_rows(jobs: pd.DataFrame) -> list[str]:
+    """Per n of one cell: the output law's seed-mean TV and L2 over p̂_t0's, per estimator
+    (1 where the sampler adds nothing to p̂_t0's error to p0)."""
+    mean = jobs.groupby(["n", "estimator"])[["tv_law", "l2_law", "tv_kde", "l2_kde"]].mean()
+    rows = []
+    for n in sorted(jobs.n.unique()):
+        tv = " / ".join(f"{mean.loc[(n, e), 'tv_law'] / mean.loc[(n, e), 'tv_kde']:.3f}"
+                        for e in ESTIMATORS)
+        l2 = " / ".join(f"{mean.loc[(n, e), 'l2_law'] / mean.loc[(n, e), 'l2_kde']:.3f}"
+                        for e in ESTIMATORS)
+        label = f"{n:.0e}".replace("e+0", "e")
+        rows.append(f"| {label} | {tv} | {l2} |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("parts", nargs="+", type=Path)
@@ -98,6 +114,11 @@ def main() -> None:
                   "| tv_kde | tv_sampler |")
             print("|---|---|---|---|---|---|---|---|")
             print("\n".join(budget_rows(cj)))
+            print(f"\n{cell[0]}, beta {cell[1]:g}, d = {cell[2]}: output law over p̂_t0, "
+                  "as truncated / regularized / empirical")
+            print("\n| n | tv_law / tv_kde | l2_law / l2_kde |")
+            print("|---|---|---|")
+            print("\n".join(ratio_rows(cj)))
 
 
 if __name__ == "__main__":
