@@ -4,8 +4,9 @@
         --n 1000 100000 --resolutions 2 4 --tag d1_sym_beta_1
 
 For one job of a published study per n (its seed, its density, beta, d, its step count and
-the paper study's settings: Heun, c_rho 1), each estimator's output law is recomputed at
-the study's law_resolution and at finer ones. Per (n, estimator): tv_law and l2_law at
+the rest of its settings from the config.yaml published beside the jobs.csv), each
+estimator's output law is recomputed at the study's law_resolution and at finer ones.
+Per (n, estimator): tv_law and l2_law at
 each resolution, their change from the study's resolution to the finest, and that change
 over the standard error of the seed mean of the same number at that n (from the study's
 jobs.csv). The law at the study's resolution is also compared with the published row:
@@ -28,22 +29,35 @@ import pandas as pd
 from provenance import commit, machine
 
 from scorerate import density
+from scorerate.config.file import load_config, normalise_config
 from scorerate.config.spec import spec_from_options
 from scorerate.job.graph import _build_estimator
 from scorerate.job.metric_table import law_of
 from scorerate.metrics import law as law_mod
 
-PAPER = {"integrator": "heun", "steps": 80, "steps_power": 0.33, "steps_at_n": 1000,
-         "steps_min": 100, "c_rho": 1.0, "m": 300}
+#: the study settings that decide a job's law besides its row (read from the config.yaml
+#: published beside the jobs.csv: the study's own, never a copy that can go stale)
+LAW_KEYS = ("integrator", "steps", "steps_power", "steps_at_n", "steps_min", "c_rho", "m")
 
 
-def one_law(row: pd.Series, estimator: str, resolution: float, study_seed: int) -> dict:
+def study_settings(jobs_csv: Path) -> dict:
+    """The law settings of the study whose jobs.csv this is, from config.yaml beside it."""
+    path = jobs_csv.parent / "config.yaml"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: the study's resolved config must sit beside "
+                         "its jobs.csv (results/study_config.yaml)")
+    config = normalise_config(load_config(path))
+    return {k: config[k] for k in LAW_KEYS if config.get(k) is not None}
+
+
+def one_law(row: pd.Series, estimator: str, resolution: float, study_seed: int,
+            settings: dict) -> dict:
     """tv_law, l2_law, cells and CPU seconds of one job's law at `resolution`."""
     spec = spec_from_options(density=row.density, beta=float(row.beta), d=int(row.d),
                              n=int(row.n), seed=int(row.seed), study_seed=study_seed,
-                             law_resolution=resolution, **PAPER)
+                             law_resolution=resolution, **settings)
     if spec.n_steps != int(row.n_steps):
-        raise SystemExit(f"n = {row.n}: the paper settings give {spec.n_steps} steps, the "
+        raise SystemExit(f"n = {row.n}: the study's config gives {spec.n_steps} steps, the "
                          f"study ran {int(row.n_steps)}")
     p0 = density(spec.density, beta=spec.beta, d=spec.d)
     cpu = time.process_time()
@@ -71,6 +85,7 @@ def main() -> None:
     args = ap.parse_args()
     started = commit()
     jobs = pd.read_csv(args.jobs)
+    settings = study_settings(args.jobs)
     rows = []
     for n in args.n:
         for est in args.estimators:
@@ -78,7 +93,7 @@ def main() -> None:
             job = mine[mine.seed == args.seed].iloc[0]
             row = {"n": n, "estimator": est, "seed": args.seed, "steps": int(job.n_steps)}
             for r in args.resolutions:
-                row[f"res{r:g}"] = one_law(job, est, r, args.study_seed)
+                row[f"res{r:g}"] = one_law(job, est, r, args.study_seed, settings)
             study, finest = row[f"res{args.resolutions[0]:g}"], row[f"res{args.resolutions[-1]:g}"]
             row["same_bits_as_published"] = all(
                 _bits_equal(study[k], float(job[k])) for k in ("tv_law", "l2_law"))
