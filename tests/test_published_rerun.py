@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from scorerate.config.file import load_config, normalise_config, step_check_seeds
+from scorerate.config.file import load_config, normalise_config, step_check_option, step_check_seeds
 from scorerate.config.spec import job_args
 
 PUBLISHED = sorted((Path(__file__).resolve().parents[1] / "docs" / "results").glob("*/jobs.csv"))
@@ -46,9 +46,9 @@ def test_one_published_job_reruns_bit_for_bit(table, tmp_path):
     cmd = [sys.executable, "-m", "scorerate", "run-job", "--density", str(first["density"]),
            "--beta", repr(float(first["beta"])), "--d", str(int(first["d"])),
            "--n", str(int(first["n"])), "--seed", str(int(first["seed"])),
-           *shlex.split(job_args(config)), "--threads", "1", "--quiet", "--out", str(out)]
-    if int(first["seed"]) in step_check_seeds(config):  # as the workflow runs its check seeds
-        cmd += ["--step-check", "1"]
+           *shlex.split(job_args(config) + step_check_option(first["seed"],
+                                                              step_check_seeds(config))),
+           "--threads", "1", "--quiet", "--out", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr
     run = xr.open_zarr(out)

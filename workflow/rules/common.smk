@@ -14,6 +14,7 @@ import yaml
 
 from scorerate.config.file import (DENSITY_PATTERN, check_config, jobs, normalise_config,
                                    step_check_seeds)
+from scorerate.config.file import step_check_option as seed_check_option
 from scorerate.config.shell import option, words
 from scorerate.config.sizing import resource_request, seeds_per_batch, study_job_estimate
 from scorerate.config.spec import job_args
@@ -151,9 +152,8 @@ def check_seeds():
 
 
 def step_check_option(seed):
-    """The run-job option of a step-check seed's job, else nothing: the one place the
-    workflow turns step_check_seeds into a job parameter."""
-    return " --step-check 1" if int(seed) in check_seeds() else ""
+    """The run-job option of a step-check seed's job, else nothing (the library's rule)."""
+    return seed_check_option(seed, check_seeds())
 
 
 def job_options(wildcards):

@@ -328,6 +328,13 @@ def step_check_seeds(cfg: Mapping) -> frozenset[int]:
     return frozenset(sorted({int(s) for s in cfg.get("seeds") or []})[:k])
 
 
+def step_check_option(seed: int, check_seeds: frozenset[int]) -> str:
+    """The run-job option that makes `seed`'s job a step-check job (" --step-check 1"),
+    or "": the one place a config's step_check_seeds becomes a job option (the workflow's
+    jobs and a rerun of a published job both use it)."""
+    return " --step-check 1" if int(seed) in check_seeds else ""
+
+
 def expected_grid(cfg: Mapping) -> dict[str, list]:
     """The job coordinates a study config asks for: the union over densities entries.
 
