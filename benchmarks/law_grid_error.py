@@ -5,13 +5,13 @@
 
 For one job of a published study per n (its seed, its density, beta, d, its step count and
 the rest of its settings from the config.yaml published beside the jobs.csv), each
-estimator's output law is recomputed at the study's law_resolution and at finer ones.
-Per (n, estimator): tv_law and l2_law at
-each resolution, their change from the study's resolution to the finest, and that change
-over the standard error of the seed mean of the same number at that n (from the study's
-jobs.csv). The law at the study's resolution is also compared with the published row:
-it must carry the same bits. The grid error is the change under refinement (a first-order
-grid error halves when the resolution doubles, so the change bounds it within about 2x).
+estimator's output law is recomputed at the study's law_resolution and at finer ones. Per
+(n, estimator): tv_law and l2_law at each resolution, their change from the study's
+resolution to the finest, and that change over the standard error of the seed mean of the
+same number at that n (from the study's jobs.csv). The law at the study's resolution is
+also compared with the published row: it must carry the same bits. The grid error is the
+change under refinement (a first-order grid error halves when the resolution doubles, so
+the change bounds it within about 2x).
 
 Writes <out>/law_grid_error[_tag].json and .md (default benchmarks/results/).
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -30,32 +31,31 @@ from provenance import commit, machine
 
 from scorerate import density
 from scorerate.config.file import load_config, normalise_config
-from scorerate.config.spec import spec_from_options
+from scorerate.config.spec import add_options, job_args, options_from_args, spec_from_options
 from scorerate.job.graph import _build_estimator
 from scorerate.job.metric_table import law_of
 from scorerate.metrics import law as law_mod
 
-#: the study settings that decide a job's law besides its row (read from the config.yaml
-#: published beside the jobs.csv: the study's own, never a copy that can go stale)
-LAW_KEYS = ("integrator", "steps", "steps_power", "steps_at_n", "steps_min", "c_rho", "m")
 
-
-def study_settings(jobs_csv: Path) -> dict:
-    """The law settings of the study whose jobs.csv this is, from config.yaml beside it."""
+def study_args(jobs_csv: Path) -> list[str]:
+    """The run-job options of the study whose jobs.csv this is (config.job_args of the
+    config.yaml published beside it: the study's own settings, never a copy)."""
     path = jobs_csv.parent / "config.yaml"
     if not path.exists():
         raise SystemExit(f"{path} is missing: the study's resolved config must sit beside "
                          "its jobs.csv (results/study_config.yaml)")
-    config = normalise_config(load_config(path))
-    return {k: config[k] for k in LAW_KEYS if config.get(k) is not None}
+    return shlex.split(job_args(normalise_config(load_config(path))))
 
 
-def one_law(row: pd.Series, estimator: str, resolution: float, study_seed: int,
-            settings: dict) -> dict:
+def one_law(row: pd.Series, estimator: str, resolution: float, study: list[str]) -> dict:
     """tv_law, l2_law, cells and CPU seconds of one job's law at `resolution`."""
-    spec = spec_from_options(density=row.density, beta=float(row.beta), d=int(row.d),
-                             n=int(row.n), seed=int(row.seed), study_seed=study_seed,
-                             law_resolution=resolution, **settings)
+    parser = argparse.ArgumentParser()
+    add_options(parser)
+    args = parser.parse_args([*study, "--density", str(row.density), "--beta",
+                              repr(float(row.beta)), "--d", str(int(row.d)), "--n",
+                              str(int(row.n)), "--seed", str(int(row.seed)),
+                              "--law-resolution", repr(float(resolution))])
+    spec = spec_from_options(**options_from_args(args))
     if spec.n_steps != int(row.n_steps):
         raise SystemExit(f"n = {row.n}: the study's config gives {spec.n_steps} steps, the "
                          f"study ran {int(row.n_steps)}")
@@ -76,7 +76,6 @@ def main() -> None:
     ap.add_argument("--jobs", required=True, type=Path, help="a study's jobs.csv")
     ap.add_argument("--n", type=int, nargs="+", required=True)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--study-seed", type=int, default=0)
     ap.add_argument("--estimators", nargs="+", default=["truncated", "regularized", "empirical"])
     ap.add_argument("--resolutions", type=float, nargs="+", default=[2.0, 4.0],
                     help="the study's law_resolution first, then finer ones")
@@ -85,7 +84,7 @@ def main() -> None:
     args = ap.parse_args()
     started = commit()
     jobs = pd.read_csv(args.jobs)
-    settings = study_settings(args.jobs)
+    study = study_args(args.jobs)
     rows = []
     for n in args.n:
         for est in args.estimators:
@@ -93,7 +92,7 @@ def main() -> None:
             job = mine[mine.seed == args.seed].iloc[0]
             row = {"n": n, "estimator": est, "seed": args.seed, "steps": int(job.n_steps)}
             for r in args.resolutions:
-                row[f"res{r:g}"] = one_law(job, est, r, args.study_seed, settings)
+                row[f"res{r:g}"] = one_law(job, est, r, study)
             study, finest = row[f"res{args.resolutions[0]:g}"], row[f"res{args.resolutions[-1]:g}"]
             row["same_bits_as_published"] = all(
                 _bits_equal(study[k], float(job[k])) for k in ("tv_law", "l2_law"))
