@@ -306,10 +306,10 @@ def test_a_call_past_the_block_budget_gives_the_whole_calls_bits(d, n, monkeypat
 
 
 def test_one_scorer_shared_by_threads_at_different_times_gives_each_call_its_own_bits():
-    # A Dask worker runs tasks on one estimator object from several threads at once (a law
-    # step at t1 beside a sample chunk at t2): the lattice and its per-axis nodes are cached
-    # per level, so a call must read the lattice of its own t, never the one another thread
-    # has just put in the cache (this race once moved a 2-D tv_law by 3% in CI).
+    # A Dask worker runs tasks on one estimator object from several threads at once (a job's
+    # laws at S and S/2 steps ask for different t): the lattice and its per-axis nodes are
+    # cached per level, so a call must read the lattice of its own t, never the one another
+    # thread has just put in the cache (this race once moved a 2-D tv_law by 3% in CI).
     from concurrent.futures import ThreadPoolExecutor
 
     X = density("sym_beta", beta=1.0, d=2).sample(400, seed=5)
