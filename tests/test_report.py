@@ -290,3 +290,28 @@ def test_a_density_named_by_the_study_is_imported_only_if_the_config_names_it(tm
     proc = report("--config", "cfg.yaml")  # the user names it: now it is theirs to run
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "IMPORTED").exists()
+
+
+def test_the_overview_numbers_its_outliers_and_names_them_in_a_key():
+    """Slopes above the diagonal by more than their interval carry a number, points that
+    nearly coincide share one label ("1,2,3", not three names printed over each other),
+    and the key under the axes names each number's cell, metric and estimator."""
+    from scorerate.report import figures
+
+    def row(metric, est, slope):
+        return {"density": "sym_beta", "beta": 1.0, "d": 1, "metric": metric,
+                "estimator": est, "theory": -1 / 3, "slope": slope,
+                "ci_low": slope - 0.01, "ci_high": slope + 0.01}
+
+    rows = pd.DataFrame([row("l2_law", "empirical", -0.300), row("l2_law", "regularized", -0.301),
+                         row("l2_kde", "ideal_kde", -0.299), row("tv_law", "truncated", -0.1),
+                         row("tv_kde", "ideal_kde", -0.333)])
+    kinds = pd.Series(["explained", "explained", "slower", "slower", "agrees"])
+    fig, xy = figures.overview(rows, kinds)
+    labels = sorted(t.get_text() for t in fig.axes[0].texts)
+    # the farthest above the diagonal (in interval half-widths) is numbered first
+    assert labels == ["1", "2,3,4"]
+    key = fig.texts[0].get_text().splitlines()
+    assert key[0] == "1: sym_beta beta 1 d 1: tv_law, truncated"
+    assert len(key) == 4 and all(": sym_beta beta 1 d 1: l2_" in k for k in key[1:])
+    assert np.isfinite(xy).all()  # every point still has its hover target

@@ -57,6 +57,9 @@ def make_run(density: str = "sym_beta", beta: float = 1.0, d: int = 1, n: int = 
                "scorerate_version": "synthetic", "wall_time_s": 0.1, "params_hash": "x",
                "versions": {"python": "3.11.0", "numpy": "synthetic"}},
     )
+    # no zero region (an estimate that is nowhere 0), unless a test sets one
+    ds["score_mse_zero"] = (("estimator", "t"), np.zeros((k, len(t))))
+    ds["score_zero_mass"] = (("estimator", "t"), np.zeros((k, len(t))))
     # every other variable of the table: fitted metrics follow the power law, diagnostics
     # are neutral (a floor far below the values, new points, no escapes)
     sizes = {"estimator": k, "t": len(t), "stop": len(STOP_FACTORS)}

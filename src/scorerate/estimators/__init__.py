@@ -39,7 +39,7 @@ from .highorder import HighOrder
 
 __all__ = ["ESTIMATORS", "Empirical", "Estimator", "GaussianScore", "HighOrder",
            "Regularized", "ScoreEstimator", "Truncated", "base_name", "build",
-           "check_variant", "config_params", "declared_options", "options_of",
+           "check_variant", "config_params", "declared_options", "log_zero_threshold", "options_of",
            "parse_variant", "register", "resolve", "split_names", "variant_label"]
 
 
@@ -117,6 +117,18 @@ def build(name: str, X: np.ndarray, params: Mapping[str, Any] | None = None) -> 
     keys the factory does not declare are left out, so one mapping serves every estimator
     of a job. An option declared with a job_name is read under that name (or its own).
     """
+    factory, options = _factory_options(name, params)
+    est = factory(X, **options)
+    if not callable(getattr(est, "score", None)):
+        raise ValueError(f"estimator {name!r} built {type(est).__name__}, which has no "
+                         f"score(x, t) method")
+    return est
+
+
+def _factory_options(name: str, params: Mapping[str, Any] | None) -> tuple[Any, dict]:
+    """The factory of estimator `name` (a variant allowed) and the options it gets: those
+    it declares, read from `params` (under an option's job_name where given), overridden
+    by the variant's inline options."""
     base, inline = parse_variant(check_variant(name))  # one spelling, one estimator
     factory = resolve(base)
     params = {} if params is None else params
@@ -125,11 +137,17 @@ def build(name: str, X: np.ndarray, params: Mapping[str, Any] | None = None) -> 
         key = o.job_name if isinstance(o, Param) and o.job_name in params else option_name(o)
         if key in params:
             kwargs[option_name(o)] = params[key]
-    est = factory(X, **{**kwargs, **inline})
-    if not callable(getattr(est, "score", None)):
-        raise ValueError(f"estimator {name!r} built {type(est).__name__}, which has no "
-                         f"score(x, t) method")
-    return est
+    return factory, {**kwargs, **inline}
+
+
+def log_zero_threshold(name: str, n: int, t: float, d: int,
+                       params: Mapping[str, Any] | None = None) -> float | None:
+    """log of the density estimate below which estimator `name` (a variant allowed, its
+    options read as `build` reads them) returns a zero score at time t, for n points in d
+    dimensions; None where it never does (a factory without `log_zero_threshold` too)."""
+    factory, options = _factory_options(name, params)
+    f = getattr(factory, "log_zero_threshold", None)
+    return None if f is None else f(int(n), float(t), int(d), **options)
 
 
 def _check_option(name: str, option: str | Param, value: int | float,

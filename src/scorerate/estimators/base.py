@@ -57,6 +57,13 @@ class Estimator:
     def _configure(self) -> None:
         """Check and store the options (subclasses)."""
 
+    @classmethod
+    def log_zero_threshold(cls, n: int, t: float, d: int, **options: Any) -> float | None:
+        """log of the density estimate p̂_t below which this estimator returns a zero score,
+        for n points in d dimensions with these options; None: it never zeroes its score.
+        The finite-n prediction of the zero region's error reads it (study.zero_region)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, d={self.d})"
 

@@ -13,6 +13,7 @@ beyond the outputs.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -131,12 +132,18 @@ class Truncated(GaussianScore):
         self.c_rho = float(c_rho)
         super()._configure(**engine)
 
+    @classmethod
+    def log_zero_threshold(cls, n: int, t: float, d: int, c_rho: float = 1.0,
+                           **engine: Any) -> float:
+        """log rho_n(t): the score is 0 where p̂_t <= rho_n(t)."""
+        return theory.log_rho_n(n, t, d, c_rho)
+
     def _adjust(self, s: np.ndarray, logp: np.ndarray, t: float) -> np.ndarray:
-        s[~(logp > theory.log_rho_n(self.n, t, self.d, self.c_rho))] = 0.0
+        s[~(logp > self.log_zero_threshold(self.n, t, self.d, self.c_rho))] = 0.0
         return s
 
     def _log_cut(self, t: float, axes: list[np.ndarray]) -> float:
-        return theory.log_rho_n(self.n, t, self.d, self.c_rho)
+        return self.log_zero_threshold(self.n, t, self.d, self.c_rho)
 
 
 class Regularized(GaussianScore):

@@ -25,7 +25,7 @@ import xarray as xr
 from ..store.variables import VARIABLES
 from ..study import rates as rates_mod
 from ..study.coverage import cells, has_run
-from ..study.rates import rate_table
+from ..study.rates import PER_T_METRICS, rate_table
 from . import figures
 from .jobs_table import write_job_table
 
@@ -39,6 +39,7 @@ VERDICT_COLOURS = {"agrees": "#cdeccd", "faster": "#cfe0f5", "explained": "#ece9
 #: verdict against the bound (rates.VERDICTS) -> kind, for colours and overview markers
 _KIND = {"consistent": "agrees", "faster than the bound": "faster",
          "slower than the bound": "slower"}
+#: (the second holds score_mse_zero's rows too: the metric column tells them apart)
 _SECTIONS = ("Rates in n", "Score MSE in n at each fixed t", "Score MSE in t at each n")
 
 
@@ -113,8 +114,9 @@ def _table_columns(v: pd.DataFrame) -> list[str]:
 
 def _sections(v: pd.DataFrame) -> dict[str, pd.DataFrame]:
     show = _table_columns(v)
-    in_n = v[(v["axis"] == "n") & (v["metric"] != "score_mse")]
-    mse_n = v[(v["axis"] == "n") & (v["metric"] == "score_mse")]
+    per_t = v["metric"].isin(PER_T_METRICS)
+    in_n = v[(v["axis"] == "n") & ~per_t]
+    mse_n = v[(v["axis"] == "n") & per_t]
     mse_t = v[v["axis"] == "t"]
     return dict(zip(_SECTIONS, (in_n[show + ["kind"]],
                                 mse_n[show[:5] + ["t"] + show[5:] + ["kind"]],
@@ -147,8 +149,9 @@ def _verdict_label(v: pd.DataFrame) -> pd.Series:
 
 def _overview_rows(v: pd.DataFrame) -> pd.DataFrame:
     """The rows of the overview figure and of the cell table under it (the same slopes):
-    every fitted slope in n with an exponent, the score MSE at the middle t."""
-    r = v[(v["axis"] == "n") & np.isfinite(v["theory"]) & (v["metric"] != "score_mse")]
+    every fitted slope in n with an exponent, the score MSE (not its zero-region part) at
+    the middle t."""
+    r = v[(v["axis"] == "n") & np.isfinite(v["theory"]) & ~v["metric"].isin(PER_T_METRICS)]
     per_t = v[(v["axis"] == "n") & (v["metric"] == "score_mse")]
     if len(per_t):
         ts = np.sort(per_t["t"].unique())

@@ -339,24 +339,45 @@ def point_label(row: pd.Series) -> str:
     return (f"{row['density']} beta {row['beta']:g} d {int(row['d'])}: {row['metric']}{est}")
 
 
+def _near_groups(x: np.ndarray, y: np.ndarray, *, dx: float, dy: float) -> list[list[int]]:
+    """Indices of points grouped where they nearly coincide (within dx in x and dy in y,
+    chained): one label each, so numbers do not print over each other."""
+    groups: list[list[int]] = []
+    for i in range(len(x)):
+        for g in groups:
+            if any(abs(x[i] - x[j]) <= dx and abs(y[i] - y[j]) <= dy for j in g):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
 def overview(rows: pd.DataFrame, kinds: pd.Series, *,
              labelled: int = 8) -> tuple[plt.Figure, np.ndarray]:
     """Every slope in n of `rows` (with its 95% CI) against the theory's exponent, marked
     by verdict kind; the diagonal is slope = exponent, points below it decay faster. The
     `labelled` slopes judged slower than the bound that lie farthest above the diagonal (in
-    units of their interval's half width) carry their name. Returns the figure and each row's
+    units of their interval's half width) carry a number, named in a key under the axes
+    (points that nearly coincide share one label, "1,2"). Returns the figure and each row's
     point as fractions (x from the left, y from the top) of the saved image (no tight
     bounding box), NaN where not drawn: where a page puts hover targets."""
+    th = rows["theory"].to_numpy(float)
+    slope = rows["slope"].to_numpy(float)
+    drawn = np.isfinite(slope) & np.isfinite(th)
+    half = 0.5 * (rows["ci_high"] - rows["ci_low"]).to_numpy(float)
+    slower = drawn & np.isin(kinds.to_numpy(), ["slower", "explained"])
+    excess = np.where(slower, (slope - th) / np.where(half > 0, half, np.inf), -np.inf)
+    named = [int(i) for i in np.argsort(-excess)[:labelled] if excess[i] > 1.0]
+    key = [f"{k + 1}: {point_label(rows.iloc[i])}" for k, i in enumerate(named)]
+    key_h = 0.14 * len(key) + (0.1 if key else 0.0)  # inches of key text under the axes
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7.5, 5.2))
-        th = rows["theory"].to_numpy(float)
-        slope = rows["slope"].to_numpy(float)
+        fig, ax = plt.subplots(figsize=(7.5, 5.2 + key_h))
         # spread the points of one exponent a little so their intervals stay apart
         offset = np.zeros(len(rows))
         for v in np.unique(th[np.isfinite(th)]):
             idx = np.flatnonzero(th == v)
             offset[idx] = (np.arange(len(idx)) - (len(idx) - 1) / 2) * 0.012
-        drawn = np.isfinite(slope) & np.isfinite(th)
         for kind, (marker, colour, text) in KIND_STYLE.items():
             sel = (kinds.to_numpy() == kind) & drawn
             if not sel.any():
@@ -368,14 +389,13 @@ def overview(rows: pd.DataFrame, kinds: pd.Series, *,
             ax.errorbar(th[sel] + offset[sel], r["slope"], yerr=err, fmt=marker, color=colour,
                         ms=5, capsize=2, lw=0.8, mfc=colour if kind != "not judged" else "none",
                         label=f"{text} ({int(sel.sum())})")
-        half = 0.5 * (rows["ci_high"] - rows["ci_low"]).to_numpy(float)
-        slower = drawn & np.isin(kinds.to_numpy(), ["slower", "explained"])
-        excess = np.where(slower, (slope - th) / np.where(half > 0, half, np.inf), -np.inf)
-        for i in np.argsort(-excess)[:labelled]:
-            if excess[i] > 1.0:  # above the diagonal by more than its interval
-                ax.annotate(point_label(rows.iloc[i]), (th[i] + offset[i], slope[i]),
-                            xytext=(4, 3), textcoords="offset points", fontsize=6.5,
-                            color="0.25")
+        y_span = float(np.ptp(slope[drawn])) if drawn.any() else 0.0
+        for group in _near_groups(th[named] + offset[named], slope[named], dx=0.03,
+                                  dy=max(0.03 * y_span, 1e-12)):
+            first = named[group[0]]
+            ax.annotate(",".join(str(k + 1) for k in group), (th[first] + offset[first],
+                                                             slope[first]),
+                        xytext=(4, 3), textcoords="offset points", fontsize=7, color="0.2")
         finite = np.concatenate([th[np.isfinite(th)], slope])
         finite = finite[np.isfinite(finite)]
         if finite.size:
@@ -388,7 +408,9 @@ def overview(rows: pd.DataFrame, kinds: pd.Series, *,
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", framealpha=0.8)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
+        if key:
+            fig.text(0.01, 0.01, "\n".join(key), fontsize=6.5, va="bottom", color="0.2")
+        fig.tight_layout(rect=(0.0, key_h / (5.2 + key_h), 1.0, 1.0))
         fig.canvas.draw()
         xy = np.full((len(rows), 2), np.nan)
         if drawn.any():

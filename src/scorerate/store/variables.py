@@ -96,7 +96,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("score_mse_zero", ("estimator", "t"), "score MSE where the estimate is 0",
              "the part of score_mse from where s_hat_t is exactly 0 (truncated: p_hat_t < "
              "rho_n(t); 0 for estimators that never return 0): E_{p_t} |s_t|^2 "
-             "1{s_hat_t = 0}, from the same draws", scaling="length^-2", role="diagnostic"),
+             "1{s_hat_t = 0}, from the same draws; judged in n at each t like score_mse, "
+             "and against its finite-n prediction", scaling="length^-2",
+             label="score MSE where ŝ = 0", role="diagnostic",
+             exponent=theory.score_mse_n_exponent, prediction="score_mse_zero_pred"),
     Variable("score_zero_mass", ("estimator", "t"), "p_t-mass where the estimate is 0",
              "P_{x~p_t}(s_hat_t(x) = 0): near 1, the estimate is 0 on the whole support and "
              "a fit of score_mse in n tests the truncation, not the estimate",
@@ -214,6 +217,12 @@ STUDY_VARIABLES: tuple[Variable, ...] = (
     Variable("l2_bias_share", POINT_DIMS, "bias share of the L2 prediction",
              "||p_t0 - p0||^2 / E||p̂_t0 - p0||^2: near 1 the kernel's bias dominates, near 0 "
              "the variance", role="prediction"),
+    Variable("score_mse_zero_pred", (*POINT_DIMS, "estimator", "t"),
+             "predicted score MSE where the estimate is 0",
+             "finite-n prediction of score_mse_zero from p_t and the estimator's threshold "
+             "alone: E_{p_t} |s_t|^2 1{p_t <= rho_n(t)} (scorerate.study.zero_region); NaN "
+             "for estimators that never set their score to 0", scaling="length^-2",
+             label="predicted score MSE where ŝ = 0", role="prediction"),
 )
 _BY_NAME = {v.name: v for v in (*VARIABLES, *STUDY_VARIABLES)}
 

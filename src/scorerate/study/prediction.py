@@ -15,6 +15,9 @@ the Gaussian kernel's bias bends the local slope. These predictions are paramete
   outer products of 1-D values), and importance-sampled Monte Carlo for d >= 3 (draws from
   q = (p0 + p_t0)/2, which bounds the integrand by 2; fixed seed, standard error returned).
 
+The score MSE's zero-region part of an estimate that truncates (score_mse_zero) has its
+own prediction, scorerate.study.zero_region, stored here as score_mse_zero_pred.
+
 The study's l2 metric estimates ||p̂ - p0||_2, not its square: `predict` reports
 sqrt(E||.||^2), which exceeds E||.||_2 by Jensen; the gap is Var||.|| / (2 E||.||) to first
 order, small once the L2 distance concentrates (relative spread of order n^-1/2).
@@ -271,7 +274,8 @@ def predict(p0: ProductMixture, ns: Sequence[float], t0s: Sequence[float] | None
 
 
 def prediction_dataset(study, density_factory=None, jobs=None):
-    """The study variables of scorerate.store.variables.STUDY_VARIABLES over (density, beta, d, n).
+    """The study variables of scorerate.store.variables.STUDY_VARIABLES over (density, beta, d, n)
+    (and estimator, t for the zero-region prediction of scorerate.study.zero_region).
 
     Predictions at each job's t0 (the study's t0 variable, mean over seeds; the theory's
     t0 where absent), only where `jobs` (a boolean (density, beta, d, n) array; default
@@ -291,7 +295,12 @@ def prediction_dataset(study, density_factory=None, jobs=None):
     have = points_with_run(study) if jobs is None else np.asarray(jobs, dtype=bool)
     if have.shape != shape:
         raise ValueError(f"jobs mask has shape {have.shape}, the study's cells {shape}")
-    data = {v.name: np.full(shape, np.nan) for v in STUDY_VARIABLES}
+    extra = {k: study[k].values for v in STUDY_VARIABLES for k in v.dims
+             if k not in POINT_DIMS and k in study.coords}
+    data = {v.name: np.full(tuple(len({**coords, **extra}[k]) for k in v.dims), np.nan)
+            for v in STUDY_VARIABLES if all(k in coords or k in extra for k in v.dims)}
+    params = _estimator_params(study.attrs)
+    zero = "score_mse_zero_pred" in data and "score_mse_zero" in study and params is not None
     for i, dens in enumerate(coords["density"]):
         for j, beta in enumerate(coords["beta"]):
             for k, d in enumerate(coords["d"]):
@@ -313,7 +322,46 @@ def prediction_dataset(study, density_factory=None, jobs=None):
                 for name, key in (("tv_pred", "tv"), ("tv_bias_pred", "tv_bias"),
                                   ("l2_pred", "l2"), ("l2_bias_share", "l2_bias_share")):
                     data[name][i, j, k, at] = pr[key]
-    out = xr.Dataset({v.name: (v.dims, data[v.name]) for v in STUDY_VARIABLES}, coords=coords)
+                if zero:
+                    data["score_mse_zero_pred"][i, j, k, at] = _zero_region(
+                        p0, ns[at], extra["estimator"], extra["t"], params)
+    out = xr.Dataset({v.name: (v.dims, data[v.name]) for v in STUDY_VARIABLES
+                      if v.name in data}, coords={**coords, **extra})
     for v in STUDY_VARIABLES:
-        out[v.name].attrs.update(v.attrs)
+        if v.name in out:
+            out[v.name].attrs.update(v.attrs)
+    return out
+
+
+def _estimator_params(attrs) -> dict | None:
+    """The estimators' options a study records in its attrs (c_rho: one value where every
+    run agrees); None where the runs disagree (no one threshold to predict with)."""
+    if "c_rho" not in attrs:
+        return {}
+    c = attrs["c_rho"]
+    if isinstance(c, int | float) and not isinstance(c, bool):
+        return {"c_rho": float(c)}
+    return None
+
+
+def _zero_region(p0, ns: np.ndarray, estimators, ts: np.ndarray, params: dict) -> np.ndarray:
+    """(n, estimator, t): study.zero_region's prediction for each estimator that sets its
+    score to 0 below a threshold; NaN for the others (and where its options are unknown)."""
+    from ..estimators import log_zero_threshold
+    from .zero_region import zero_region_mse
+
+    out = np.full((len(ns), len(estimators), len(ts)), np.nan)
+    for e, est in enumerate(estimators):
+        for i, n in enumerate(ns):
+            try:
+                if log_zero_threshold(str(est), int(n), 1.0, p0.d, params) is None:
+                    break
+            except ValueError:  # an estimator this library cannot resolve
+                break
+
+            def log_rho(t: float, n: float = n, est: str = str(est)) -> float:
+                return log_zero_threshold(est, int(n), t, p0.d, params)
+
+            out[i, e] = zero_region_mse(p0, ts, log_rho,
+                                        key=("prediction", p0.name, p0.beta, p0.d))["mse"]
     return out

@@ -18,6 +18,9 @@ log n is fitted by least squares, b = sum_i c_i log ybar_i. Its interval (`slope
 Verdicts (`verdicts`, words and meanings in VERDICTS) compare the interval with the theory's
 exponent (an upper bound for TV / L2, two-sided up to polylog for the score MSE) and with the
 slope of a finite-n prediction over the same n (scorerate.study.prediction), or say why not.
+At each t the score MSE's zero-region part (score_mse_zero: where a truncated estimate is
+0) gets its own row, judged like the whole and against its prediction from p_t and the
+threshold alone (scorerate.study.zero_region).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "MIN_POINTS",
     "MIN_SEEDS",
     "N_METRICS",
+    "PER_T_METRICS",
     "VERDICTS",
     "asked_resolution",
     "bootstrap_means",
@@ -75,6 +79,8 @@ NUMERICAL_FRACTION = 0.5
 #: a fit of the score MSE in n at fixed t gets no verdict where, at some n, the estimate
 #: is 0 on more than this p_t-mass (score_zero_mass): it would test the truncation alone
 ZERO_MASS_MAX = 0.5
+#: metrics fitted in n at each t of the grid (the rate table's column t), not once per cell
+PER_T_METRICS = ("score_mse", "score_mse_zero")
 #: every verdict word, with its one-line meaning (the report's glossary)
 VERDICTS = {
     "consistent": "the 95% interval of the slope contains the theory's exponent",
@@ -419,6 +425,17 @@ def polylog_slope(ns: np.ndarray, d: int) -> float:
     return float(fit_slope(ns, np.log(ns) ** (d / 2.0) / ns))
 
 
+def _by_n_seed_t(ds: xr.Dataset, name: str, est) -> np.ndarray | None:
+    """Variable `name` of estimator `est` as (n, seed, t) (a prediction without a seed dim
+    gets a seed axis of 1); None where the study lacks it."""
+    if name not in ds:
+        return None
+    v = ds[name].sel(estimator=est)
+    if "seed" not in v.dims:
+        v = v.expand_dims("seed")
+    return v.transpose("n", "seed", "t").values.astype(float)
+
+
 def _zero_check(mass: np.ndarray | None, ns: np.ndarray) -> str:
     """The no-verdict reason where the estimate is 0 on most of p_t's mass at some n."""
     if mass is None:
@@ -464,7 +481,8 @@ def rate_table(study: xr.Dataset, predictions: Mapping | None = None,
                min_seeds: int = MIN_SEEDS) -> pd.DataFrame:
     """One row per fitted slope, columns COLUMNS.
 
-    axis "n": metric in N_METRICS, or "score_mse" at each t of the grid (column t).
+    axis "n": metric in N_METRICS, or "score_mse" and (for an estimate that is 0 somewhere)
+    "score_mse_zero" at each t of the grid (column t).
     axis "t": "score_mse" against t at each n (column n), regime "t<1" or "t>1".
     predictions, floors: mappings keyed (density, beta, d, estimator, metric) or
     (density, beta, d, metric) to values over the study's n (floors may be a scalar);
@@ -534,16 +552,23 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
         c = {**cell, "estimator": str(est)}
         zmass = (ds["score_zero_mass"].sel(estimator=est).transpose("n", "seed", "t").values
                  if "score_zero_mass" in ds else None)
+        zpart = _by_n_seed_t(ds, "score_mse_zero", est)
+        zpred = _by_n_seed_t(ds, "score_mse_zero_pred", est)
         for j, t in enumerate(ts):
-            vals = m[:, :, j]
-            if np.isfinite(vals).any():
+            zero = _zero_check(None if zmass is None else _nanmean(zmass[:, :, j]), ns)
+            # the whole MSE, then its zero-region part where the estimate has one (truncated)
+            for metric, vals, pred in (
+                    ("score_mse", m[:, :, j], None),
+                    ("score_mse_zero", None if zpart is None else zpart[:, :, j],
+                     None if zpred is None else _nanmean(zpred[:, :, j]))):
+                if vals is None or not (np.isfinite(vals) & (vals > 0)).any():
+                    continue
                 fit = slope_with_ci(ns, vals, level=level)
                 used = np.isfinite(_nanmean(vals))
                 th_hi = polylog_slope(ns[used], d)
-                zero = _zero_check(None if zmass is None else _nanmean(zmass[:, :, j]), ns)
-                judged = _judge(fit, th_n, ns, _nanmean(vals), None, None, min_seeds,
+                judged = _judge(fit, th_n, ns, _nanmean(vals), pred, None, min_seeds,
                                 (math.nan, zero), theory_hi=th_hi)
-                rows.append(_row(c, "score_mse", "n", fit, th_n, judged, t=float(t)))
+                rows.append(_row(c, metric, "n", fit, th_n, judged, t=float(t)))
         for i, n in enumerate(ns):
             for regime, label in T_REGIMES.items():
                 sel = t_regime_mask(ts, regime)
