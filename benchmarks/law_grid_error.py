@@ -93,14 +93,16 @@ def main() -> None:
             row = {"n": n, "estimator": est, "seed": args.seed, "steps": int(job.n_steps)}
             for r in args.resolutions:
                 row[f"res{r:g}"] = one_law(job, est, r, study)
-            study, finest = row[f"res{args.resolutions[0]:g}"], row[f"res{args.resolutions[-1]:g}"]
+            # (not named `study`: that is the run-job options every later law needs)
+            coarse = row[f"res{args.resolutions[0]:g}"]
+            finest = row[f"res{args.resolutions[-1]:g}"]
             row["same_bits_as_published"] = all(
-                _bits_equal(study[k], float(job[k])) for k in ("tv_law", "l2_law"))
+                _bits_equal(coarse[k], float(job[k])) for k in ("tv_law", "l2_law"))
             for k in ("tv_law", "l2_law"):
                 se = float(mine[k].std(ddof=1) / np.sqrt(mine[k].notna().sum()))
-                row[f"{k}_change"] = finest[k] - study[k]
+                row[f"{k}_change"] = finest[k] - coarse[k]
                 row[f"{k}_se"] = se
-                row[f"{k}_change_over_se"] = abs(finest[k] - study[k]) / se
+                row[f"{k}_change_over_se"] = abs(finest[k] - coarse[k]) / se
             rows.append(row)
             print(json.dumps(row), flush=True)
     meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": started,
