@@ -10,7 +10,9 @@ both verdicts, the largest numerical ratio over the fit's n and the no-verdict r
 error (SE), the measured step error (the larger check seed) over that SE for TV and L2 of
 each estimator (the gate wants <= 0.5), and the sampler's mean distance to p̂_{t0}
 (tv_sampler) beside p̂_{t0}'s own TV to p0 (tv_kde); (3) per cell and n, the output
-law's mean TV and L2 to p0 over p̂_{t0}'s. The budget ratios come from
+law's mean TV and L2 to p0 over p̂_{t0}'s; (4) where the rates have them, `truncated`'s
+score MSE and its zero-region part in n at each t, beside the polylog bound and the zero
+part's prediction. The budget ratios come from
 rates.numerical_budget, the verdicts' own function.
 """
 
@@ -47,6 +49,21 @@ def slope_rows(rates: pd.DataFrame) -> list[str]:
                     f"{r.slope:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.theory:.3f} | "
                     f"{_g(r.prediction_slope)} | {r.verdict_theory} | {r.verdict_prediction} | "
                     f"{_g(r.numerical_ratio)} | {reason} |")
+    return rows
+
+
+def score_rows(rates: pd.DataFrame) -> list[str]:
+    """Per cell and t: truncated's score MSE and its zero-region part, slope in n with
+    interval, the polylog bound's slope, the zero part's predicted slope and the verdicts."""
+    keep = rates[(rates.axis == "n") & (rates.estimator == "truncated")
+                 & rates.metric.isin(["score_mse", "score_mse_zero"])]
+    rows = []
+    for _, r in keep.sort_values(CELL + ["t", "metric"]).iterrows():
+        reason = r.reason if isinstance(r.reason, str) else ""
+        vp = r.verdict_prediction if isinstance(r.verdict_prediction, str) else ""
+        rows.append(f"| {r.density} | {r.beta:g} | {r.d} | {r.t:g} | {r.metric} | "
+                    f"{r.slope:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.theory_polylog:.3f} | "
+                    f"{_g(r.prediction_slope)} | {r.verdict_theory} | {vp} | {reason} |")
     return rows
 
 
@@ -105,6 +122,13 @@ def main() -> None:
           "| verdict | prediction verdict | numerical / SE | reason |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(slope_rows(rates)))
+    zero = score_rows(rates)
+    if zero:
+        print("\n`truncated`'s score MSE and its zero-region part in n at each t")
+        print("\n| density | β | d | t | metric | slope [95% CI] | polylog bound | prediction "
+              "| verdict | prediction verdict | reason |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(zero))
     for part in args.parts:
         jobs = pd.read_csv(part / "jobs.csv")
         for cell, cj in jobs.groupby(CELL):
