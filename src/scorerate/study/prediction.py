@@ -334,14 +334,19 @@ def prediction_dataset(study, density_factory=None, jobs=None):
 
 
 def _estimator_params(attrs) -> dict | None:
-    """The estimators' options a study records in its attrs (c_rho: one value where every
-    run agrees); None where the runs disagree (no one threshold to predict with)."""
-    if "c_rho" not in attrs:
-        return {}
-    c = attrs["c_rho"]
-    if isinstance(c, int | float) and not isinstance(c, bool):
-        return {"c_rho": float(c)}
-    return None
+    """The estimators' study options (estimators.config_params: c_rho, eps, ...) that the
+    study records in its attrs (one value where every run agrees); None where the runs
+    disagree on one (no one threshold to predict with)."""
+    from ..estimators import config_params
+
+    out = {}
+    for p in config_params():
+        if p.name in attrs:
+            v = attrs[p.name]
+            if isinstance(v, str):  # a JSON list of the values the runs disagree on
+                return None
+            out[p.name] = v
+    return out
 
 
 def _zero_region(p0, ns: np.ndarray, estimators, ts: np.ndarray, params: dict) -> np.ndarray:
@@ -351,17 +356,14 @@ def _zero_region(p0, ns: np.ndarray, estimators, ts: np.ndarray, params: dict) -
     from .zero_region import zero_region_mse
 
     out = np.full((len(ns), len(estimators), len(ts)), np.nan)
-    for e, est in enumerate(estimators):
-        for i, n in enumerate(ns):
-            try:
-                if log_zero_threshold(str(est), int(n), 1.0, p0.d, params) is None:
-                    break
-            except ValueError:  # an estimator this library cannot resolve
-                break
-
-            def log_rho(t: float, n: float = n, est: str = str(est)) -> float:
-                return log_zero_threshold(est, int(n), t, p0.d, params)
-
-            out[i, e] = zero_region_mse(p0, ts, log_rho,
-                                        key=("prediction", p0.name, p0.beta, p0.d))["mse"]
+    for e, est in enumerate(str(v) for v in estimators):
+        try:
+            if log_zero_threshold(est, int(ns[0]), 1.0, p0.d, params) is None:
+                continue
+        except ValueError:  # an estimator this library cannot resolve, or a bad option
+            continue
+        for i, n in enumerate(int(v) for v in ns):
+            out[i, e] = zero_region_mse(
+                p0, ts, lambda t, n=n, est=est: log_zero_threshold(est, n, t, p0.d, params),
+                key=("prediction", p0.name, p0.beta, p0.d))["mse"]
     return out

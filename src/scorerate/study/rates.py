@@ -425,10 +425,10 @@ def polylog_slope(ns: np.ndarray, d: int) -> float:
     return float(fit_slope(ns, np.log(ns) ** (d / 2.0) / ns))
 
 
-def _by_n_seed_t(ds: xr.Dataset, name: str, est) -> np.ndarray | None:
+def _by_n_seed_t(ds: xr.Dataset, name: str | None, est) -> np.ndarray | None:
     """Variable `name` of estimator `est` as (n, seed, t) (a prediction without a seed dim
-    gets a seed axis of 1); None where the study lacks it."""
-    if name not in ds:
+    gets a seed axis of 1); None where the study lacks it (or no name is given)."""
+    if name is None or name not in ds:
         return None
     v = ds[name].sel(estimator=est)
     if "seed" not in v.dims:
@@ -544,31 +544,31 @@ def _cell_rows(ds: xr.Dataset, cell: dict, ns: np.ndarray, ts: np.ndarray, predi
     if "score_mse" not in ds:
         return rows
     mse = ds["score_mse"]
-    th_n = theory_exponent("score_mse", beta, d)
     for est in mse["estimator"].values:
-        m = mse.sel(estimator=est).transpose("n", "seed", "t").values
+        m = _by_n_seed_t(ds, "score_mse", est)
         if not np.isfinite(m).any():
             continue
         c = {**cell, "estimator": str(est)}
-        zmass = (ds["score_zero_mass"].sel(estimator=est).transpose("n", "seed", "t").values
-                 if "score_zero_mass" in ds else None)
-        zpart = _by_n_seed_t(ds, "score_mse_zero", est)
-        zpred = _by_n_seed_t(ds, "score_mse_zero_pred", est)
+        zmass = _by_n_seed_t(ds, "score_zero_mass", est)
+        # the whole MSE, then its zero-region part where the estimate has one (truncated),
+        # each against its declared prediction where the study holds one
+        per_t = {metric: (_by_n_seed_t(ds, metric, est),
+                          _by_n_seed_t(ds, variable(metric).prediction, est))
+                 for metric in PER_T_METRICS}
         for j, t in enumerate(ts):
             zero = _zero_check(None if zmass is None else _nanmean(zmass[:, :, j]), ns)
-            # the whole MSE, then its zero-region part where the estimate has one (truncated)
-            for metric, vals, pred in (
-                    ("score_mse", m[:, :, j], None),
-                    ("score_mse_zero", None if zpart is None else zpart[:, :, j],
-                     None if zpred is None else _nanmean(zpred[:, :, j]))):
+            for metric, (values, pred) in per_t.items():
+                vals = None if values is None else values[:, :, j]
                 if vals is None or not (np.isfinite(vals) & (vals > 0)).any():
                     continue
                 fit = slope_with_ci(ns, vals, level=level)
                 used = np.isfinite(_nanmean(vals))
                 th_hi = polylog_slope(ns[used], d)
-                judged = _judge(fit, th_n, ns, _nanmean(vals), pred, None, min_seeds,
-                                (math.nan, zero), theory_hi=th_hi)
-                rows.append(_row(c, metric, "n", fit, th_n, judged, t=float(t)))
+                th = theory_exponent(metric, beta, d)
+                judged = _judge(fit, th, ns, _nanmean(vals),
+                                None if pred is None else _nanmean(pred[:, :, j]), None,
+                                min_seeds, (math.nan, zero), theory_hi=th_hi)
+                rows.append(_row(c, metric, "n", fit, th, judged, t=float(t)))
         for i, n in enumerate(ns):
             for regime, label in T_REGIMES.items():
                 sel = t_regime_mask(ts, regime)
