@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from provenance import commit, machine
 
+from scorerate.config.file import load_config, normalise_config
 from scorerate.config.spec import JobSpec
 from scorerate.densities import density
 from scorerate.estimators import build, log_zero_threshold
@@ -34,7 +35,15 @@ from scorerate.metrics.score_error import score_mse
 from scorerate.study.rates import fit_slope
 from scorerate.study.zero_region import zero_region_mse
 
-PAPER_TS = tuple(float(v) for v in np.geomspace(1e-3, 1e2, 6))
+PAPER = Path(__file__).resolve().parents[1] / "workflow" / "studies" / "paper.yaml"
+
+
+def paper_ts() -> list[float]:
+    """The paper study's score-MSE t grid, read from its config (not a copy of it)."""
+    tg = normalise_config(load_config(PAPER))["t_grid"]
+    spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=2, seed=0,
+                   t_grid=(tg["tmin"], tg["tmax"], tg["num"]))
+    return [float(t) for t in spec.ts]
 
 
 def measure(args) -> list[dict]:
@@ -111,12 +120,15 @@ def main() -> None:
     ap.add_argument("--d", type=int, default=1)
     ap.add_argument("--n", type=int, nargs="+", default=[300, 1000, 10000, 100000])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--ts", type=float, nargs="+", default=list(PAPER_TS))
+    ap.add_argument("--ts", type=float, nargs="+", default=None,
+                    help="default: the paper study's t grid (workflow/studies/paper.yaml)")
     ap.add_argument("--n-mc", type=int, default=4000)
     ap.add_argument("--c-rho", type=float, default=1.0)
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args()
+    if args.ts is None:
+        args.ts = paper_ts()
     meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": commit(),
             "machine": machine(), "args": vars(args)}
     write(measure(args), meta, Path(args.out), args.tag)
