@@ -371,8 +371,9 @@ def overview(rows: pd.DataFrame, kinds: pd.Series, *,
     named = [int(i) for i in np.argsort(-excess)[:labelled] if excess[i] > 1.0]
     key = [f"{k + 1}: {point_label(rows.iloc[i])}" for k, i in enumerate(named)]
     key_h = 0.14 * len(key) + (0.1 if key else 0.0)  # inches of key text under the axes
+    height = 5.2 + key_h
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7.5, 5.2 + key_h))
+        fig, ax = plt.subplots(figsize=(7.5, height))
         # spread the points of one exponent a little so their intervals stay apart
         offset = np.zeros(len(rows))
         for v in np.unique(th[np.isfinite(th)]):
@@ -410,7 +411,7 @@ def overview(rows: pd.DataFrame, kinds: pd.Series, *,
         ax.grid(alpha=0.3)
         if key:
             fig.text(0.01, 0.01, "\n".join(key), fontsize=6.5, va="bottom", color="0.2")
-        fig.tight_layout(rect=(0.0, key_h / (5.2 + key_h), 1.0, 1.0))
+        fig.tight_layout(rect=(0.0, key_h / height, 1.0, 1.0))
         fig.canvas.draw()
         xy = np.full((len(rows), 2), np.nan)
         if drawn.any():
