@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import shlex
 import time
 from pathlib import Path
 
@@ -30,32 +29,27 @@ import pandas as pd
 from provenance import commit, machine
 
 from scorerate import density
-from scorerate.config.file import load_config, normalise_config
-from scorerate.config.spec import add_options, job_args, options_from_args, spec_from_options
+from scorerate.config.file import load_configs, study_job_spec
 from scorerate.job.graph import _build_estimator
 from scorerate.job.metric_table import law_of
 from scorerate.metrics import law as law_mod
 
 
-def study_args(jobs_csv: Path) -> list[str]:
-    """The run-job options of the study whose jobs.csv this is (config.job_args of the
-    config.yaml published beside it: the study's own settings, never a copy)."""
+def study_config(jobs_csv: Path) -> dict:
+    """The resolved config of the study whose jobs.csv this is (the config.yaml published
+    beside it: the study's own settings, never a copy)."""
     path = jobs_csv.parent / "config.yaml"
     if not path.exists():
         raise SystemExit(f"{path} is missing: the study's resolved config must sit beside "
                          "its jobs.csv (results/study_config.yaml)")
-    return shlex.split(job_args(normalise_config(load_config(path))))
+    return load_configs(path)
 
 
-def one_law(row: pd.Series, estimator: str, resolution: float, study: list[str]) -> dict:
+def one_law(row: pd.Series, estimator: str, resolution: float, study: dict) -> dict:
     """tv_law, l2_law, cells and CPU seconds of one job's law at `resolution`."""
-    parser = argparse.ArgumentParser()
-    add_options(parser)
-    args = parser.parse_args([*study, "--density", str(row.density), "--beta",
-                              repr(float(row.beta)), "--d", str(int(row.d)), "--n",
-                              str(int(row.n)), "--seed", str(int(row.seed)),
-                              "--law-resolution", repr(float(resolution))])
-    spec = spec_from_options(**options_from_args(args))
+    spec = study_job_spec(study, density=str(row.density), beta=float(row.beta),
+                          d=int(row.d), n=int(row.n), seed=int(row.seed),
+                          law_resolution=float(resolution))
     if spec.n_steps != int(row.n_steps):
         raise SystemExit(f"n = {row.n}: the study's config gives {spec.n_steps} steps, the "
                          f"study ran {int(row.n_steps)}")
@@ -84,7 +78,7 @@ def main() -> None:
     args = ap.parse_args()
     started = commit()
     jobs = pd.read_csv(args.jobs)
-    study = study_args(args.jobs)
+    study = study_config(args.jobs)
     rows = []
     for n in args.n:
         for est in args.estimators:

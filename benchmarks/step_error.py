@@ -1,12 +1,14 @@
-"""How well a job's step-error estimate (tv_law_steps, l2_law_steps) tracks the error it
-estimates, on the exact law (d = 1).
+"""How well a job's step-error estimates track the error they estimate, on the exact law.
+
+The estimates: tv_law_steps, l2_law_steps (three laws) and the step check (law at 2S).
 
     NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \\
         python benchmarks/step_error.py --n 1000 10000 --tag heun_small
     python benchmarks/step_error.py --collect benchmarks/results/step_error_*.json --tag all
 
-For sym_beta (beta --beta, d = 1), the job of seed --seed at each n (its training set, t0,
-T and law_resolution as a study job of that n), each estimator and --integrator: tv_law
+For sym_beta (beta --beta, d --d), the job of seed --seed at each n of the study --config
+(config.study_job_spec: its training set, t0, T, integrator and law_resolution, unless
+--integrator or --resolution override them), each estimator: tv_law
 and l2_law (the law's distance to p0, as the job stores them) at S = 2^k steps for S in
 [--s-min, --s-max], and at --ref-steps steps. The error at S is |v(S) - v(ref)|, itself
 off by the reference's own error (for an order-p scheme about (S / ref)^p of it). Every
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from provenance import commit, machine
 
-from scorerate.config.spec import JobSpec
+from scorerate.config.file import load_configs, study_job_spec
 from scorerate.densities import density
 from scorerate.job.graph import _build_estimator
 from scorerate.job.metric_table import l2_law, law_cells, law_of, tv_law
@@ -59,15 +61,23 @@ RULES = {
 }
 
 
+ROOT = Path(__file__).resolve().parents[1]
+#: the study whose jobs are measured unless --config says otherwise: the paper study's
+#: shared settings over the Snakefile's config.yaml, as the workflow merges them
+PAPER = [ROOT / "config.yaml", ROOT / "workflow" / "studies" / "paper.yaml"]
+
+
 def measure(n: int, est_name: str, args) -> dict:
-    spec = JobSpec(density="sym_beta", beta=args.beta, d=1, n=n, seed=args.seed,
-                   steps=args.s_max, estimators=(est_name,), law_resolution=args.resolution,
-                   integrator=args.integrator)
-    p0 = density("sym_beta", beta=args.beta, d=1)
+    overrides = {k: v for k, v in (("law_resolution", args.resolution),
+                                   ("integrator", args.integrator)) if v is not None}
+    spec = study_job_spec(load_configs(*args.config), density="sym_beta", beta=args.beta,
+                          d=args.d, n=n, seed=args.seed, estimators=(est_name,), **overrides)
+    p0 = density("sym_beta", beta=args.beta, d=args.d)
     est = _build_estimator(spec, est_name)
     steps = args.steps or [2 ** k for k in range(int(math.log2(args.s_min)),
                                                  int(math.log2(args.s_max)) + 1)]
-    out = {"n": n, "estimator": est_name, "integrator": args.integrator, "steps": [],
+    out = {"n": n, "d": args.d, "estimator": est_name, "integrator": spec.integrator,
+           "law_resolution": spec.law_resolution, "study_steps": spec.n_steps, "steps": [],
            "tv_law": [], "l2_law": [], "cpu_s": []}
     for s in [*steps, args.ref_steps]:
         t = time.process_time()
@@ -126,10 +136,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, nargs="+", default=[1000])
     ap.add_argument("--estimators", nargs="+", default=["truncated", "regularized", "empirical"])
-    ap.add_argument("--integrator", default="heun")
+    ap.add_argument("--config", nargs="+", type=Path, default=PAPER,
+                    help="the study config files, merged in order as Snakemake merges "
+                         "config.yaml and --configfile (default: config.yaml, paper.yaml); "
+                         "the jobs' settings come from there")
+    ap.add_argument("--integrator", default=None, help="override the study's integrator")
     ap.add_argument("--beta", type=float, default=1.0)
+    ap.add_argument("--d", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resolution", type=float, default=2.0)
+    ap.add_argument("--resolution", type=float, default=None,
+                    help="override the study's law_resolution")
     ap.add_argument("--s-min", type=int, default=8)
     ap.add_argument("--s-max", type=int, default=512)
     ap.add_argument("--steps", type=int, nargs="+", default=None,

@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 from provenance import commit, machine
 
-from scorerate.config.file import load_config, normalise_config
-from scorerate.config.spec import JobSpec
+from scorerate.config.file import load_configs, study_job_spec
 from scorerate.densities import density
 from scorerate.estimators import build, log_zero_threshold
 from scorerate.job.metric_table import draw_train
@@ -35,15 +34,21 @@ from scorerate.metrics.score_error import score_mse
 from scorerate.study.rates import fit_slope
 from scorerate.study.zero_region import zero_region_mse
 
-PAPER = Path(__file__).resolve().parents[1] / "workflow" / "studies" / "paper.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+#: the paper study's shared settings over the Snakefile's config.yaml, as the workflow
+#: merges them: its jobs (training sets, t grid) are the ones measured
+PAPER = load_configs(ROOT / "config.yaml", ROOT / "workflow" / "studies" / "paper.yaml")
+
+
+def paper_job(density: str, beta: float, d: int, n: int, seed: int):
+    """The paper study's job at that point, `truncated` alone (config.study_job_spec)."""
+    return study_job_spec(PAPER, density=density, beta=beta, d=d, n=n, seed=seed,
+                          estimators=("truncated",))
 
 
 def paper_ts() -> list[float]:
-    """The paper study's score-MSE t grid, read from its config (not a copy of it)."""
-    tg = normalise_config(load_config(PAPER))["t_grid"]
-    spec = JobSpec(density="sym_beta", beta=1.0, d=1, n=2, seed=0,
-                   t_grid=(tg["tmin"], tg["tmax"], tg["num"]))
-    return [float(t) for t in spec.ts]
+    """The paper study's score-MSE t grid (its jobs' own, not a copy of it)."""
+    return [float(t) for t in paper_job("sym_beta", 1.0, 1, 2, 0).ts]
 
 
 def measure(args) -> list[dict]:
@@ -57,8 +62,7 @@ def measure(args) -> list[dict]:
         per_seed = []
         cpu = time.process_time()
         for seed in args.seeds:
-            spec = JobSpec(density=args.density, beta=args.beta, d=args.d, n=n, seed=seed,
-                           estimators=("truncated",))
+            spec = paper_job(args.density, args.beta, args.d, n, seed)
             est = build("truncated", draw_train(spec), params)
             _m, _s, zero, _mass = score_mse(est, p0, args.ts, n_mc=args.n_mc,
                                             key=("benchmark-zero", n, seed), parts=True)

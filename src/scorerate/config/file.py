@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 __all__ = ["CELL_DIMS", "DENSITY_PATTERN", "ENTRY_GRID_KEYS", "JOB_DIMS", "POINT_DIMS",
            "beta_label", "check_config", "check_grid", "entry_grid", "expected_grid", "jobs",
-           "load_config", "normalise_config"]
+           "load_config", "load_configs", "normalise_config", "study_job_spec"]
 
 #: the job identity, one home. A cell is (density, beta, d): what a rate is fitted in. A
 #: point is a cell at one n: what a finite-n prediction is for. A job is a point at one
@@ -55,6 +55,31 @@ def load_config(path: str | os.PathLike) -> dict:
         check_grid(normalise_config(cfg))
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+    return cfg
+
+
+def _merge(base: dict, over: Mapping) -> dict:
+    """base updated by over, nested mappings merged key by key (as Snakemake merges
+    successive --configfile files: a later file replaces the keys it sets, lists whole)."""
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def load_configs(*paths: str | os.PathLike) -> dict:
+    """Several study config files read and merged in order, as `snakemake --configfile a b`
+    merges them over the Snakefile's config.yaml (pass that first to reproduce a workflow
+    run); the result normalised and its grid checked."""
+    import copy
+
+    cfg: dict = {}
+    for path in paths:
+        _merge(cfg, copy.deepcopy(load_config(path)))
+    cfg = normalise_config(cfg)
+    check_grid(cfg)
     return cfg
 
 
@@ -333,6 +358,28 @@ def step_check_option(seed: int, check_seeds: frozenset[int]) -> str:
     or "": the one place a config's step_check_seeds becomes a job option (the workflow's
     jobs and a rerun of a published job both use it)."""
     return " --step-check 1" if int(seed) in check_seeds else ""
+
+
+def study_job_spec(cfg: Mapping, *, density: str, beta: float, d: int, n: int, seed: int,
+                   **overrides: object):
+    """The JobSpec of one job of a study, built the way the workflow builds it: the
+    config's run-job arguments (spec.job_args), the job's identity and its step-check
+    option, parsed as `scorerate run-job` parses them. overrides (JobSpec fields, e.g. a
+    finer law_resolution) replace values after that. Benchmarks and reruns that need a
+    study's job take it from here, never from a copy of the config's settings."""
+    import argparse
+    import dataclasses
+    import shlex
+
+    from .spec import add_options, job_args, options_from_args, spec_from_options
+
+    parser = argparse.ArgumentParser(prog="run-job", add_help=False)
+    add_options(parser)
+    line = (f"{job_args(cfg)} --density {shlex.quote(str(density))} --beta {float(beta)!r}"
+            f" --d {int(d)} --n {int(n)} --seed {int(seed)}"
+            + step_check_option(seed, step_check_seeds(cfg)))
+    spec = spec_from_options(**options_from_args(parser.parse_args(shlex.split(line))))
+    return dataclasses.replace(spec, **overrides) if overrides else spec
 
 
 def expected_grid(cfg: Mapping) -> dict[str, list]:
