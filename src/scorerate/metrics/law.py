@@ -11,6 +11,10 @@ step is the deterministic map x -> x + a_k(x). `output_law` propagates cell mass
 rectilinear grid (per-axis edges) from N(0, T I) down to t0; `tv_law` and `l2_law` compare
 the result with p0 with no sampling noise at all.
 
+A stochastic Heun step is not a Gaussian transition: in d = 1 its noise is stratified
+(`_heun_law_1d`), in d = 2, 3 the step is replaced by the Gaussian with its mean and
+covariance (heun_closure.py; `heun_law`).
+
 One step, given cell masses mu_c (the law within a cell taken as uniform):
 
 1. drift at the cell centres x_c: one batched score call (two for Heun);
@@ -48,6 +52,7 @@ counted in `GridLaw.lost` and the masses renormalised to sum 1 after each step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +63,7 @@ from scipy import sparse, special
 
 from ..engine.normal_cells import normal_cell_probs
 from ..sampler import INTEGRATORS, time_grid
+from .heun_closure import heun_moments, node_shifts
 from .tensorstep import apply_axes, deposit_outer
 
 __all__ = ["GridLaw", "GridTooLarge", "cell_masses", "cell_volumes", "l2_law", "l2_masses",
@@ -75,6 +81,8 @@ class GridScoreEstimator(Protocol):
 
 #: bisections locating a truncation edge inside a Heun noise stratum (to 2^-12 of it)
 _BISECT = 12
+#: the Heun closure's noise levels: the cells' variance quantiles _CLIP and 1 - _CLIP by mass
+_CLIP = 1e-3
 #: a cell whose step moves it by at most this fraction of its width counts as at rest when
 #: the next grid is laid out (its fine spacing follows the moving mass only)
 AT_REST = 1e-6
@@ -191,8 +199,8 @@ def _noise_split(edges: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
     return V, sd
 
 
-def _deposit(edges: np.ndarray, y: np.ndarray, ws: np.ndarray,
-             V3: np.ndarray) -> sparse.csr_matrix:
+def _deposit(edges: np.ndarray, y: np.ndarray, ws: np.ndarray, V3: np.ndarray,
+             slope: bool = False):
     """(k, G) deposit of the uniform intervals [y_i +- ws_i / 2] onto the cell centres.
 
     Where the landing cell's V3 is finite (_noise_split: the noise is at least w^2 / 4 there),
@@ -203,6 +211,12 @@ def _deposit(edges: np.ndarray, y: np.ndarray, ws: np.ndarray,
     0.3340). Elsewhere (coarse cells, c = 0, or weights that would be negative where the
     spacing changes) the overlap fractions, whose added variance is w^2 / 12 on average
     over the offset.
+
+    With slope (the Gaussian Heun closure's cross-covariances, heun_closure.py), also
+    returns the (k, G) first-derivative rows on the same three centres (weights g with
+    sum 0, first moment 1, second moment 0; zero rows where the deposit is not three-point):
+    mu c g_1 x g_2 added to a 2-D deposit gives its source the cross-covariance c and leaves
+    both marginals unchanged.
     """
     G = edges.size - 1
     x = 0.5 * (edges[1:] + edges[:-1])
@@ -210,12 +224,15 @@ def _deposit(edges: np.ndarray, y: np.ndarray, ws: np.ndarray,
     three = (k0 >= 1) & (k0 <= G - 2)
     three &= np.isfinite(V3[k0])
     p = np.zeros((y.size, 3))
+    g = np.zeros((y.size, 3))
     if three.any():
         kk = k0[three]
         V = V3[kk]
         u = np.stack([x[kk - 1], x[kk], x[kk + 1]], axis=1) - y[three, None]
         for a, (b, c) in enumerate(((1, 2), (0, 2), (0, 1))):
-            p[three, a] = (V + u[:, b] * u[:, c]) / ((u[:, a] - u[:, b]) * (u[:, a] - u[:, c]))
+            den = (u[:, a] - u[:, b]) * (u[:, a] - u[:, c])
+            p[three, a] = (V + u[:, b] * u[:, c]) / den
+            g[three, a] = -(u[:, b] + u[:, c]) / den
         three[three] = np.all(p[three] >= -1e-12, axis=1)
         p = np.clip(p, 0.0, None)
     idx3 = np.flatnonzero(three)
@@ -227,7 +244,10 @@ def _deposit(edges: np.ndarray, y: np.ndarray, ws: np.ndarray,
     rows = np.concatenate([rows3, rest[r]])
     cols = np.concatenate([cols3, cc])
     vals = np.concatenate([vals3, v])
-    return sparse.csr_matrix((vals, (rows, cols)), shape=(y.size, G))
+    D = sparse.csr_matrix((vals, (rows, cols)), shape=(y.size, G))
+    if not slope:
+        return D
+    return D, sparse.csr_matrix((g[idx3].ravel(), (rows3, cols3)), shape=(y.size, G))
 
 
 def _marginal_cdf(lo: np.ndarray, hi: np.ndarray, mu: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -341,7 +361,7 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
                max_cells: int = 2_000_000,
                noise_resolution: float | None = None, schedule: str = "geometric",
                strata: int = 80, score_spacing: float | None = 1.0 / 16.0,
-               growth: float = 1.15) -> GridLaw:
+               growth: float = 1.15, heun_law: str | None = None) -> GridLaw:
     """Law of `sampler.sample(score, ...)`'s output (start N(0, T I)), on a grid, d <= 3.
 
     Parameters
@@ -369,8 +389,16 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
         (_noise_split), so 0.5 costs little accuracy: 1-D linear chain, 256 steps, TV to
         its closed form 4.9e-4 at 0.5, 1.0e-4 at 0.7, 6.7e-5 at 1 (tests/test_law.py).
     schedule : the time grid's schedule (`sampler.time_grid`; the job's is "geometric").
-    strata : "heun" (d = 1) only: equal-width strata of the step noise over +-band sds
-        (`_heun_law_1d`).
+    strata : "heun" with heun_law "strata" only: equal-width strata of the step noise over
+        +-band sds (`_heun_law_1d`).
+    heun_law : how a "heun" step's non-Gaussian transition is carried. "strata" (d = 1, the
+        default there): pushed forward stratum by stratum, exact up to the grid. "gaussian"
+        (the default in d = 2, 3; allowed in d = 1 to compare): the Gaussian with the
+        step's mean and covariance from 2 d + 1 score calls (heun_closure.py), each axis's
+        per-cell variance as a two-level noise mixture and the cross-covariances as
+        first-derivative deposit rows; second order like the chain it stands for, its
+        distance to the strata law below the strata law's own step error
+        (tests/test_heun_closure.py).
     growth : width ratio of neighbouring coarse cells outside the fine region (tails and
         stranded mass cost O(log(span / spacing) / log(growth)) cells per axis; in 3-D these
         cells multiply across axes, so a larger growth pays there).
@@ -393,9 +421,12 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
     if on_grid and integrator == "probability_flow":
         raise ValueError("probability_flow evaluates the score off the grid: pass est.score")
     times = time_grid(t0, T, steps, schedule)
-    if integrator == "heun":
-        if d != 1:
-            raise ValueError("heun: the grid law is implemented for d = 1 only")
+    if heun_law is None:
+        heun_law = "strata" if d == 1 else "gaussian"
+    if heun_law not in ("strata", "gaussian") or (heun_law == "strata" and d != 1):
+        raise ValueError(f"heun_law must be 'gaussian', or 'strata' in d = 1, got {heun_law!r}")
+    closure = integrator == "heun" and heun_law == "gaussian"
+    if integrator == "heun" and not closure:
         return _heun_law_1d(score, on_grid, times, resolution, noise_resolution, tail_mass,
                             band, floor, max_cells, strata, score_spacing)
     if integrator == "probability_flow":
@@ -404,7 +435,7 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
                              "(a remapped deterministic map gains ~w^2/12 variance per step)")
         return _flow_law_1d(score, times, resolution, band)
     hs = times[:-1] - times[1:]
-    if integrator == "euler_maruyama":
+    if integrator in ("euler_maruyama", "heun"):
         cs = hs.copy()
     elif integrator == "ancestral":
         cs = times[1:] * hs / times[:-1]
@@ -438,7 +469,18 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
         wid = np.meshgrid(*[np.diff(e) for e in edges], indexing="ij")
         x = np.stack([a.ravel()[keep] for a in ctr], axis=1)
         w = np.stack([a.ravel()[keep] for a in wid], axis=1)
-        if on_grid:
+        cross = None
+        levels = [[(None, c)] for _ in range(d)]  # per axis: (weights, noise variance)
+        if closure:  # Gaussian closure of the Heun step (heun_closure.py)
+            r = math.sqrt(h)
+            s1 = _score_cells(score, on_grid, centres, x, keep, mass > floor, tau, methods)
+            nodes = [_score_cells(score, on_grid, [ax + v[j] for j, ax in enumerate(centres)],
+                                  x + v, keep, mass > floor, tau1, methods)
+                     for v in node_shifts(d, r)]
+            y, cov = heun_moments(x, s1, nodes, h, r)
+            levels = [_variance_levels(cov[:, j, j], mu) for j in range(d)]
+            cross = cov
+        elif on_grid:
             s_all, used = score.grid_score(centres, tau, need=mass > floor)
             for key, v in used.items():
                 methods[key] = methods.get(key, 0) + int(v)
@@ -457,29 +499,58 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
         sd = math.sqrt(c)
         h_fine = min(sd / noise_resolution if c > 0 else math.inf,
                      math.sqrt(tau1) / resolution)
-        new_edges, D, M = [], [], []
+        sd_span = math.sqrt(max(lev[-1][1] for lev in levels))  # the widest noise
+        new_edges = []
         for j in range(d):
             lo, hi = y[:, j] - 0.5 * w[:, j], y[:, j] + 0.5 * w[:, j]
-            e, h_used = _axis_edges(lo, hi, mu, sd, h_fine, tail_mass, band, moving, growth)
+            e, h_used = _axis_edges(lo, hi, mu, sd_span, h_fine, tail_mass, band, moving,
+                                    growth)
             res_used = min(res_used, resolution * h_fine / h_used)
             new_edges.append(e)
         size = math.prod(len(e) - 1 for e in new_edges)
         if size > max_cells:
             raise GridTooLarge(f"the law's grid would need {size} cells at t={tau1!r} "
                                f"(max_cells {max_cells}): the chain spreads too far")
+        # per axis and noise level: deposit rows D, noise matrix M (and, for the closure's
+        # cross-covariances, first-derivative rows S at the widest level)
+        D, M, S = [], [], []
         for j in range(d):
             e = new_edges[j]
-            V3, sd_eff = _noise_split(e, c)
-            D.append(_deposit(e, y[:, j], w[:, j], V3))
-            M.append(normal_cell_probs(e, 0.5 * (e[1:] + e[:-1]), sd_eff, band))
-        if d == 1:
-            q = D[0].T @ mu
-            new = M[0].T @ q
-        elif d == 2:
-            q = (D[0].multiply(mu[:, None]).T.tocsr() @ D[1].tocsc()).toarray()
-            new = (M[1].T @ (M[0].T @ q).T).T
-        else:
-            new = apply_axes(deposit_outer(mu, D), M)
+            Dj, Mj = [], []
+            for i, (_, cl) in enumerate(levels[j]):
+                V3, sd_eff = _noise_split(e, cl)
+                if cross is not None and i == len(levels[j]) - 1:
+                    Dl, Sl = _deposit(e, y[:, j], w[:, j], V3, slope=True)
+                    S.append(Sl)
+                else:
+                    Dl = _deposit(e, y[:, j], w[:, j], V3)
+                Dj.append(Dl)
+                Mj.append(normal_cell_probs(e, 0.5 * (e[1:] + e[:-1]), sd_eff, band))
+            D.append(Dj)
+            M.append(Mj)
+        new = 0.0
+        last = tuple(len(lev) - 1 for lev in levels)
+        for combo in itertools.product(*[range(len(lev)) for lev in levels]):
+            wts = mu
+            for j, i in enumerate(combo):
+                if levels[j][i][0] is not None:
+                    wts = wts * levels[j][i][0]
+            Dc = [D[j][i] for j, i in enumerate(combo)]
+            Mc = [M[j][i] for j, i in enumerate(combo)]
+            if d == 1:
+                new = new + Mc[0].T @ (Dc[0].T @ wts)
+            elif d == 2:
+                q = (Dc[0].multiply(wts[:, None]).T.tocsr() @ Dc[1].tocsc()).toarray()
+                if cross is not None and combo == last:
+                    q += (S[0].multiply((mu * cross[:, 0, 1])[:, None]).T.tocsr()
+                          @ S[1].tocsc()).toarray()
+                new = new + (Mc[1].T @ (Mc[0].T @ q).T).T
+            else:
+                q = deposit_outer(wts, Dc)
+                for a, b in ((0, 1), (0, 2), (1, 2)) if cross is not None and combo == last else ():
+                    rows = [S[j] if j in (a, b) else Dc[j] for j in range(3)]
+                    q += deposit_outer(mu * cross[:, a, b], rows)
+                new = new + apply_axes(q, Mc)
         new = np.clip(np.asarray(new, dtype=np.float64), 0.0, None)
         total = float(new.sum())
         lost += abs(float(mu.sum()) - total)
@@ -488,6 +559,38 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
         cells.append(mass.size)
     return GridLaw(edges=edges, mass=mass, t=float(t0), lost=lost, cells=cells,
                    resolution=res_used, methods=methods)
+
+
+def _weighted_quantile(v: np.ndarray, wts: np.ndarray, q: float) -> float:
+    """The wts-weighted q-quantile of v."""
+    order = np.argsort(v, kind="stable")
+    cum = np.cumsum(wts[order])
+    return float(v[order][min(np.searchsorted(cum, q * cum[-1]), v.size - 1)])
+
+
+def _variance_levels(v: np.ndarray, mu: np.ndarray) -> list[tuple[np.ndarray | None, float]]:
+    """One axis's per-cell step variances v as a two-level mixture: each cell sends the
+    share 1 - lam of its mass with the noise variance lo and lam with hi, lam chosen so that
+    its variance is v exactly (clipped to [lo, hi], the cells' mass quantiles _CLIP and
+    1 - _CLIP). One level where every cell's variance is the same (a linear score)."""
+    lo, hi = _weighted_quantile(v, mu, _CLIP), _weighted_quantile(v, mu, 1.0 - _CLIP)
+    if not hi > lo * (1.0 + 1e-12):
+        return [(None, lo)]
+    lam = (np.clip(v, lo, hi) - lo) / (hi - lo)
+    return [(1.0 - lam, lo), (lam, hi)]
+
+
+def _score_cells(score, on_grid: bool, axes: list[np.ndarray], x: np.ndarray,
+                 keep: np.ndarray, need: np.ndarray, t: float,
+                 methods: dict[str, int]) -> np.ndarray:
+    """Score at the kept cells' points x (k, d), which are the tensor grid `axes` at `keep`:
+    one grid-score call on the whole tensor grid, or the callable on x."""
+    if not on_grid:
+        return np.asarray(score(x, t), dtype=np.float64)
+    s_all, used = score.grid_score(axes, t, need=need)
+    for key, v in used.items():
+        methods[key] = methods.get(key, 0) + int(v)
+    return np.asarray(s_all, dtype=np.float64).reshape(-1, len(axes))[keep]
 
 
 def _score_1d(score, on_grid: bool, x: np.ndarray, t: float, methods: dict[str, int],
