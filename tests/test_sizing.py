@@ -119,7 +119,7 @@ def test_a_3d_law_without_truncation_costs_o_n_per_step_and_with_it_does_not():
             == pytest.approx(wall(["truncated"], 100_000, d=2) - wall(["truncated"], 1000, d=2)))
 
 
-def test_a_heun_job_in_1d_is_priced_at_its_laws_cost():
+def test_a_heun_job_is_priced_at_its_laws_cost():
     """The stochastic Heun law pushes every stratum of every cell through the score
     (d = 1), ~10 x Euler-Maruyama's law per step. Measured (a d = 1 study's job, n = 1e5,
     183 Heun steps, three estimators, m = 300, one thread, beside two other processes on
@@ -131,7 +131,10 @@ def test_a_heun_job_in_1d_is_priced_at_its_laws_cost():
     heun = estimate_params({**params, "integrator": "heun"}).wall_s
     em = estimate_params({**params, "integrator": "euler_maruyama"}).wall_s
     assert em < 112.0 <= heun < 3 * 112.0
-    # the Heun law exists in d = 1 only: in 2-D only the sampler's extra score call counts
-    p2 = {**params, "d": 2, "n": 10_000}
-    assert (estimate_params({**p2, "integrator": "heun"}).wall_s
-            < 2 * estimate_params({**p2, "integrator": "euler_maruyama"}).wall_s)
+    # 2-D (the Gaussian closure): one law per estimator at n = 1e5, 128 steps, resolution
+    # 2, single-threaded beside one other process, measured 24.9 + 34.0 + 30.1 s CPU
+    # (truncated, regularized, empirical); a job computes three (S, S/2, S/4)
+    p2 = {**params, "d": 2, "steps": 128}
+    em2 = estimate_params({**p2, "integrator": "euler_maruyama"}).wall_s
+    heun2 = estimate_params({**p2, "integrator": "heun"}).wall_s
+    assert em2 + 89.0 <= heun2 < em2 + 10 * 89.0

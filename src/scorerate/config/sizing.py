@@ -37,12 +37,14 @@ _HIGHORDER_MB = 256.0  # highorder keeps the noised k-d trees of recent t within
 #: "The exact law"): d = 2 at 256 steps and d = 3 at 64 and 256 steps, n = 1e5; about flat
 #: in n), and the 3-D law's peak memory (2.1 GB measured at n = 1e5, 256 steps)
 _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
-#: the stochastic Heun law (d = 1 only: its step is not a Gaussian transition, so it pushes
-#: (strata + 1) x cells points through the score): s per step and estimator, single-threaded
-#: at n = 1e5, 183 steps: 0.14-0.15 for each Gaussian estimator (benchmarks/law_slabs.py;
+#: the stochastic Heun law, s per step and estimator, single-threaded. d = 1 (its step is
+#: not a Gaussian transition, so it pushes (strata + 1) x cells points through the score):
+#: 0.14-0.15 for each Gaussian estimator at n = 1e5, 183 steps (benchmarks/law_slabs.py;
 #: 0.45 for truncated and regularized before the grid score set far slabs aside), against
-#: ~0.015 for Euler-Maruyama's law
-_HEUN_LAW_S_PER_STEP = 0.15
+#: ~0.015 for Euler-Maruyama's law. d = 2 (the Gaussian closure, 2 d + 1 grid-score calls
+#: and 2^d noise-level deposits per step): 0.19-0.27 at n = 1e5, 128 steps, resolution 2
+#: (0.11-0.18 at n = 1e4). d = 3: not measured; priced as 3 x Euler-Maruyama's law
+_HEUN_LAW_S_PER_STEP = {1: 0.15, 2: 0.27, 3: 3.0 * 1.3}
 #: the law at twice the steps of a step-check job, in laws at the job's steps: a step's
 #: cells grow like 1 / its noise sd ~ sqrt(steps), so ~2^1.5 (Heun, d = 1: 2.1-3.9)
 _CHECK_LAW_COST = 2.8
@@ -103,7 +105,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     its cell cap; in 3-D, plus the ball sums (a share of n each) of the uncertified cells
     of each of the `untruncated` estimators: regularized, empirical), ~1 ms per task and
     ~50 us per score call of a chunk. integrator "heun" doubles the sampler's score calls
-    and, in d = 1, prices its law at _HEUN_LAW_S_PER_STEP. step_check adds the law at
+    and prices its law at _HEUN_LAW_S_PER_STEP. step_check adds the law at
     twice the steps (_CHECK_LAW_COST laws at the job's steps).
     highorder: how many of the estimators are highorder (variants included), each with its
     own k-d tree budget; orders: their kernel orders (None: the default ceil(log n)), which
@@ -151,8 +153,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     laws = 1.75 + (_CHECK_LAW_COST if step_check else 0.0)
     finer = min((float(law_resolution) / BY_NAME["law_resolution"].default) ** d,
                 _LAW_CELLS_CAP)
-    per_step = (_HEUN_LAW_S_PER_STEP if calls > 1.0 and int(d) == 1
-                else _LAW_S_PER_STEP.get(int(d), 0.0))
+    per_step = (_HEUN_LAW_S_PER_STEP if calls > 1.0 else _LAW_S_PER_STEP).get(int(d), 0.0)
     wall += laws * estimators * steps * per_step * max(finer, 1.0)
     if int(d) == 3:
         mem += _LAW_3D_MB

@@ -248,8 +248,8 @@ def _sample_key(spec: JobSpec, name: str) -> tuple:
 def _law_applies(spec: JobSpec) -> str | None:
     if spec.d > 3:
         return "the exact output law is computed in d <= 3"
-    if spec.integrator in ("probability_flow", "heun") and spec.d > 1:
-        return f"the {spec.integrator} law is computed in d = 1 only"
+    if spec.integrator == "probability_flow" and spec.d > 1:
+        return "the probability_flow law is computed in d = 1 only"
     if spec.d == 2 and spec.law_n_max_2d is not None and spec.n > spec.law_n_max_2d:
         return f"n > law_n_max_2d = {spec.law_n_max_2d} (the study's cost cap)"
     return None

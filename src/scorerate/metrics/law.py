@@ -496,7 +496,9 @@ def output_law(score: ScoreFn | GridScoreEstimator, *, d: int, t0: float, T: flo
         # at rest: moved by under AT_REST of its width (a truncated score's zero, or a far
         # tail where a score below the engine's tolerance may be computed or set to 0)
         moving = np.any(np.abs(y - x) > AT_REST * w, axis=1)
-        sd = math.sqrt(c)
+        # the closure's narrowest noise level sets the cells' noise scale (down to half the
+        # step's sd), so that coarse noise_resolution keeps its three-point deposit exact
+        sd = math.sqrt(max(min(c, *(lev[0][1] for lev in levels)), c / 4.0))
         h_fine = min(sd / noise_resolution if c > 0 else math.inf,
                      math.sqrt(tau1) / resolution)
         sd_span = math.sqrt(max(lev[-1][1] for lev in levels))  # the widest noise
