@@ -48,6 +48,26 @@ def test_slow_cells_get_smaller_batches(tmp_path):
     assert sorted(plan.values()) == want
 
 
+def test_costlier_batches_are_scheduled_first(tmp_path):
+    """Each batch's Snakemake priority is its estimated seconds, so the costliest ready
+    batches start first and the last minutes are not one large job on one core (the 2-D
+    part's last n = 1e5 job started 60 min into a 85 min run without it)."""
+    from scorerate.config.sizing import study_job_estimate
+
+    cfg = with_(TINY, n=[50, 1_000_000], seeds=[0, 1, 2, 3], dask={"jobs_per_client": 4})
+    res = smk(tmp_path, cfg, "-n")
+    assert res.returncode == 0, res.stdout
+    prio = {}
+    for block in re.split(r"^\s*(?:localrule|rule) ", res.stdout, flags=re.M)[1:]:
+        if block.startswith("run_batch_"):
+            n = int(re.search(r"/n=(\d+)/", block).group(1))
+            prio.setdefault(n, set()).add(int(re.search(r"^\s*priority: (\d+)$", block,
+                                                        flags=re.M).group(1)))
+    est = {n: study_job_estimate(cfg, n, 1).wall_s for n in prio}
+    assert est[1_000_000] > 2 * est[50]  # else the config tests nothing
+    assert min(prio[1_000_000]) > max(prio[50]) > 0, prio
+
+
 def test_batch_command_names_every_job_and_the_study_options(tmp_path):
     res = smk(tmp_path, with_(TINY, dask={"jobs_per_client": 4}), "-n", "-p")
     assert res.returncode == 0, res.stdout

@@ -53,6 +53,12 @@ def batch_mem_mb(jobs_):
     return max(resource_request(batch_estimate(j))[0] for j in jobs_)
 
 
+def batch_priority(jobs_):
+    """The batch's estimated seconds (scorerate.config.sizing): Snakemake starts the costliest
+    ready batches first, so the last minutes are not one long job on one core."""
+    return int(sum(batch_estimate(j).wall_s for j in jobs_))
+
+
 def batch_runtime(jobs_):
     """Minutes of a batch: the sum of its jobs' requests (scorerate.config.sizing)."""
     return sum(resource_request(batch_estimate(j))[1] for j in jobs_)
@@ -79,6 +85,7 @@ for _i, (_label, _jobs) in enumerate(job_batches().items()):
             dask=dask_options,
             jobs=batch_job_list,
         threads: 1
+        priority: batch_priority(_jobs)
         resources:
             mem_mb=batch_mem_mb(_jobs),
             runtime=batch_runtime(_jobs),
