@@ -50,8 +50,8 @@ def test_slow_cells_get_smaller_batches(tmp_path):
 
 def test_costlier_batches_are_scheduled_first(tmp_path):
     """Each batch's Snakemake priority is its estimated seconds, so the costliest ready
-    batches start first and the last minutes are not one large job on one core (the 2-D
-    part's last n = 1e5 job started 60 min into a 85 min run without it)."""
+    batches start first and the last minutes are not one large job on one core (without
+    it, the 2-D part's last n = 1e5 job ran alone for its final ~5 min of 86)."""
     from scorerate.config.sizing import study_job_estimate
 
     cfg = with_(TINY, n=[50, 1_000_000], seeds=[0, 1, 2, 3], dask={"jobs_per_client": 4})

@@ -44,7 +44,7 @@ _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
 #: ~0.015 for Euler-Maruyama's law. d = 2 (the Gaussian closure, 2 d + 1 grid-score calls
 #: and 2^d noise-level deposits per step): 0.19-0.27 at n = 1e5, 128 steps, resolution 2
 #: (0.11-0.18 at n = 1e4). d = 3: not measured; priced as 3 x Euler-Maruyama's law
-_HEUN_LAW_S_PER_STEP = {1: 0.15, 2: 0.27, 3: 3.0 * 1.3}
+_HEUN_LAW_S_PER_STEP = {1: 0.15, 2: 0.27, 3: 3.0 * _LAW_S_PER_STEP[3]}
 #: the law at twice the steps of a step-check job, in laws at the job's steps: a step's
 #: cells grow like 1 / its noise sd ~ sqrt(steps), so ~2^1.5 (Heun, d = 1: 2.1-3.9)
 _CHECK_LAW_COST = 2.8
