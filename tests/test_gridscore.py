@@ -328,3 +328,36 @@ def test_one_scorer_shared_by_threads_at_different_times_gives_each_call_its_own
         got = list(pool.map(lambda c: run(shared, c), calls))
     for (lp, mu), (lp0, mu0) in zip(got, want, strict=True):
         assert np.array_equal(lp, lp0) and np.array_equal(mu, mu0)
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_banded_bounds_give_the_full_matrices_bits_on_a_wide_axis(d, monkeypatch):
+    """On an axis many kernel widths wide (a heavy tail, a small t) the bounds' kernel is
+    built only where it is not an exact zero (grid.ZERO_EXPONENT): every sum, method and
+    bit equals the full (cells x bins) matrices'. The band must be in use (narrower than
+    the axis) on every axis, and the far cells past the data must still be bound."""
+    from scorerate.engine import grid
+
+    t = 4e-3
+    X = density("laplace", beta=1.0, d=d).sample(3000, seed=5)
+    dense = GaussianEngine(X, backend="dense")
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    axes = [np.linspace(lo[j] - 1.0, hi[j] + 1.0, {1: 200, 2: 40}[d]) + 0.003 * j
+            for j in range(d)]
+    cut = theory.log_rho_n(3000, t, d)
+    bands = []
+    real = grid._bin_band
+
+    def spy(*args):
+        out = real(*args)
+        bands.append(None if out is None else (out[1], args[4]))
+        return out
+
+    monkeypatch.setattr(grid, "_bin_band", spy)
+    banded = GridScorer(X).sums(axes, t, log_cut=cut, exact=dense.sums)
+    assert bands and all(b is not None and b[0] < b[1] / 2 for b in bands)
+    monkeypatch.setattr(grid, "_bin_band", lambda *args: None)
+    full = GridScorer(X).sums(axes, t, log_cut=cut, exact=dense.sums)
+    assert np.array_equal(banded.logp, full.logp) and np.array_equal(banded.mean, full.mean)
+    assert banded.methods == full.methods
+    assert full.methods["grid"] > 0 and full.methods["bound"] > 0

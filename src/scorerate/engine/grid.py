@@ -31,7 +31,10 @@ depend on how many cells are asked for; the whole grid is one call, so the resul
 not depend on any chunking of the sampler. A call whose matrices would pass CHUNK_BYTES
 runs in blocks of first-axis rows (the same values), and each certified row's kernel
 stops at its certificate's reach (`_windows`): ~10 sds of the ~40 the lattice spans in
-the bulk (benchmarks/README.md, "Where a pilot job's time goes").
+the bulk (benchmarks/README.md, "Where a pilot job's time goes"). On an axis wider than
+the kernel's ~78 sds of nonzero float64 values (a heavy tail, a small t) the bounds'
+matrices hold only each row's band of nonzero entries (`_bin_band`): the same bits as the
+full matrices, at a cost that stops growing with the data's range.
 """
 
 from __future__ import annotations
@@ -255,6 +258,89 @@ def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
             _mode(out.reshape(P, shp[j], R), np.ascontiguousarray(M, dtype=np.float64), new)
         out = new.reshape(shp[:j] + (M.shape[0],) + shp[j + 1:])
     return out
+
+
+#: exp(y) is exactly 0.0 in float64 for y below about -745.13; the bounds' kernel is
+#: computed only where its exponent is at least this (a margin below that), so every entry
+#: it leaves out is an exact zero of the full matrix
+ZERO_EXPONENT = -760.0
+
+
+@njit(parallel=True, cache=True)
+def _mode_band(T, M, S, out):  # pragma: no cover - numba
+    """`_mode` with row a of M holding columns S[a] .. S[a] + B - 1 of the full matrix (the
+    rest exact zeros): the same sums, k ascending, without the zeros."""
+    P, K, R = T.shape
+    A, B = M.shape
+    nt = (R + _TILE - 1) // _TILE
+    for job in prange(P * nt):
+        p = job // nt
+        r0 = (job % nt) * _TILE
+        r1 = min(R, r0 + _TILE)
+        m = r1 - r0
+        acc = np.empty(m)
+        for a in range(A):
+            acc[:] = 0.0
+            s = S[a]
+            for b in range(B):
+                w = M[a, b]
+                if w != 0.0:
+                    row = T[p, s + b, r0:r1]
+                    for r in range(m):
+                        acc[r] += w * row[r]
+            out[p, a, r0:r1] = acc
+
+
+@njit(parallel=True, cache=True)
+def _mode_last_band(T, M, S, out):  # pragma: no cover - numba
+    """`_mode_last` on banded rows (see `_mode_band`): a skipped product is w * 0.0, which
+    leaves the dense sum's every partial sum unchanged, so the result is the same bits."""
+    P, K = T.shape
+    A, B = M.shape
+    for job in prange(P * A):
+        p = job // A
+        a = job % A
+        s = S[a]
+        acc = 0.0
+        for b in range(B):
+            w = T[p, s + b]
+            if w != 0.0:
+                acc += w * M[a, b]
+        out[p, a] = acc
+
+
+def _contract_band(T: np.ndarray, mats: Sequence[np.ndarray],
+                   starts: Sequence[np.ndarray]) -> np.ndarray:
+    """`_contract` with banded matrices: mats[j] (G_j, B_j) holds columns starts[j][a] ..
+    + B_j - 1 of row a of the full (G_j, L_j) matrix, whose other entries are exact zeros."""
+    out = np.ascontiguousarray(T, dtype=np.float64)
+    for j, (M, S) in enumerate(zip(mats, starts, strict=True)):
+        shp = out.shape
+        P, R = math.prod(shp[:j]), math.prod(shp[j + 1:])
+        new = np.empty((P, M.shape[0], R))
+        M = np.ascontiguousarray(M, dtype=np.float64)
+        S = np.ascontiguousarray(S, dtype=np.int64)
+        if R == 1:
+            _mode_last_band(out.reshape(P, shp[j]), M, S, new.reshape(P, M.shape[0]))
+        else:
+            _mode_band(out.reshape(P, shp[j], R), M, S, new)
+        out = new.reshape(shp[:j] + (M.shape[0],) + shp[j + 1:])
+    return out
+
+
+def _bin_band(xs: np.ndarray, o: np.ndarray, g0: float, hb: float, bins: int,
+              inv: float) -> tuple[np.ndarray, int] | None:
+    """Per query coordinate, the first of B consecutive histogram bins (width hb, node 0 at
+    g0) outside which both edges' kernel exp(o - D^2 inv) is an exact zero; None when the
+    band would be the whole axis (the dense path, as before bands existed)."""
+    reach = np.sqrt(np.maximum(o - ZERO_EXPONENT, 0.0) / inv)
+    lo = np.floor((xs - reach - g0) / hb).astype(np.int64) - 2
+    hi = np.ceil((xs + reach - g0) / hb).astype(np.int64) + 1
+    lo, hi = np.clip(lo, 0, bins - 1), np.clip(hi, 0, bins - 1)
+    B = int(np.max(hi - lo)) + 1
+    if B >= bins:
+        return None
+    return np.clip(lo, 0, bins - B), B
 
 
 class GridScorer(TrainShape):
@@ -487,12 +573,34 @@ class GridScorer(TrainShape):
         if C is not None:
             U, W, off, kern = [], [], [], []
             inv = 0.5 / t
+            starts = []
             for j, x in enumerate(axes):
                 L = C.shape[j]
                 g, occ, a_lo, a_hi = self._axis_nodes(lattice)[j]
                 xs = np.where(far_axes[j], 0.5 * (self.lo[j] + self.hi[j]), x)
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
+                band = _bin_band(xs, o, float(g[0]), 2.0 * h, L // 2, inv)
+                if band is not None:
+                    # a wide axis (a heavy tail, a tiny t): the bounds' kernel only where it
+                    # is not an exact zero, the same entries as the full matrix
+                    S, B = band
+                    cols = S[:, None] + np.arange(B + 1)  # B bins: their B + 1 edges
+                    De = xs[:, None] - g[2 * cols]
+                    Ed = np.exp(np.minimum(o[:, None] - De * De * inv, 0.0))
+                    Dd = np.abs(De)
+                    inside = (De[:, :-1] >= 0) & (De[:, 1:] <= 0)
+                    nearer_left = Dd[:, :-1] <= Dd[:, 1:]
+                    oc = occ[cols[:, :-1]]
+                    U.append(np.where(oc, np.where(inside, 1.0, np.where(
+                        nearer_left, Ed[:, :-1], Ed[:, 1:])), 0.0))
+                    W.append(np.where(oc, np.where(Dd[:, :-1] >= Dd[:, 1:], Ed[:, :-1],
+                                                   Ed[:, 1:]), 0.0))
+                    starts.append(S)
+                    off.append(o)
+                    kern.append((xs, o, g[:L], None))
+                    continue
+                starts.append(None)
                 # the kernel at the bin edges (the even nodes) bounds every cell: U takes the
                 # nearer edge (1 inside the bin), W the farther one; the odd nodes are needed
                 # only by the cells the bounds leave to the grid (below)
@@ -510,9 +618,15 @@ class GridScorer(TrainShape):
             offs = np.zeros(G)
             for j, o in enumerate(off):
                 offs = offs + o.reshape((-1,) + (1,) * (d - 1 - j))
+            if all(S is None for S in starts):
+                lower, upper = _contract(H, W), _contract(H, U)
+            else:
+                full = [np.zeros(G[j], dtype=np.int64) if S is None else S
+                        for j, S in enumerate(starts)]
+                lower, upper = _contract_band(H, W, full), _contract_band(H, U, full)
             with np.errstate(divide="ignore", invalid="ignore"):
-                log_lo = np.log(_contract(H, W)) - offs
-                log_hi = np.log(_contract(H, U)) - offs
+                log_lo = np.log(lower) - offs
+                log_hi = np.log(upper) - offs
             lsm = log_s_min(n, d, self.q, h / math.sqrt(t), self.rtol)
             cut_S = None if log_cut is None else np.broadcast_to(
                 np.asarray(log_cut, dtype=np.float64), G) - log_norm
@@ -539,7 +653,11 @@ class GridScorer(TrainShape):
                     k0, k1 = cols.start, cols.stop
                     D = xs[box[j], None] - g[None, k0:k1]
                     Kj = np.empty(D.shape)
-                    Kj[:, 0::2] = even[box[j], k0 // 2:k0 // 2 + (k1 - k0 + 1) // 2]
+                    if even is None:  # banded bounds: the even nodes' kernel, same formula
+                        De = D[:, 0::2]
+                        Kj[:, 0::2] = np.exp(np.minimum(o[box[j], None] - De * De * inv, 0.0))
+                    else:
+                        Kj[:, 0::2] = even[box[j], k0 // 2:k0 // 2 + (k1 - k0 + 1) // 2]
                     Do = D[:, 1::2]
                     Kj[:, 1::2] = np.exp(np.minimum(o[box[j], None] - Do * Do * inv, 0.0))
                     Kj[~(np.abs(D) <= reach[:, None])] = 0.0  # beyond the row's own reach
