@@ -43,31 +43,34 @@ def batch_job_list(wildcards, output):
     return " ".join("--job " + words([*(BATCHED[s][k] for k in keys), s]) for s in output)
 
 
-def batch_estimate(j):
-    """The cost model's estimate of one job of a batch (scorerate.config.sizing)."""
+def batch_estimate(jobs_):
+    """The cost model's estimate of each job of a batch (scorerate.config.sizing): one for
+    all of them, since a batch's jobs share (n, d) and whether they check the steps."""
+    j = jobs_[0]
     return study_job_estimate(config, int(j["n"]), int(j["d"]), j["seed"] in check_seeds())
 
 
-def batch_mem_mb(jobs_):
-    """Memory of a batch: the largest job's (jobs run one after another in one process)."""
-    return max(resource_request(batch_estimate(j))[0] for j in jobs_)
+def batch_mem_mb(estimate):
+    """Memory of a batch: one job's (jobs run one after another in one process)."""
+    return resource_request(estimate)[0]
 
 
-def batch_priority(jobs_):
+def batch_priority(estimate, count):
     """The batch's estimated seconds (scorerate.config.sizing): Snakemake starts the costliest
     ready batches first, so the last minutes are not one long job on one core."""
-    return int(sum(batch_estimate(j).wall_s for j in jobs_))
+    return int(count * estimate.wall_s)
 
 
-def batch_runtime(jobs_):
+def batch_runtime(estimate, count):
     """Minutes of a batch: the sum of its jobs' requests (scorerate.config.sizing)."""
-    return sum(resource_request(batch_estimate(j))[1] for j in jobs_)
+    return count * resource_request(estimate)[1]
 
 
 #: run store path -> its job, for batch_job_list
 BATCHED = {f"{RUNS}/{RUN}.zarr".format(**j): j for j in jobs(config)}
 
 for _i, (_label, _jobs) in enumerate(job_batches().items()):
+    _estimate = batch_estimate(_jobs)
 
     rule:
         name:
@@ -85,10 +88,10 @@ for _i, (_label, _jobs) in enumerate(job_batches().items()):
             dask=dask_options,
             jobs=batch_job_list,
         threads: 1
-        priority: batch_priority(_jobs)
+        priority: batch_priority(_estimate, len(_jobs))
         resources:
-            mem_mb=batch_mem_mb(_jobs),
-            runtime=batch_runtime(_jobs),
+            mem_mb=batch_mem_mb(_estimate),
+            runtime=batch_runtime(_estimate, len(_jobs)),
         conda:
             "../../envs/scorerate.yaml"
         shell:
