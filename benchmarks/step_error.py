@@ -121,7 +121,8 @@ def ratios(row: dict) -> list[dict]:
 def write(rows: list[dict], meta: dict, out: Path, tag: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = "step_error" + (f"_{tag}" if tag else "")
-    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1,
+                                                 default=str))  # --config: paths
     names = [*RULES, "check_2s"]
     lines = ["| n | estimator | metric | S | error | " + " | ".join(names) + " |",
              "|---|---|---|---|---|" + "---|" * len(names)]
