@@ -203,63 +203,6 @@ def _denominators(q: int) -> np.ndarray:
 _TILE = 256
 
 
-@njit(parallel=True, cache=True)
-def _mode(T, M, out):  # pragma: no cover - numba
-    """out[p, a, r] = sum_k M[a, k] T[p, k, r], k ascending for every element and thread
-    count (OpenBLAS GEMM is not: its results change with the number of threads)."""
-    P, K, R = T.shape
-    A = M.shape[0]
-    nt = (R + _TILE - 1) // _TILE
-    for job in prange(P * nt):
-        p = job // nt
-        r0 = (job % nt) * _TILE
-        r1 = min(R, r0 + _TILE)
-        m = r1 - r0
-        acc = np.empty(m)
-        for a in range(A):
-            acc[:] = 0.0
-            for k in range(K):
-                w = M[a, k]
-                if w != 0.0:
-                    row = T[p, k, r0:r1]
-                    for r in range(m):
-                        acc[r] += w * row[r]
-            out[p, a, r0:r1] = acc
-
-
-@njit(parallel=True, cache=True)
-def _mode_last(T, M, out):  # pragma: no cover - numba
-    """out[p, a] = sum_k M[a, k] T[p, k] (the last axis), k ascending, one dot product per
-    (p, a) reading M's rows in place (a transposed copy of M cost 15% of a 1-D law)."""
-    P, K = T.shape
-    A = M.shape[0]
-    for job in prange(P * A):
-        p = job // A
-        a = job % A
-        acc = 0.0
-        for k in range(K):
-            w = T[p, k]
-            if w != 0.0:
-                acc += w * M[a, k]
-        out[p, a] = acc
-
-
-def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
-    """T (L_1, ..., L_d) contracted with mats[j] (G_j, L_j) on every axis -> (G_1, ..., G_d)."""
-    out = np.ascontiguousarray(T, dtype=np.float64)
-    for j, M in enumerate(mats):
-        shp = out.shape
-        P, R = math.prod(shp[:j]), math.prod(shp[j + 1:])
-        new = np.empty((P, M.shape[0], R))
-        if R == 1:
-            _mode_last(out.reshape(P, shp[j]), np.ascontiguousarray(M, dtype=np.float64),
-                       new.reshape(P, M.shape[0]))
-        else:
-            _mode(out.reshape(P, shp[j], R), np.ascontiguousarray(M, dtype=np.float64), new)
-        out = new.reshape(shp[:j] + (M.shape[0],) + shp[j + 1:])
-    return out
-
-
 #: exp(y) is exactly 0.0 in float64 for y below about -745.13; the bounds' kernel is
 #: computed only where its exponent is at least this (a margin below that), so every entry
 #: it leaves out is an exact zero of the full matrix
@@ -267,9 +210,11 @@ ZERO_EXPONENT = -760.0
 
 
 @njit(parallel=True, cache=True)
-def _mode_band(T, M, S, out):  # pragma: no cover - numba
-    """`_mode` with row a of M holding columns S[a] .. S[a] + B - 1 of the full matrix (the
-    rest exact zeros): the same sums, k ascending, without the zeros."""
+def _mode(T, M, S, out):  # pragma: no cover - numba
+    """out[p, a, r] = sum_b M[a, b] T[p, S[a] + b, r]: row a of M holds columns S[a] ..
+    S[a] + B - 1 of the full matrix (the rest exact zeros; S = 0 for a full one), k
+    ascending for every element and thread count (OpenBLAS GEMM is not: its results change
+    with the number of threads); skipping zeros leaves every partial sum unchanged."""
     P, K, R = T.shape
     A, B = M.shape
     nt = (R + _TILE - 1) // _TILE
@@ -292,9 +237,10 @@ def _mode_band(T, M, S, out):  # pragma: no cover - numba
 
 
 @njit(parallel=True, cache=True)
-def _mode_last_band(T, M, S, out):  # pragma: no cover - numba
-    """`_mode_last` on banded rows (see `_mode_band`): a skipped product is w * 0.0, which
-    leaves the dense sum's every partial sum unchanged, so the result is the same bits."""
+def _mode_last(T, M, S, out):  # pragma: no cover - numba
+    """out[p, a] = sum_b M[a, b] T[p, S[a] + b] (the last axis), banded as in `_mode`, one
+    dot product per (p, a) reading M's rows in place (a transposed copy of M cost 15% of a
+    1-D law); a skipped product is w * 0.0, so a band gives the full matrix's bits."""
     P, K = T.shape
     A, B = M.shape
     for job in prange(P * A):
@@ -309,6 +255,11 @@ def _mode_last_band(T, M, S, out):  # pragma: no cover - numba
         out[p, a] = acc
 
 
+def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
+    """T (L_1, ..., L_d) contracted with mats[j] (G_j, L_j) on every axis -> (G_1, ..., G_d)."""
+    return _contract_band(T, mats, [np.zeros(M.shape[0], dtype=np.int64) for M in mats])
+
+
 def _contract_band(T: np.ndarray, mats: Sequence[np.ndarray],
                    starts: Sequence[np.ndarray]) -> np.ndarray:
     """`_contract` with banded matrices: mats[j] (G_j, B_j) holds columns starts[j][a] ..
@@ -321,9 +272,9 @@ def _contract_band(T: np.ndarray, mats: Sequence[np.ndarray],
         M = np.ascontiguousarray(M, dtype=np.float64)
         S = np.ascontiguousarray(S, dtype=np.int64)
         if R == 1:
-            _mode_last_band(out.reshape(P, shp[j]), M, S, new.reshape(P, M.shape[0]))
+            _mode_last(out.reshape(P, shp[j]), M, S, new.reshape(P, M.shape[0]))
         else:
-            _mode_band(out.reshape(P, shp[j], R), M, S, new)
+            _mode(out.reshape(P, shp[j], R), M, S, new)
         out = new.reshape(shp[:j] + (M.shape[0],) + shp[j + 1:])
     return out
 
