@@ -532,52 +532,35 @@ class GridScorer(TrainShape):
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
                 band = _bin_band(xs, o, float(g[0]), 2.0 * h, L // 2, inv)
-                if band is not None:
-                    # a wide axis (a heavy tail, a tiny t): the bounds' kernel only where it
-                    # is not an exact zero, the same entries as the full matrix
-                    S, B = band
-                    cols = S[:, None] + np.arange(B + 1)  # B bins: their B + 1 edges
-                    De = xs[:, None] - g[2 * cols]
-                    Ed = np.exp(np.minimum(o[:, None] - De * De * inv, 0.0))
-                    Dd = np.abs(De)
-                    inside = (De[:, :-1] >= 0) & (De[:, 1:] <= 0)
-                    nearer_left = Dd[:, :-1] <= Dd[:, 1:]
-                    oc = occ[cols[:, :-1]]
-                    U.append(np.where(oc, np.where(inside, 1.0, np.where(
-                        nearer_left, Ed[:, :-1], Ed[:, 1:])), 0.0))
-                    W.append(np.where(oc, np.where(Dd[:, :-1] >= Dd[:, 1:], Ed[:, :-1],
-                                                   Ed[:, 1:]), 0.0))
-                    starts.append(S)
-                    off.append(o)
-                    kern.append((xs, o, g[:L], None))
-                    continue
-                starts.append(None)
                 # the kernel at the bin edges (the even nodes) bounds every cell: U takes the
                 # nearer edge (1 inside the bin), W the farther one; the odd nodes are needed
-                # only by the cells the bounds leave to the grid (below)
-                De = xs[:, None] - g[None, 0::2]
+                # only by the cells the bounds leave to the grid (below). On a wide axis (a
+                # heavy tail, a tiny t) only each row's band where it is not an exact zero
+                if band is None:
+                    S, edges, oc = None, g[None, 0::2], occ
+                else:
+                    S, B = band
+                    cols = S[:, None] + np.arange(B + 1)  # B bins: their B + 1 edges
+                    edges, oc = g[2 * cols], occ[cols[:, :-1]]
+                De = xs[:, None] - edges
                 Ed = np.exp(np.minimum(o[:, None] - De * De * inv, 0.0))
                 Dd = np.abs(De)
                 inside = (De[:, :-1] >= 0) & (De[:, 1:] <= 0)
                 nearer_left = Dd[:, :-1] <= Dd[:, 1:]
-                U.append(np.where(occ, np.where(inside, 1.0, np.where(
+                U.append(np.where(oc, np.where(inside, 1.0, np.where(
                     nearer_left, Ed[:, :-1], Ed[:, 1:])), 0.0))
-                W.append(np.where(occ, np.where(Dd[:, :-1] >= Dd[:, 1:], Ed[:, :-1],
-                                                Ed[:, 1:]), 0.0))
+                W.append(np.where(oc, np.where(Dd[:, :-1] >= Dd[:, 1:], Ed[:, :-1],
+                                               Ed[:, 1:]), 0.0))
+                starts.append(np.zeros(G[j], dtype=np.int64) if S is None else S)
                 off.append(o)
-                kern.append((xs, o, g[:L], Ed[:, :L // 2]))
+                # the second pass reads the even nodes' kernel from the full matrix only
+                kern.append((xs, o, g[:L], Ed[:, :L // 2] if S is None else None))
             offs = np.zeros(G)
             for j, o in enumerate(off):
                 offs = offs + o.reshape((-1,) + (1,) * (d - 1 - j))
-            if all(S is None for S in starts):
-                lower, upper = _contract(H, W), _contract(H, U)
-            else:
-                full = [np.zeros(G[j], dtype=np.int64) if S is None else S
-                        for j, S in enumerate(starts)]
-                lower, upper = _contract_band(H, W, full), _contract_band(H, U, full)
             with np.errstate(divide="ignore", invalid="ignore"):
-                log_lo = np.log(lower) - offs
-                log_hi = np.log(upper) - offs
+                log_lo = np.log(_contract_band(H, W, starts)) - offs
+                log_hi = np.log(_contract_band(H, U, starts)) - offs
             lsm = log_s_min(n, d, self.q, h / math.sqrt(t), self.rtol)
             cut_S = None if log_cut is None else np.broadcast_to(
                 np.asarray(log_cut, dtype=np.float64), G) - log_norm
