@@ -121,8 +121,8 @@ def _fine_rule(a, b, edges, pieces=3000, nodes=20):
 
 
 @pytest.mark.parametrize(("name", "beta"), [("sym_beta", 1.0), ("sym_beta", 0.75),
-                                            ("sym_beta", 2.0), ("gauss_mix", 1.0),
-                                            ("sym_beta_mix", 1.0)])
+                                            ("sym_beta", 2.0), ("sym_beta", 2.5),
+                                            ("gauss_mix", 1.0), ("sym_beta_mix", 1.0)])
 @pytest.mark.parametrize("t0", [0.05, 1e-3])
 def test_bias_terms_against_direct_quadrature(name, beta, t0):
     # ||p_t0 - p0||^2 and ||p_t0 - p0||_1 by a fine quadrature of the pointwise difference
