@@ -122,3 +122,25 @@ def test_batched_study_reruns_exactly(tmp_path):
     plan = batches(tmp_path, cfg)
     assert list(plan.values()) == [sorted(
         f"results/runs/sym_beta/beta=1.0/d=1/n=100/seed={s}.zarr" for s in (0, 1))]
+
+
+@pytest.mark.slow
+def test_a_part_split_by_targets_runs_each_store_once(tmp_path):
+    """README's recipe for a part over 90 minutes: invocations naming run stores as targets,
+    then the plain command. The first runs only the stores it names (no aggregation); the
+    last runs only the rest, leaves the first's stores alone, and aggregates every n."""
+    cfg = with_(TINY, dask={"jobs_per_client": 2}, step_check_seeds=1)
+    runs = "results/runs/sym_beta/beta=1.0/d=1"
+    first = [f"{runs}/n=50/seed={s}.zarr" for s in (0, 1)]
+    res = smk(tmp_path, cfg, "--cores", "2", *first)
+    assert res.returncode == 0, res.stdout
+    made = {p: (tmp_path / p).stat().st_mtime_ns for p in first}
+    assert not (tmp_path / runs / "n=100").exists()
+    assert not (tmp_path / "results" / "study.zarr").exists()
+    plan = batches(tmp_path, cfg)
+    assert sorted(sum(plan.values(), [])) == [f"{runs}/n=100/seed={s}.zarr" for s in (0, 1)]
+    res = smk(tmp_path, cfg, "--cores", "2")
+    assert res.returncode == 0, res.stdout
+    assert {p: (tmp_path / p).stat().st_mtime_ns for p in first} == made
+    assert (tmp_path / "results" / "report" / "rates.csv").stat().st_size > 0
+    assert "Nothing to be done" in smk(tmp_path, cfg, "-n").stdout
