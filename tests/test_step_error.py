@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from scorerate.metrics.step_error import step_error
+from scorerate.metrics.step_error import (
+    check_model,
+    required_steps,
+    step_error,
+    step_error_check,
+    step_rule_covering,
+)
+from scorerate.sampler import steps_for
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])
@@ -39,8 +46,6 @@ def test_a_turning_point_does_not_hide_the_error():
 def test_the_check_from_twice_the_steps(order, ratio):
     """v(S) = c + a / S^p: 2 |v(S) - v(2S)| = 2 (1 - 2^-p) |v(S) - c|: exact at order 1,
     1.5x at order 2, below 2x at any order (a monotone sequence)."""
-    from scorerate.metrics.step_error import step_error_check
-
     c, a, s = 0.07, -0.3, 64
 
     def v(k):
@@ -48,3 +53,49 @@ def test_the_check_from_twice_the_steps(order, ratio):
 
     got = step_error_check(v(s), v(2 * s))
     assert got == pytest.approx(ratio * abs(v(s) - c), rel=1e-12)
+
+
+@pytest.mark.parametrize("order", [1.0, 1.8, 2.0])
+def test_check_model_recovers_an_order_p_sequence(order):
+    """v(S) = c + a S^-p at S, 2S, 4S: p exactly, and C S^-p is the check at S."""
+    c, a, s = 0.13, -0.4, 150
+    v = [c + a * k ** -order for k in (s, 2 * s, 4 * s)]
+    big_c, p = check_model((s, 2 * s, 4 * s), v)
+    assert p == pytest.approx(order, rel=1e-9)
+    assert big_c * s ** -p == pytest.approx(step_error_check(v[0], v[1]), rel=1e-9)
+
+
+def test_check_model_refuses_steps_that_are_not_doublings():
+    with pytest.raises(ValueError, match="2S, 4S"):
+        check_model((100, 200, 300), [0.1, 0.11, 0.12])
+
+
+def test_required_steps_is_the_fewest_that_hold_the_fraction():
+    c, p, se, f = 6.0, 1.8, 1.0e-3, 1.0 / 3.0
+    s = required_steps(c, p, se, f)
+    assert c * s ** -p <= f * se < c * (s - 1) ** -p
+
+
+def test_the_covering_rule_gives_every_n_its_steps():
+    """Required steps from the d2_sym_beta_2 measurement (C = 6, p = 1.8, the seed SEs of
+    benchmarks/README.md): the fitted rule, through steps_for, gives at least as many at
+    every n, and no fewer than the floor below the knee."""
+    ns = [100, 300, 1000, 3000, 10_000, 30_000, 100_000]
+    se = [2.5e-3, 3.4e-3, 1.45e-3, 1.01e-3, 7.5e-4, 3.88e-4, 2.3e-4]
+    need = [required_steps(6.0, 1.8, e, 1.0 / 3.0) for e in se]
+    rule = step_rule_covering(ns, need)
+    got = [steps_for(n, rule.steps, rule.steps_power, rule.steps_at_n, rule.steps_min)
+           for n in ns]
+    assert all(g >= r for g, r in zip(got, need, strict=True)), (got, need)
+    assert rule.steps_min == max(need[:2])
+    assert any(g == r for g, r in zip(got[2:], need[2:], strict=True))  # tight somewhere
+
+
+def test_a_rule_is_covered_by_itself():
+    """Counts made by a rule come back as a rule that gives at most one step more."""
+    ns = [1000, 3000, 10_000, 30_000, 100_000]
+    need = [steps_for(n, 300, 0.25, 10_000) for n in ns]
+    rule = step_rule_covering(ns, need)
+    got = [steps_for(n, rule.steps, rule.steps_power, rule.steps_at_n, rule.steps_min)
+           for n in ns]
+    assert all(0 <= g - r <= 1 for g, r in zip(got, need, strict=True)), (got, need)

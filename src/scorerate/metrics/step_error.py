@@ -20,11 +20,21 @@ looks forwards instead: from the law at S and at 2S it measures the error at S d
 2 |v(S) - v(2S)| (exact for a first-order sequence, 1.5x the error at order 2, at most 2x
 for a sequence that converges monotonically at any order). It costs a law at twice the
 steps, so a study computes it on a few seeds of each (cell, n) (`step_check`).
+
+A study's step rule is planned from the same check: its model C S^-p (`check_model`, from
+the law at S, 2S, 4S), the seed SE of tv_law at each n, the steps that hold the check at a
+fraction of the SE (`required_steps`) and the rule that gives them at every n
+(`step_rule_covering`); benchmarks/plan_steps.py runs it for a part.
 """
 
 from __future__ import annotations
 
-__all__ = ["step_error", "step_error_check"]
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["StepRule", "check_model", "required_steps", "step_error", "step_error_check",
+           "step_rule_covering"]
 
 
 def step_error(v_s: float, v_half: float, v_quarter: float) -> float:
@@ -36,3 +46,66 @@ def step_error(v_s: float, v_half: float, v_quarter: float) -> float:
 def step_error_check(v_s: float, v_double: float) -> float:
     """Estimate of |v(S) - v(inf)| from v at S and at 2S steps: 2 |v_S - v_2S|."""
     return 2.0 * abs(v_s - v_double)
+
+
+def check_model(steps: Sequence[int], values: Sequence[float]) -> tuple[float, float]:
+    """(C, p) of the step check C S^-p from a law's number at S, 2S, 4S: the checks
+    2 |v(S) - v(2S)| and 2 |v(2S) - v(4S)| give the order p = log2 of their ratio (at
+    least 0.5: a check that does not fall is not a convergent sequence's) and C at S."""
+    s, s2, s4 = (int(k) for k in steps)
+    if not (s2 == 2 * s and s4 == 4 * s):
+        raise ValueError(f"steps must be S, 2S, 4S, got {list(steps)}")
+    c1 = step_error_check(values[0], values[1])
+    c2 = step_error_check(values[1], values[2])
+    if not (c1 > 0 and c2 > 0):
+        raise ValueError("the law's number did not change with the steps: no order to fit")
+    p = max(math.log2(c1 / c2), 0.5)
+    return c1 * s ** p, p
+
+
+def required_steps(c: float, p: float, se: float, fraction: float) -> int:
+    """Fewest steps S with the check C S^-p at most `fraction` of the standard error se."""
+    if not (c > 0 and p > 0 and se > 0 and fraction > 0):
+        raise ValueError("c, p, se and fraction must be > 0")
+    return math.ceil((c / (fraction * se)) ** (1.0 / p))
+
+
+@dataclass(frozen=True)
+class StepRule:
+    """A study's step rule (config steps, steps_power, steps_at_n, steps_min):
+    max(steps_min, ceil(steps (n / steps_at_n)^steps_power)), as sampler.steps_for."""
+
+    steps: int
+    steps_power: float
+    steps_at_n: int
+    steps_min: int
+
+
+def step_rule_covering(ns: Sequence[int], required: Sequence[int], *, at_n: int = 10_000,
+                       knee: int = 1000, power_step: float = 0.01) -> StepRule:
+    """The rule that gives at least `required[i]` steps at every ns[i]: its power is the
+    least-squares slope of log(required) on log(n) over n >= knee (rounded up to
+    power_step), its steps at at_n the least that covers every n >= knee, and its floor
+    the most any n < knee needs (a power of n runs short at small n, where the chain's
+    transient sets the need)."""
+    from ..sampler import steps_for
+
+    if len(ns) != len(required) or not ns:
+        raise ValueError("ns and required must be non-empty and of one length")
+    big = [(math.log(n), math.log(r)) for n, r in zip(ns, required, strict=True) if n >= knee]
+    power = 0.0
+    if len(big) >= 2:
+        mx = sum(x for x, _ in big) / len(big)
+        my = sum(y for _, y in big) / len(big)
+        sxx = sum((x - mx) ** 2 for x, _ in big)
+        power = max(0.0, sum((x - mx) * (y - my) for x, y in big) / sxx)
+        power = math.ceil(power / power_step - 1e-9) * power_step
+        power = round(power, 10)
+    steps = max((math.ceil(r / (n / at_n) ** power) for n, r in zip(ns, required, strict=True)
+                 if n >= knee), default=1)
+    # ceil inside steps_for can only add; shrink while every n >= knee stays covered
+    while steps > 1 and all(steps_for(n, steps - 1, power, at_n) >= r
+                            for n, r in zip(ns, required, strict=True) if n >= knee):
+        steps -= 1
+    floor = max((r for n, r in zip(ns, required, strict=True) if n < knee), default=1)
+    return StepRule(steps=steps, steps_power=power, steps_at_n=at_n, steps_min=int(floor))
