@@ -70,6 +70,23 @@ def seed_se(cfg: dict, n: int, n_mc: int) -> dict:
             "se": math.sqrt(var / len(vals))}
 
 
+def plan_warnings(probes: list[dict], ns: list[int], planned: list[int]) -> list[str]:
+    """Where the plan is an extrapolation: a probe whose law is not yet in the model's range
+    (it moves more from 2S to 4S than from S to 2S), or a rule below the steps probed."""
+    out = []
+    for pr in probes:
+        v, s = pr["tv_law"], pr["steps"]
+        if abs(v[1] - v[2]) > abs(v[0] - v[1]) or (v[0] - v[1]) * (v[1] - v[2]) < 0:
+            out.append(f"n = {pr['n']}: the law is not asymptotic in the steps at {s[0]}-{s[2]} "
+                       "(not monotone, or it moves more from 2S to 4S than from S to 2S); "
+                       "C S^-p is not a model")
+        planned_here = planned[ns.index(pr["n"])] if pr["n"] in ns else None
+        if planned_here is not None and planned_here < s[0]:
+            out.append(f"n = {pr['n']}: the rule gives {planned_here} steps, below the probed "
+                       f"{s[0]}: an extrapolation; keep at least the probed steps")
+    return out
+
+
 def probe(cfg: dict, n: int, estimator: str, steps: int | None) -> dict:
     """tv_law of seed 0's job at S, 2S, 4S steps and the check's (C, p)."""
     name, beta, d = cell_of(cfg)
@@ -151,6 +168,8 @@ def main() -> None:
         lines.append(f"| {row['n']:g} | {row['se']:.2e} | {c:.3g} | {p:.2f} | {r} | {s_plan} | "
                      f"{c * s_plan ** -p / row['se']:.2f} | {s_now} | "
                      f"{c * s_now ** -p / row['se']:.2f} |")
+    warnings = plan_warnings(probes, ns, planned)
+    lines += [f"WARNING: {w}" for w in warnings]
     lines += ["", "| probe n | S, 2S, 4S | tv_law | C | p | CPU s |", "|---|---|---|---|---|---|"]
     for pr in probes:
         lines.append(f"| {pr['n']:g} | {', '.join(map(str, pr['steps']))} | "
@@ -164,7 +183,7 @@ def main() -> None:
     (out / f"{stem}.json").write_text(json.dumps(
         {"meta": meta, "se": ses, "probes": probes, "required": need,
          "rule": dataclasses.asdict(rule),
-         "planned": planned}, indent=1, default=str))
+         "planned": planned, "warnings": warnings}, indent=1, default=str))
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

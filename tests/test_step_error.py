@@ -99,3 +99,21 @@ def test_a_rule_is_covered_by_itself():
     got = [steps_for(n, rule.steps, rule.steps_power, rule.steps_at_n, rule.steps_min)
            for n in ns]
     assert all(0 <= g - r <= 1 for g, r in zip(got, need, strict=True)), (got, need)
+
+
+def test_plan_warnings_flag_a_law_outside_the_model_and_a_rule_below_the_probes(monkeypatch):
+    """benchmarks/plan_steps.py says when its plan is an extrapolation (the beta 0.5 plan)."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from plan_steps import plan_warnings
+
+    converging = [{"n": 1000, "steps": [128, 256, 512], "tv_law": [0.1, 0.1 - 4e-4, 0.1 - 5e-4]}]
+    assert plan_warnings(converging, [100, 1000], [64, 128]) == []
+    below = plan_warnings(converging, [100, 1000], [64, 100])
+    assert len(below) == 1 and "below the probed 128" in below[0]
+    back_and_forth = [{"n": 1000, "steps": [128, 256, 512],
+                       "tv_law": [0.071326, 0.071127, 0.071291]}]
+    assert "not asymptotic" in plan_warnings(back_and_forth, [1000], [128])[0]
+    growing = [{"n": 1000, "steps": [128, 256, 512], "tv_law": [0.1, 0.1 + 1e-5, 0.1 + 4e-5]}]
+    assert "not asymptotic" in plan_warnings(growing, [1000], [128])[0]
