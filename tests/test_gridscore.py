@@ -19,7 +19,7 @@ import pytest
 
 from scorerate import density, theory
 from scorerate.engine import GaussianEngine
-from scorerate.engine.grid import GridScorer
+from scorerate.engine.grid import R_FLOOR, GridScorer
 from scorerate.engine.gridbound import eps_binning, lebesgue, log_s_min
 from scorerate.estimators import build
 
@@ -47,7 +47,8 @@ def errors(logp, mean, ref_logp, ref_mean, x, t, cut):
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 @pytest.mark.parametrize("t", [0.01, 0.3])
-def test_sums_match_dense_on_every_cell(d, t):
+@pytest.mark.parametrize("floor", [R_FLOOR, 1.0], ids=["refined", "coarse"])
+def test_sums_match_dense_on_every_cell(d, t, floor):
     n = 300
     X = density("sym_beta", beta=1.0, d=d).sample(n, seed=11 + d)
     dense = GaussianEngine(X, backend="dense")
@@ -55,7 +56,7 @@ def test_sums_match_dense_on_every_cell(d, t):
     x = flat(axes)
     ref_lp, ref_mu = dense.sums(x, t)
     cut = theory.log_rho_n(n, t, d)
-    gs = GridScorer(X)
+    gs = GridScorer(X, ratio_floor=floor)
     for log_cut in (None, cut):
         r = gs.sums(axes, t, log_cut=log_cut, exact=dense.sums)
         lp, mu = r.logp.ravel(), r.mean.reshape(-1, d)
@@ -90,6 +91,28 @@ def test_estimator_grid_score_matches_its_score(name, d):
     assert methods["grid"] > 0
     if name != "empirical":
         assert methods["bound"] > 0  # the far cells: no sum at all
+
+
+def test_a_coarse_floor_keeps_the_certifying_lattice_and_the_estimators_pass_it_on():
+    """grid_ratio_floor (a job parameter): at or above the certifying ratio the lattice is
+    not refined (fewer nodes, same tolerance); the estimators hand it to their grid."""
+    n, t = 2000, 1e-3
+    X = density("sym_beta", beta=0.5, d=1).sample(n, seed=5)
+    fine, coarse = GridScorer(X), GridScorer(X, ratio_floor=1.0)
+    assert fine.lattice_shape(t)[0] > 2 * coarse.lattice_shape(t)[0]
+    _, h = coarse._level(t)
+    assert h <= coarse.r * math.sqrt(t) < 2 ** 0.25 * h  # the certifying level itself
+    for bad in (0.0, -1.0, math.nan, math.inf, "0.1"):
+        with pytest.raises(ValueError, match="ratio_floor"):
+            GridScorer(X, ratio_floor=bad)
+    axes = axes_for(1, t, 400)
+    for name in ("truncated", "regularized", "empirical"):
+        est = build(name, X, {"backend": "dense", "grid_ratio_floor": 1.0})
+        s, _ = est.grid_score(axes, t)
+        assert est._grid.lattice_shape(t) == coarse.lattice_shape(t)
+        ref = est.score(flat(axes), t)
+        scale = np.maximum(np.linalg.norm(ref, axis=1), 1.0 / math.sqrt(t))
+        assert float(np.max(np.linalg.norm(s - ref, axis=1) / scale)) <= RTOL, name
 
 
 @pytest.mark.parametrize("d", [2, 3])

@@ -79,7 +79,7 @@ def test_split_keeps_the_commas_of_a_variant():
     ("highorder[order=1,order=2]", "given twice"),
     ("highorder[order]", "malformed option"),
     ("highorder[order=4", "malformed estimator"),
-    ("truncated[order=4]", "truncated takes backend, rtol, plan_m, c_rho"),
+    ("truncated[order=4]", "truncated takes backend, rtol, plan_m, grid_ratio_floor, c_rho"),
     ("kde[order=4]", "unknown estimator 'kde'"),
 ])
 def test_bad_variants_are_one_line_errors_naming_the_options(name, words):

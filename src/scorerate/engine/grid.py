@@ -300,15 +300,21 @@ class GridScorer(TrainShape):
     Parameters
     ----------
     train : (n, d) training points. rtol : the engine's tolerance. q : Lagrange points.
+    ratio_floor : the finest spacing / sqrt(t) the lattice is refined to within BUDGET
+        (R_FLOOR); at or above the certifying ratio (self.r) it is not refined: fewer
+        nodes per kernel width, cheaper calls, more far-tail cells left to `exact`.
     """
 
     def __init__(self, train: np.ndarray, rtol: float = 1e-6, q: int = Q,
-                 max_nodes: int = MAX_NODES) -> None:
+                 max_nodes: int = MAX_NODES, ratio_floor: float = R_FLOOR) -> None:
         self.train = as_points(train, name="train")
         n, d = self.train.shape
         if not 1 <= d <= 3:
             raise ValueError(f"the grid score handles d <= 3, got d = {d}")
+        if not (isinstance(ratio_floor, int | float) and 0.0 < ratio_floor < math.inf):
+            raise ValueError(f"ratio_floor must be a finite number > 0, got {ratio_floor!r}")
         self.rtol, self.q, self.max_nodes = float(rtol), int(q), int(max_nodes)
+        self.ratio_floor = float(ratio_floor)
         self.r = spacing_ratio(n, d, self.rtol, self.q, K_TAIL)
         self.lo, self.hi = self.train.min(axis=0), self.train.max(axis=0)
         # the points in cell order once (cells of 1/128 of the span, first axis slowest):
@@ -325,11 +331,12 @@ class GridScorer(TrainShape):
         return tuple(self._extent(h)[1])
 
     def _level(self, t: float) -> tuple[int, float]:
-        """Lattice level and spacing at t: h <= r sqrt t, finer while within BUDGET[d]."""
+        """Lattice level and spacing at t: h <= r sqrt t, finer (down to ratio_floor sqrt t)
+        while within BUDGET[d]."""
         side = BUDGET[self.d] ** (1.0 / self.d) - self.q - 4
         span = float(np.max(self.hi - self.lo))
         h_fit = span / side if side > 0 else math.inf
-        h = min(self.r * math.sqrt(t), max(R_FLOOR * math.sqrt(t), h_fit))
+        h = min(self.r * math.sqrt(t), max(self.ratio_floor * math.sqrt(t), h_fit))
         lev = math.floor(4.0 * math.log2(h))
         return lev, 2.0 ** (lev / 4.0)
 

@@ -20,7 +20,7 @@ import numpy as np
 from .. import theory
 from ..engine import GaussianEngine
 from ..engine.base import BIG
-from ..engine.grid import GridScorer
+from ..engine.grid import R_FLOOR, GridScorer
 from ..params import Param
 from .base import Estimator
 
@@ -42,17 +42,19 @@ class GaussianScore(Estimator):
     X : (n, d) array of finite training points, n >= 2.
     backend, rtol, plan_m : passed to `engine.GaussianEngine`; a fixed plan_m makes the
         outputs bitwise independent of how queries are batched.
+    grid_ratio_floor : the grid score's finest lattice spacing / sqrt(t) (engine.grid).
     """
 
-    options = ("backend", "rtol", "plan_m")
+    options = ("backend", "rtol", "plan_m", "grid_ratio_floor")
     #: the 3-D law's tail cells, which the grid cannot vouch for, go to the engine's ball
     #: sums (a share of n each: config/sizing.py prices them); truncated decides its tails
     #: by the grid's bound instead
     law_tail_fallback: bool = True
 
     def _configure(self, backend: str = "auto", rtol: float = 1e-6,
-                   plan_m: int | None = None) -> None:
+                   plan_m: int | None = None, grid_ratio_floor: float = R_FLOOR) -> None:
         self.engine = GaussianEngine(self.X, backend=backend, rtol=rtol, plan_m=plan_m)
+        self.grid_ratio_floor = float(grid_ratio_floor)
 
     def density(self, x: np.ndarray, t: float) -> np.ndarray:
         """p̂_t(x), shape (m,)."""
@@ -100,7 +102,8 @@ class GaussianScore(Estimator):
         """
         t = self._check(np.zeros((1, self.d)), t)[1]
         if getattr(self, "_grid", None) is None:
-            self._grid = GridScorer(self.X, rtol=self.engine.rtol)
+            self._grid = GridScorer(self.X, rtol=self.engine.rtol,
+                                    ratio_floor=self.grid_ratio_floor)
         res = self._grid.sums(axes, t, log_cut=self._log_cut(t, axes), exact=self.engine.tail_sums,
                               need=need)
         x = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1)
