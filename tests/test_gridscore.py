@@ -308,8 +308,9 @@ def test_a_call_past_the_block_budget_gives_the_whole_calls_bits(d, n, monkeypat
     monkeypatch.setattr(GridScorer, "_sums_by_rows", spy)
     nodes = GridScorer(X).lattice_shape(t)
     monkeypatch.setattr(grid, "CHUNK_BYTES", grid._matrix_bytes((17, *G[1:]), nodes))
+    monkeypatch.setattr(grid, "BLOCK_BYTES", grid.CHUNK_BYTES)  # the held nodes' budget too
     blocks = GridScorer(X).sums(axes, t, log_cut=cut, exact=dense.sums, need=need)
-    assert calls and calls[0] < G[0]  # split into blocks (of 17 rows less the far slabs)
+    assert calls and calls[0] < G[0]  # split into blocks (of >= 17 rows less the far slabs)
     assert np.array_equal(blocks.logp, whole.logp) and np.array_equal(blocks.mean, whole.mean)
     assert blocks.methods == whole.methods
     calls.clear()

@@ -67,6 +67,8 @@ MAX_MATRIX_BYTES = 1 << 30
 #: a call whose matrices would take more is computed in blocks of first-axis coordinates
 #: (the same values: see GridScorer._sums_by_rows); smaller blocks also stay in cache
 CHUNK_BYTES = 1 << 22
+#: a block's budget counted in the nodes its rows' matrices hold (`_held_nodes`)
+BLOCK_BYTES = 1 << 25
 
 
 def _matrix_bytes(cells: tuple[int, ...], nodes: tuple[int, ...]) -> int:
@@ -119,6 +121,16 @@ def _windows(kern, box, log_lo, n: int, q: int, h: float, t: float, rtol: float,
         k1 = min(L, math.ceil((hi - g[0]) / h) + 2)
         out.append((slice(k0, max(k1, k0)), per_row))
     return out
+
+
+def _held_nodes(nodes: tuple[int, ...], h: float, t: float, q: int) -> tuple[int, ...]:
+    """Per axis, the most lattice nodes one coordinate's matrices hold: the whole axis, or on
+    a wide one the band where the kernel is not an exact zero (`_bin_band`: at most
+    2 sqrt(-2 t ZERO_EXPONENT) wide, however far the coordinate; the certified windows are
+    narrower) and its margins. What a block of rows costs, where the full axis would
+    overstate it ~10x on a wide axis and cut the call into blocks of one row."""
+    band = 2 * math.ceil(math.sqrt(-2.0 * t * ZERO_EXPONENT) / h) + 2 * q + 8
+    return tuple(min(int(L), band) for L in nodes)
 
 
 def _rows_within(cells: tuple[int, ...], nodes: tuple[int, ...], budget: int) -> int:
@@ -517,8 +529,13 @@ class GridScorer(TrainShape):
                 # hold more nodes than the data has points (a tiny t at small n: an exact
                 # O(n) sum per cell is the cheaper): every cell goes exact
                 C = None
-            elif rows < G[0]:
-                return self._sums_by_rows(axes, float(t), log_cut, exact, need, G, rows)
+            else:
+                # blocks sized by what a row's matrices really hold (the values do not
+                # depend on the blocks): on a wide axis, many rows per block, not one
+                rows = max(rows, _rows_within(G, _held_nodes(C.shape, h, t, self.q),
+                                              BLOCK_BYTES))
+                if rows < G[0]:
+                    return self._sums_by_rows(axes, float(t), log_cut, exact, need, G, rows)
         log_norm = -math.log(n) - 0.5 * d * math.log(2.0 * math.pi * t)
         logp = np.full(G, -np.inf)
         mean = np.zeros((*G, d))
