@@ -21,14 +21,13 @@ Writes <out>/law_slabs[_tag].json and .md (default benchmarks/results/).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
-from provenance import commit, machine
+from provenance import commit, write_results
 
 from scorerate import density
 from scorerate.engine import grid
@@ -100,12 +99,6 @@ def main() -> None:
                 row["speedup"] = row["cpu_s_" + args.against] / row["cpu_s_as_is"]
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": started,
-            "machine": machine(), "args": vars(args)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "law_slabs" + (f"_{args.tag}" if args.tag else "")
-    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     lines = [f"| n | estimator | integrator | steps | CPU s | CPU s {args.against} | speed-up "
              "| max mass diff |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -113,8 +106,7 @@ def main() -> None:
         lines.append(f"| {r['n']:g} | {r['estimator']} | {r['integrator']} | {r['steps']} | "
                      f"{r['cpu_s_as_is']:.1f} | {r['cpu_s_' + args.against]:.1f} | "
                      f"{r['speedup']:.2f} | {diff} |")
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, "law_slabs", args.tag, rows, lines, started, vars(args))
 
 
 if __name__ == "__main__":

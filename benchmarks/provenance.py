@@ -41,3 +41,20 @@ def commit() -> str:
     except OSError:
         return ""
     return head + (" (dirty)" if dirty else "")
+
+
+def write_results(out: str | Path, stem: str, tag: str, rows: list[dict], lines: list[str],
+                  started: str, args: dict) -> None:
+    """<out>/<stem>[_tag].json ({"meta", "rows"}: date, the commit the run started on, the
+    machine, the arguments) and .md (the table `lines`), which is also printed."""
+    import datetime
+    import json
+
+    meta = {"date": datetime.datetime.now(datetime.UTC).isoformat(), "commit": started,
+            "machine": machine(), "args": args}
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = stem + (f"_{tag}" if tag else "")
+    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .. import seeding, theory
+from ..engine.grid import R_FLOOR
 from ..estimators import config_params
 from ..params import Param
 
@@ -107,13 +108,12 @@ PARAMS: tuple[Param, ...] = (
     Param("backend", "str", "auto", "Gaussian engine backend", choices=_backend_names),
     Param("rtol", "float", 1e-6, "Gaussian engine relative accuracy", lo=0, lo_open=True,
           hi=1),
-    Param("grid_ratio_floor", "float", 0.02, "finest lattice of the grid score (the exact "
-          "law's score calls), as spacing / sqrt(t): 0.02 refines the lattice within a node "
-          "budget so that far tails are certified on it; a value at or above the ratio that "
-          "certifies the bulk (~0.06-0.07) keeps the coarsest certified lattice, ~1.7-2x "
-          "cheaper laws on wide supports whose values move within the law's grid error, not "
-          "bit for bit (benchmarks/README.md, 'The grid score's lattice floor')", lo=0,
-          lo_open=True, in_config=True, hash_if_set=True),
+    Param("grid_ratio_floor", "float", R_FLOOR, "finest lattice of the grid score (the "
+          "exact law's score calls), as spacing / sqrt(t): the default refines the lattice "
+          "within a node budget so that far tails are certified on it; 1 keeps the coarsest "
+          "certified lattice, cheaper on wide supports, other bits (benchmarks/README.md, "
+          "'The grid score's blocks and its lattice floor')", lo=0, lo_open=True,
+          in_config=True, hash_if_set=True),
     Param("law_resolution", "float", 3.0, "cells of the exact-law grid per step standard "
           "deviation (tv_law, l2_law; d <= 3)", lo=0, lo_open=True, in_config=True),
     Param("law_n_max_2d", "int", None, "largest n whose exact output law is computed in 2-D "
