@@ -138,3 +138,41 @@ def test_a_heun_job_is_priced_at_its_laws_cost():
     em2 = estimate_params({**p2, "integrator": "euler_maruyama"}).wall_s
     heun2 = estimate_params({**p2, "integrator": "heun"}).wall_s
     assert em2 + 89.0 <= heun2 < em2 + 10 * 89.0
+
+
+def test_a_1d_heun_law_is_priced_by_the_cells_its_density_makes_it_visit():
+    """A 1-D law's cells follow the data's span / sqrt(t0), not the steps alone. Measured
+    per job (paper parts, 2 cores each busy with one single-threaded job, wall time, the
+    runs' benchmark files): sym_beta beta 0.5 (t0 = 1e-5) at n = 1e5, 366 steps: 836 s, its
+    step-check job 2238 s; beta 2.5 at n = 1e5, 1262 steps: 303 s and 2455 s. The per-step
+    price asked 416 s and 877 s for beta 0.5, so a scheduler's request (2 x the estimate)
+    would have killed its check job; priced by cells the estimates sit at 0.97-1.2 x the
+    costly jobs and never below 0.9 x any of them."""
+    from scorerate.config.spec import JobSpec
+
+    base = {"d": 1, "m": 300, "law_resolution": 2.0, "integrator": "heun", "n_mc": 250,
+            "n_int": 8, "t_grid": {"tmin": 0.001, "tmax": 100.0, "num": 6},
+            "estimators": ["truncated", "regularized", "empirical"]}
+    measured = {(0.5, 366, False): 836.0, (0.5, 366, True): 2238.0,
+                (2.5, 1262, False): 303.0, (2.5, 1262, True): 2455.0}
+    for (beta, steps, check), wall in measured.items():
+        cfg = {**base, "steps": steps}
+        est = study_job_estimate(cfg, 100_000, 1, check, density="sym_beta", beta=beta)
+        assert 0.9 * wall <= est.wall_s <= 5.0 * wall, (beta, check, est.wall_s, wall)
+        assert resource_request(est)[1] * 60 >= 1.5 * wall
+        # the workflow's estimate is the job's own
+        spec = JobSpec(density="sym_beta", beta=beta, d=1, n=100_000, m=300, steps=steps,
+                       law_resolution=2.0, integrator="heun", n_mc=250, n_int=8,
+                       t_grid=(0.001, 100.0, 6), step_check=int(check),
+                       estimators=("truncated", "regularized", "empirical"))
+        assert estimate_spec(spec) == est
+    # the cells: a span wide against sqrt(t0) sets them, like span / sqrt(t0) over the
+    # schedule's log(T / t0)^1.5 (t0 100x smaller: 10 x (13.8 / 18.4)^1.5 = 6.5, less the
+    # law's spread, which does not grow); a per-step price would not move at all
+    from scorerate.config.sizing import law_cells_1d
+
+    def cells(t0, span):
+        return law_cells_1d(t0=t0, T=100.0, steps=400, span=span, resolution=2.0)
+
+    assert cells(1e-6, 2.0) / cells(1e-4, 2.0) > 4.0
+    assert cells(1e-6, 4.0) / cells(1e-6, 2.0) == pytest.approx(2.0, rel=0.05)

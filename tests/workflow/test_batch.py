@@ -39,7 +39,8 @@ def test_slow_cells_get_smaller_batches(tmp_path):
     from scorerate.config.sizing import seeds_per_batch, study_job_estimate
 
     cfg = with_(TINY, n=[50, 1_000_000], seeds=[0, 1, 2, 3], dask={"jobs_per_client": 4})
-    k = {n: seeds_per_batch(study_job_estimate(cfg, n, 1), 4) for n in (50, 1_000_000)}
+    k = {n: seeds_per_batch(study_job_estimate(cfg, n, 1, density="sym_beta", beta=1.0), 4)
+         for n in (50, 1_000_000)}
     assert k[50] == 4 and k[1_000_000] < 4, k  # else the config tests nothing
     plan = batches(tmp_path, cfg)
     runs = "results/runs/sym_beta/beta=1.0/d=1"
@@ -63,7 +64,7 @@ def test_costlier_batches_are_scheduled_first(tmp_path):
             n = int(re.search(r"/n=(\d+)/", block).group(1))
             prio.setdefault(n, set()).add(int(re.search(r"^\s*priority: (\d+)$", block,
                                                         flags=re.M).group(1)))
-    est = {n: study_job_estimate(cfg, n, 1).wall_s for n in prio}
+    est = {n: study_job_estimate(cfg, n, 1, density="sym_beta", beta=1.0).wall_s for n in prio}
     assert est[1_000_000] > 2 * est[50]  # else the config tests nothing
     assert min(prio[1_000_000]) > max(prio[50]) > 0, prio
 

@@ -28,7 +28,7 @@ def job_batches():
     out = {}
     for j in jobs(config):
         check = j["seed"] in check_seeds()
-        k = seeds_per_batch(study_job_estimate(config, int(j["n"]), int(j["d"]), check), K)
+        k = seeds_per_batch(job_estimate(j["density"], j["beta"], j["d"], j["n"], j["seed"]), K)
         label = ("{density}/beta={beta}/d={d}/n={n}".format(**j) + f"/seeds={j['seed'] // k}"
                  + ("-check" if check else ""))
         out.setdefault(label, []).append(j)
@@ -45,9 +45,10 @@ def batch_job_list(wildcards, output):
 
 def batch_estimate(jobs_):
     """The cost model's estimate of each job of a batch (scorerate.config.sizing): one for
-    all of them, since a batch's jobs share (n, d) and whether they check the steps."""
+    all of them, since a batch's jobs share (density, beta, d, n) and whether they
+    check the steps."""
     j = jobs_[0]
-    return study_job_estimate(config, int(j["n"]), int(j["d"]), j["seed"] in check_seeds())
+    return job_estimate(j["density"], j["beta"], j["d"], j["n"], j["seed"])
 
 
 def batch_mem_mb(estimate):

@@ -162,20 +162,25 @@ def job_options(wildcards):
     return JOB_ARGS + step_check_option(wildcards.seed)
 
 
+def job_estimate(density, beta, d, n, seed):
+    """The cost model's estimate (scorerate.config.sizing) of one job of the study: the one
+    call behind a job's batch, memory and runtime (its density and beta price a 1-D law)."""
+    return study_job_estimate(config, int(n), int(d), int(seed) in check_seeds(),
+                              density=str(density), beta=float(beta))
+
+
 def run_mem_mb(wildcards, attempt):
     """Memory (MB) of one job: the cost model of scorerate.config.sizing for this job of the study,
     with its margin, times the attempt (a retry after an out-of-memory kill asks for more)."""
-    est = study_job_estimate(config, int(wildcards.n), int(wildcards.d),
-                             int(wildcards.seed) in check_seeds())
-    return resource_request(est, attempt)[0]
+    w = wildcards
+    return resource_request(job_estimate(w.density, w.beta, w.d, w.n, w.seed), attempt)[0]
 
 
 def run_runtime(wildcards, attempt):
     """Minutes of one job: the cost model of scorerate.config.sizing, with its margin, times the
     attempt."""
-    est = study_job_estimate(config, int(wildcards.n), int(wildcards.d),
-                             int(wildcards.seed) in check_seeds())
-    return resource_request(est, attempt)[1]
+    w = wildcards
+    return resource_request(job_estimate(w.density, w.beta, w.d, w.n, w.seed), attempt)[1]
 
 
 def dask_options(wildcards, threads):

@@ -11,6 +11,7 @@ work, a job that cannot fit (n = 1e9, m = 1e10, steps = 1e12), not to plan a clu
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 __all__ = ["MAX_WALL_S", "MIN_TIME_LIMIT_S", "TIME_LIMIT_FACTOR", "Estimate",
            "available_memory_mb", "check_config_size", "check_fits", "estimate", "estimate_params",
+           "law_cells_1d",
            "estimate_spec", "resource_request", "store_bytes", "study_job_estimate", "time_limit"]
 
 #: the least memory a job asks a scheduler for (MB): the imported stack is 400-520 MB and
@@ -48,6 +50,17 @@ _HEUN_LAW_S_PER_STEP = {1: 0.15, 2: 0.27, 3: 3.0 * _LAW_S_PER_STEP[3]}
 #: the law at twice the steps of a step-check job, in laws at the job's steps: a step's
 #: cells grow like 1 / its noise sd ~ sqrt(steps), so ~2^1.5 (Heun, d = 1: 2.1-3.9)
 _CHECK_LAW_COST = 2.8
+#: the 1-D Heun law of a job whose density and smoothness are known, s per cell a step
+#: visits (law_cells_1d) and estimator: its cost follows the cells, which grow like the
+#: data's span / sqrt(t0) near t0 and like steps^1.5, not the steps alone. Calibrated on
+#: the paper parts' per-batch times (2 shared cores): sym_beta beta 0.5 at n = 1e5
+#: (t0 = 1e-5: 546 us at 366 steps, 552 us for its check law at 732); beta 2.5 measured
+#: 78-162 us per cell for n = 1e3 .. 1e5 and 105-740 for its check laws (the 740 at
+#: n = 1e5, 2524 steps, where the whole job is still within 6% of the model). The largest
+#: steady figure is used: the model's use is to ask a scheduler for enough time
+_HEUN_1D_S_PER_CELL = 5.5e-4
+#: half-width, in sds of sqrt(t), of where the law holds mass while it spreads like N(0, t)
+_LAW_SPREAD_SDS = 6.0
 _LAW_3D_MB = 2500.0
 #: 3-D laws of the untruncated Gaussian estimators (regularized, empirical): cells per step
 #: the grid cannot vouch for, each summed by cutoff's tree walk over the points of its
@@ -85,13 +98,26 @@ _S_PER_CALL = 5e-5  # the Python overhead of one score call on one chunk (one st
 _LAW_CELLS_CAP = 100.0  # the law's grid is capped (max_cells): finer resolution costs <= this
 
 
+def law_cells_1d(*, t0: float, T: float, steps: int, span: float,
+                 resolution: float) -> float:
+    """Cells a 1-D law visits, summed over its steps on the geometric grid from T to t0:
+    per step, the data's span plus the law's spread (+-_LAW_SPREAD_SDS sqrt(t)) over the
+    fine spacing min(sqrt(step), sqrt(t)) / resolution (metrics/law.py's grid). O(steps)."""
+    import numpy as np
+
+    tau = np.geomspace(float(T), float(t0), int(steps) + 1)
+    fine = np.minimum(np.sqrt(tau[:-1] - tau[1:]), np.sqrt(tau[1:])) / float(resolution)
+    return float(np.sum((float(span) + 2.0 * _LAW_SPREAD_SDS * np.sqrt(tau[1:])) / fine))
+
+
 def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
              estimators: int | None = None, n_t: int | None = None, n_mc: int | None = None,
              n_int: int | None = None, n_ref: int | None = None, n_mc_kde: int | None = None,
              highorder: int | None = None, orders: tuple[int | None, ...] | None = None,
              chunk: int | None = None, law_resolution: float | None = None,
              untruncated: int | None = None, integrator: str | None = None,
-             step_check: bool = False) -> Estimate:
+             step_check: bool = False, t0: float | None = None, T: float | None = None,
+             span: float | None = None) -> Estimate:
     """Estimate one job's peak memory, wall time and store size (cost O(1), floats only).
 
     Memory: base + 100 B per training coordinate + 40 B per particle coordinate (the
@@ -106,7 +132,10 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     of each of the `untruncated` estimators: regularized, empirical), ~1 ms per task and
     ~50 us per score call of a chunk. integrator "heun" doubles the sampler's score calls
     and prices its law at _HEUN_LAW_S_PER_STEP. step_check adds the law at
-    twice the steps (_CHECK_LAW_COST laws at the job's steps).
+    twice the steps (_CHECK_LAW_COST laws at the job's steps). Given t0, T and the data's
+    span (the density's), a 1-D Heun law is priced by the cells it visits instead
+    (law_cells_1d, _HEUN_1D_S_PER_CELL; the check law at its own steps): its cost follows
+    span / sqrt(t0), several times the per-step figure for a small t0 or a wide support.
     highorder: how many of the estimators are highorder (variants included), each with its
     own k-d tree budget; orders: their kernel orders (None: the default ceil(log n)), which
     sets highorder's count when given. An argument left None takes the job's default
@@ -154,7 +183,15 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
     finer = min((float(law_resolution) / BY_NAME["law_resolution"].default) ** d,
                 _LAW_CELLS_CAP)
     per_step = (_HEUN_LAW_S_PER_STEP if calls > 1.0 else _LAW_S_PER_STEP).get(int(d), 0.0)
-    wall += laws * estimators * steps * per_step * max(finer, 1.0)
+    if calls > 1.0 and int(d) == 1 and None not in (t0, T, span):
+        def cells(s: float) -> float:
+            return law_cells_1d(t0=t0, T=T, steps=max(int(s), 1), span=span,
+                                resolution=float(law_resolution))
+        visited = (cells(steps) + cells(steps // 2) + cells(steps // 4)
+                   + (cells(2 * steps) if step_check else 0.0))
+        wall += estimators * _HEUN_1D_S_PER_CELL * visited
+    else:
+        wall += laws * estimators * steps * per_step * max(finer, 1.0)
     if int(d) == 3:
         mem += _LAW_3D_MB
         wall += (laws * float(untruncated) * steps * _LAW_3D_EXACT_CELLS * _LAW_3D_TAIL_SHARE
@@ -180,13 +217,43 @@ def estimate_params(params: Mapping) -> Estimate:
     orders = tuple(parse_variant(e)[1].get("order", params.get("highorder_order"))
                    for e in ests if base_name(e) == "highorder")
     steps = n_steps_of(params)
+    t0, T, span = _law_span(params)
     return estimate(n=n, d=int(params["d"]), m=int(get("m")), steps=steps,
                     estimators=len(ests), n_t=int(tg[2]) if tg is not None else int(get("n_t")),
                     n_mc=int(get("n_mc")), n_int=int(get("n_int")), n_ref=int(get("n_ref")),
                     n_mc_kde=int(get("n_mc_kde")), orders=orders, chunk=int(get("chunk")),
                     law_resolution=float(get("law_resolution")),
                     untruncated=_tail_fallback_count(ests), integrator=str(get("integrator")),
-                    step_check=bool(get("step_check")))
+                    step_check=bool(get("step_check")), t0=t0, T=T, span=span)
+
+
+def _law_span(params: Mapping) -> tuple[float | None, float | None, float | None]:
+    """(t0, T, span of the density's first axis) of a job whose density and beta the
+    parameters name (t0, T as the job resolves them), else (None, None, None)."""
+    from .. import theory
+
+    name, beta = params.get("density"), params.get("beta")
+    if name is None or beta is None:
+        return None, None, None
+    n, beta, d = int(params["n"]), float(beta), int(params["d"])
+    t0 = params.get("t0")
+    T = params.get("T")
+    t0 = theory.t0_early_stop(n, beta, d) if t0 is None else float(t0)
+    T = theory.T_horizon(n, beta, d) if T is None else float(T)
+    return t0, T, _span(str(name), beta, d)
+
+
+@functools.lru_cache(maxsize=256)
+def _span(name: str, beta: float, d: int) -> float | None:
+    """Width of the density's support box on its first axis (all but ~1e-12 of the mass):
+    where a law's cells must resolve sqrt(t0); None if the density has no support_box."""
+    from ..densities import density
+
+    box = getattr(density(name, beta, d), "support_box", None)
+    if box is None:
+        return None
+    lo, hi = box()
+    return float(hi[0] - lo[0])
 
 
 def estimate_spec(spec) -> Estimate:
@@ -254,11 +321,14 @@ def check_fits(est: Estimate, *, mem_mb: float | None = None, what: str = "job",
                          f"{_fmt_time(MAX_WALL_S)} limit{hint}")
 
 
-def study_job_estimate(cfg: Mapping, n: int, d: int, step_check: bool = False) -> Estimate:
-    """The estimate of a study's job at (n, d), on a step-check seed if step_check: the
-    config's values where it sets them, else the job's defaults (spec.PARAMS), as the job
-    itself would resolve them."""
-    return estimate_params({**cfg, "n": n, "d": d, "step_check": int(step_check)})
+def study_job_estimate(cfg: Mapping, n: int, d: int, step_check: bool = False, *,
+                       density: str | None = None, beta: float | None = None) -> Estimate:
+    """The estimate of a study's job at (n, d) (of `density` and `beta` when given: a 1-D
+    law's cost depends on them), on a step-check seed if step_check: the config's values
+    where it sets them, else the job's defaults (spec.PARAMS), as the job itself would
+    resolve them."""
+    return estimate_params({**cfg, "n": n, "d": d, "step_check": int(step_check),
+                            "density": density, "beta": beta})
 
 
 #: a batch (dask.jobs_per_client) takes seeds of one (density, beta, d, n) while their
