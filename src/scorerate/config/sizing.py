@@ -53,11 +53,12 @@ _CHECK_LAW_COST = 2.8
 #: the 1-D Heun law of a job whose density and smoothness are known, s per cell a step
 #: visits (law_cells_1d) and estimator: its cost follows the cells, which grow like the
 #: data's span / sqrt(t0) near t0 and like steps^1.5, not the steps alone. Calibrated on
-#: the paper parts' per-batch times (2 shared cores): sym_beta beta 0.5 at n = 1e5
-#: (t0 = 1e-5: 546 us at 366 steps, 552 us for its check law at 732); beta 2.5 measured
-#: 78-162 us per cell for n = 1e3 .. 1e5 and 105-740 for its check laws (the 740 at
-#: n = 1e5, 2524 steps, where the whole job is still within 6% of the model). The largest
-#: steady figure is used: the model's use is to ask a scheduler for enough time
+#: the paper parts' per-batch times (2 cores, one job each): sym_beta beta 0.5 at n = 1e5
+#: (t0 = 1e-5) costs 557 us per cell at 366 steps, 569 us with its check law at 732; beta
+#: 2.5 costs 40-170 us per cell at n = 1e2 .. 3e4. The largest figure is used, since the
+#: model's use is to ask a scheduler for enough time: beta 2.5's n = 1e5 check job (2524
+#: steps, costlier than its cells say) is then priced at 1.16x its measured time
+#: (benchmarks/README.md, "A 1-D law's price follows its cells")
 _HEUN_1D_S_PER_CELL = 5.5e-4
 #: half-width, in sds of sqrt(t), of where the law holds mass while it spreads like N(0, t)
 _LAW_SPREAD_SDS = 6.0
@@ -228,12 +229,12 @@ def estimate_params(params: Mapping) -> Estimate:
 
 
 def _law_span(params: Mapping) -> tuple[float | None, float | None, float | None]:
-    """(t0, T, span of the density's first axis) of a job whose density and beta the
-    parameters name (t0, T as the job resolves them), else (None, None, None)."""
+    """(t0, T, span of the density) of a 1-D job whose density and beta the parameters name
+    (t0, T as the job resolves them), else (None, None, None): only a 1-D law uses them."""
     from .. import theory
 
     name, beta = params.get("density"), params.get("beta")
-    if name is None or beta is None:
+    if name is None or beta is None or int(params["d"]) != 1:
         return None, None, None
     n, beta, d = int(params["n"]), float(beta), int(params["d"])
     t0 = params.get("t0")
