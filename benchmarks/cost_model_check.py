@@ -48,13 +48,18 @@ def batch_rows(study: Path) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("study", type=Path, help="a study's --directory (holds results/)")
+    ap.add_argument("--configfile", nargs="+", type=Path, default=None,
+                    help="the study's config files (default: its results/study_config.yaml, "
+                         "written when the study aggregates)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
-    cfg_path = args.study / "results" / "study_config.yaml"
-    if not cfg_path.exists():
-        raise SystemExit(f"{cfg_path} is missing: run the study to its end first")
-    cfg = load_configs(cfg_path)
+    paths = args.configfile or [args.study / "results" / "study_config.yaml"]
+    for path in paths:
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: run the study to its end, or name its "
+                             "config files with --configfile")
+    cfg = load_configs(*paths)
     started = commit()
     cells: dict[tuple, dict] = {}
     for r in batch_rows(args.study):
