@@ -43,6 +43,13 @@ def T_horizon(n: int, beta: float, d: int) -> float:
     return float(n) ** (2.0 * beta / (2.0 * beta + d))
 
 
+def stop_times(n: int, beta: float, d: int, t0: float | None = None,
+               T: float | None = None) -> tuple[float, float]:
+    """(t0, T) of a job: the given values, else the theorem's (t0_early_stop, T_horizon)."""
+    return (t0_early_stop(n, beta, d) if t0 is None else float(t0),
+            T_horizon(n, beta, d) if T is None else float(T))
+
+
 def rho_n(n: int, t: float, d: int, c_rho: float = 1.0) -> float:
     """Truncation threshold rho_n(t) = c_rho / (n t^(d/2)) of the truncated estimator."""
     return math.exp(log_rho_n(n, t, d, c_rho))

@@ -47,6 +47,9 @@ _LAW_S_PER_STEP = {1: 0.015, 2: 0.07, 3: 1.3}
 #: and 2^d noise-level deposits per step): 0.19-0.27 at n = 1e5, 128 steps, resolution 2
 #: (0.11-0.18 at n = 1e4). d = 3: not measured; priced as 3 x Euler-Maruyama's law
 _HEUN_LAW_S_PER_STEP = {1: 0.15, 2: 0.27, 3: 3.0 * _LAW_S_PER_STEP[3]}
+#: the exact laws every job computes, in fractions of its steps (S; S/2 and S/4 for the
+#: step error: job/metric_table.py's law, law_half_cells, law_quarter_cells)
+_JOB_LAW_STEPS = (1.0, 0.5, 0.25)
 #: the law at twice the steps of a step-check job, in laws at the job's steps: a step's
 #: cells grow like 1 / its noise sd ~ sqrt(steps), so ~2^1.5 (Heun, d = 1: 2.1-3.9)
 _CHECK_LAW_COST = 2.8
@@ -180,7 +183,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
             + _S_PER_TASK * tasks + _S_PER_CALL * calls * estimators * chunks * steps)
     # the exact law at `steps`, steps / 2 and steps / 4 (the step-error estimates), d <= 3,
     # and with step_check at 2 steps (a law's cost per step grows with its steps)
-    laws = 1.75 + (_CHECK_LAW_COST if step_check else 0.0)
+    laws = sum(_JOB_LAW_STEPS) + (_CHECK_LAW_COST if step_check else 0.0)
     finer = min((float(law_resolution) / BY_NAME["law_resolution"].default) ** d,
                 _LAW_CELLS_CAP)
     per_step = (_HEUN_LAW_S_PER_STEP if calls > 1.0 else _LAW_S_PER_STEP).get(int(d), 0.0)
@@ -188,7 +191,7 @@ def estimate(*, n: int, d: int, m: int | None = None, steps: int | None = None,
         def cells(s: float) -> float:
             return law_cells_1d(t0=t0, T=T, steps=max(int(s), 1), span=span,
                                 resolution=float(law_resolution))
-        visited = (cells(steps) + cells(steps // 2) + cells(steps // 4)
+        visited = (sum(cells(steps * f) for f in _JOB_LAW_STEPS)
                    + (cells(2 * steps) if step_check else 0.0))
         wall += estimators * _HEUN_1D_S_PER_CELL * visited
     else:
@@ -237,10 +240,7 @@ def _law_span(params: Mapping) -> tuple[float | None, float | None, float | None
     if name is None or beta is None or int(params["d"]) != 1:
         return None, None, None
     n, beta, d = int(params["n"]), float(beta), int(params["d"])
-    t0 = params.get("t0")
-    T = params.get("T")
-    t0 = theory.t0_early_stop(n, beta, d) if t0 is None else float(t0)
-    T = theory.T_horizon(n, beta, d) if T is None else float(T)
+    t0, T = theory.stop_times(n, beta, d, params.get("t0"), params.get("T"))
     return t0, T, _span(str(name), beta, d)
 
 

@@ -154,8 +154,7 @@ class _SpecMethods:
         from ..densities import density
 
         density(self.density, beta=self.beta, d=self.d)  # unknown / unsupported -> ValueError
-        t0 = theory.t0_early_stop(self.n, self.beta, self.d) if self.t0 is None else self.t0
-        T = theory.T_horizon(self.n, self.beta, self.d) if self.T is None else self.T
+        t0, T = theory.stop_times(self.n, self.beta, self.d, self.t0, self.T)
         if not t0 < T:
             raise ValueError(f"need t0 < T, got t0={t0!r} >= T={T!r}")
         s(self, "t0", float(t0))
