@@ -145,7 +145,8 @@ def test_a_1d_heun_law_is_priced_by_the_cells_its_density_makes_it_visit():
     per job (paper parts, 2 cores each busy with one single-threaded job, wall time, the
     runs' benchmark files): sym_beta beta 0.5 (t0 = 1e-5) at n = 1e5, 366 steps: 836 s, its
     step-check job 2238 s; beta 2.5 at n = 1e5, 1262 steps: 303 s and 2455 s; beta 3 (out of
-    sample, after the constant was set) 292 s and 2928 s. The per-step
+    sample, after the constant was set; medians of the jobs' wall_time_s,
+    benchmarks/results/cost_model_check_d1_sym_beta_3.md) 292 s and 2928 s. The per-step
     price asked 416 s and 877 s for beta 0.5, so a scheduler's request (2 x the estimate)
     would have killed its check job; priced by cells the estimates sit at 0.97-1.2 x the
     costly jobs and never below 0.9 x any of them (beta 3's check job: 0.95 x)."""
