@@ -19,7 +19,10 @@ block reaches; memory O(n d) for the index.
 
 A query far from the data (dmin >> sqrt t) keeps a ball of radius sqrt(dmin^2 + 2 t L)
 that holds only a shell of width ~ t L / dmin at the data's near edge: the law's tail cells
-(engine/grid.py) sum that shell, not the n points.
+(engine/grid.py) sum that shell, not the n points. Where the shell is wider than the data
+(t L / dmin > its spread: t ~ 1-100 for data of spread 2) the ball holds all n; in d = 1
+such queries sum all n points from bins' Taylor moments instead (engine/bin_moments.py,
+exact to float64 rounding, O(bins x terms) per query) when `worth_it` finds that cheaper.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from numba import njit, prange
 
 from .base import KernelSums, as_points, dim_factor, register_backend
+from .bin_moments import bin_moment_sums, worth_it
 from .dense import Dense
 from .tree_walk import BallTree
 
@@ -152,7 +156,21 @@ class Cutoff(KernelSums):
             # the nearest point is always inside; guard against rounding at the edge
             lo = np.minimum(lo, np.searchsorted(xs, x[:, 0], "left") - 1).clip(0, n - 1)
             hi = np.maximum(hi, lo + 1)
-            _sums_ranges_1d(x[:, 0].copy(), xs, lo, hi, t, logp, mean)
+            xq = x[:, 0].copy()
+            # queries whose ball holds most of the data (far off data of small spread, at
+            # large t) sum all n points from the bins' Taylor moments instead
+            span = xs[-1] - xs[0]
+            moments = worth_it(hi - lo, np.maximum(np.abs(xq - xs[0]), np.abs(xq - xs[-1])),
+                               span, t, n) if span > 0 else None
+            if moments is not None and moments.any():
+                direct = ~moments
+                logp[moments], mean[moments, 0] = bin_moment_sums(xs, xq[moments], t)
+                if direct.any():
+                    lp, mu = np.empty(int(direct.sum())), np.empty((int(direct.sum()), 1))
+                    _sums_ranges_1d(xq[direct], xs, lo[direct], hi[direct], t, lp, mu)
+                    logp[direct], mean[direct] = lp, mu
+            else:
+                _sums_ranges_1d(xq, xs, lo, hi, t, logp, mean)
             return logp - math.log(n) - 0.5 * math.log(2.0 * math.pi * t), mean
         # the nearest point is inside the ball whatever the rounding of its distance
         R2 = (R * (1.0 + 1e-12) + 1e-300) ** 2
