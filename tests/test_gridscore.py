@@ -385,3 +385,42 @@ def test_banded_bounds_give_the_full_matrices_bits_on_a_wide_axis(d, monkeypatch
     assert np.array_equal(banded.logp, full.logp) and np.array_equal(banded.mean, full.mean)
     assert banded.methods == full.methods
     assert full.methods["grid"] > 0 and full.methods["bound"] > 0
+
+
+def test_fused_1d_band_bounds_equal_the_matrices_contraction_bit_for_bit():
+    """d = 1 sums the bounds over each row's band without building its (cells x bins)
+    matrices (`_band_bounds_1d`): the same bits as contracting the histogram with the
+    matrices U (nearer edge, 1 inside a bin) and W (farther edge) that d >= 2 builds, on
+    rows inside, beside and far from the data, with empty bins among the occupied."""
+    from scorerate.engine import grid
+
+    g_rng = np.random.default_rng(7)
+    bins = 400
+    g = -1.3 + 0.01 * np.arange(2 * bins + 1)          # nodes; bin edges are the even ones
+    H = np.where(g_rng.uniform(size=bins) < 0.7, g_rng.uniform(0, 5, bins), 0.0)
+    H[:40] = 0.0                                        # empty stretches: the data
+    H[300:] = 0.0                                       # lie in bins 40 .. 299
+    occ = H > 0
+    xs = np.sort(np.concatenate([g_rng.uniform(-1.5, 7.0, 300), g[::2][100:110]]))
+    inv = 0.5 / 5e-4
+    a_lo, a_hi = g[2 * 40], g[2 * 300]
+    dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
+    o = dmin * dmin * inv
+    S, B = grid._bin_band(xs, o, float(g[0]), 0.02, bins, inv)
+    assert B < bins // 2                                # a real band
+    lo, hi = grid._band_bounds_1d(xs, g, S, np.exp(grid._edge_exponents_1d(
+        xs, o, g, S, B, inv)), occ, H)
+    # the matrices, as the d >= 2 path builds them
+    cols = S[:, None] + np.arange(B + 1)
+    De = xs[:, None] - g[2 * cols]
+    Ed = np.exp(np.minimum(o[:, None] - De * De * inv, 0.0))
+    Dd = np.abs(De)
+    oc = occ[cols[:, :-1]]
+    inside = (De[:, :-1] >= 0) & (De[:, 1:] <= 0)
+    U = np.where(oc, np.where(inside, 1.0, np.where(Dd[:, :-1] <= Dd[:, 1:], Ed[:, :-1],
+                                                    Ed[:, 1:])), 0.0)
+    W = np.where(oc, np.where(Dd[:, :-1] >= Dd[:, 1:], Ed[:, :-1], Ed[:, 1:]), 0.0)
+    assert np.array_equal(hi, grid._contract_band(H, [U], [S]))
+    assert np.array_equal(lo, grid._contract_band(H, [W], [S]))
+    assert np.all(lo <= hi) and np.all(hi > 0)
+    assert (xs < a_lo).any() and (xs > a_hi + 0.5).any()  # rows beside and far from data

@@ -267,6 +267,56 @@ def _mode_last(T, M, S, out):  # pragma: no cover - numba
         out[p, a] = acc
 
 
+@njit(parallel=True, cache=True)
+def _edge_exponents_1d(xs, o, g, S, B, inv):  # pragma: no cover - numba
+    """min(o_a - (x_a - e)^2 inv, 0) at the B + 1 bin edges e = g[2 (S[a] + b)] of row a's
+    band: the same operations, in the same order, as the NumPy expression of the d >= 2
+    path (no fused multiply-add), so np.exp of it gives the same bits."""
+    out = np.empty((xs.shape[0], B + 1))
+    for a in prange(xs.shape[0]):
+        for b in range(B + 1):
+            De = xs[a] - g[2 * (S[a] + b)]
+            out[a, b] = min(o[a] - De * De * inv, 0.0)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _band_bounds_1d(xs, g, S, Ed, occ, H):  # pragma: no cover - numba
+    """(sum_b H W, sum_b H U) per row of a 1-D band: W the kernel at the bin's farther edge,
+    U at its nearer one (1 inside the bin), 0 for an empty bin. The values and the order of
+    `_contract_band` over the matrices the d >= 2 path builds (b ascending, zero counts
+    skipped), without building them."""
+    G, B1 = Ed.shape
+    lo = np.empty(G)
+    hi = np.empty(G)
+    for a in prange(G):
+        s = S[a]
+        acc_lo = 0.0
+        acc_hi = 0.0
+        for b in range(B1 - 1):
+            w = H[s + b]
+            if w != 0.0:
+                if occ[s + b]:
+                    d0 = xs[a] - g[2 * (s + b)]
+                    d1 = xs[a] - g[2 * (s + b + 1)]
+                    a0, a1 = abs(d0), abs(d1)
+                    if d0 >= 0 and d1 <= 0:
+                        u = 1.0
+                    elif a0 <= a1:
+                        u = Ed[a, b]
+                    else:
+                        u = Ed[a, b + 1]
+                    v = Ed[a, b] if a0 >= a1 else Ed[a, b + 1]
+                else:
+                    u = 0.0
+                    v = 0.0
+                acc_lo += w * v
+                acc_hi += w * u
+        lo[a] = acc_lo
+        hi[a] = acc_hi
+    return lo, hi
+
+
 def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
     """T (L_1, ..., L_d) contracted with mats[j] (G_j, L_j) on every axis -> (G_1, ..., G_d)."""
     return _contract_band(T, mats, [np.zeros(M.shape[0], dtype=np.int64) for M in mats])
@@ -547,6 +597,7 @@ class GridScorer(TrainShape):
                     for a, lo, hi in zip(axes, self.lo, self.hi, strict=True)]
         if C is not None:
             U, W, off, kern = [], [], [], []
+            fused = None
             inv = 0.5 / t
             starts = []
             for j, x in enumerate(axes):
@@ -556,6 +607,16 @@ class GridScorer(TrainShape):
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
                 band = _bin_band(xs, o, float(g[0]), 2.0 * h, L // 2, inv)
+                if d == 1 and band is not None:
+                    # one axis, banded: the bounds' sums without their matrices (the same
+                    # bits; most of a fine 1-D lattice's call went to building them)
+                    S, B = band
+                    Ed = np.exp(_edge_exponents_1d(xs, o, g, S, B, inv))
+                    fused = _band_bounds_1d(xs, g, S, Ed, occ, H)
+                    starts.append(S)
+                    off.append(o)
+                    kern.append((xs, o, g[:L], None))
+                    continue
                 # the kernel at the bin edges (the even nodes) bounds every cell: U takes the
                 # nearer edge (1 inside the bin), W the farther one; the odd nodes are needed
                 # only by the cells the bounds leave to the grid (below). On a wide axis (a
@@ -583,8 +644,12 @@ class GridScorer(TrainShape):
             for j, o in enumerate(off):
                 offs = offs + o.reshape((-1,) + (1,) * (d - 1 - j))
             with np.errstate(divide="ignore", invalid="ignore"):
-                log_lo = np.log(_contract_band(H, W, starts)) - offs
-                log_hi = np.log(_contract_band(H, U, starts)) - offs
+                if fused is None:
+                    log_lo = np.log(_contract_band(H, W, starts)) - offs
+                    log_hi = np.log(_contract_band(H, U, starts)) - offs
+                else:
+                    log_lo = np.log(fused[0]) - offs
+                    log_hi = np.log(fused[1]) - offs
             lsm = log_s_min(n, d, self.q, h / math.sqrt(t), self.rtol)
             cut_S = None if log_cut is None else np.broadcast_to(
                 np.asarray(log_cut, dtype=np.float64), G) - log_norm
