@@ -387,11 +387,13 @@ def test_banded_bounds_give_the_full_matrices_bits_on_a_wide_axis(d, monkeypatch
     assert full.methods["grid"] > 0 and full.methods["bound"] > 0
 
 
-def test_fused_1d_band_bounds_equal_the_matrices_contraction_bit_for_bit():
+@pytest.mark.parametrize("whole_axis", [False, True])
+def test_fused_1d_band_bounds_equal_the_matrices_contraction_bit_for_bit(whole_axis):
     """d = 1 sums the bounds over each row's band without building its (cells x bins)
     matrices (`_band_bounds_1d`): the same bits as contracting the histogram with the
     matrices U (nearer edge, 1 inside a bin) and W (farther edge) that d >= 2 builds, on
-    rows inside, beside and far from the data, with empty bins among the occupied."""
+    rows inside, beside and far from the data, with empty bins among the occupied; on a
+    band and on the whole axis (the band of a call whose kernel reaches everywhere)."""
     from scorerate.engine import grid
 
     g_rng = np.random.default_rng(7)
@@ -408,6 +410,8 @@ def test_fused_1d_band_bounds_equal_the_matrices_contraction_bit_for_bit():
     o = dmin * dmin * inv
     S, B = grid._bin_band(xs, o, float(g[0]), 0.02, bins, inv)
     assert B < bins // 2                                # a real band
+    if whole_axis:
+        S, B = np.zeros(xs.size, dtype=np.int64), bins
     lo, hi = grid._band_bounds_1d(xs, g, S, np.exp(grid._edge_exponents_1d(
         xs, o, g, S, B, inv)), occ, H)
     # the matrices, as the d >= 2 path builds them
@@ -424,3 +428,34 @@ def test_fused_1d_band_bounds_equal_the_matrices_contraction_bit_for_bit():
     assert np.array_equal(lo, grid._contract_band(H, [W], [S]))
     assert np.all(lo <= hi) and np.all(hi > 0)
     assert (xs < a_lo).any() and (xs > a_hi + 0.5).any()  # rows beside and far from data
+
+
+def test_fused_1d_reach_sums_equal_the_window_matrices_bit_for_bit():
+    """d = 1 sums each certified row over its own run of nodes within its reach
+    (`_reach_exponents_1d`, `_reach_sums_1d`) instead of building the window's (rows x
+    nodes) kernel and moment matrices and contracting the lattice counts with them (the
+    d >= 2 path): the same S0 and S1, bit for bit, with rows whose reach is -inf (no
+    certified cell: both sums 0), signed counts and zero counts."""
+    from scorerate.engine import grid
+
+    g_rng = np.random.default_rng(11)
+    g = -2.0 + 0.004 * np.arange(1201)
+    k0, k1 = 100, 1100
+    xs = np.sort(g_rng.uniform(-1.8, 2.6, 250))
+    o = np.maximum(xs - 2.0, 0.0) ** 2 * 50.0
+    reach = g_rng.uniform(0.05, 0.6, xs.size)
+    reach[::17] = -np.inf
+    C = g_rng.normal(size=k1 - k0)
+    C[g_rng.uniform(size=C.size) < 0.2] = 0.0
+    inv = 50.0
+    first, start, ex = grid._reach_exponents_1d(xs, o, g, k0, k1, reach, inv)
+    S0, S1 = grid._reach_sums_1d(xs, g, k0, C, first, start, np.exp(ex))
+    D = xs[:, None] - g[None, k0:k1]
+    K = np.exp(np.minimum(o[:, None] - D * D * inv, 0.0))
+    K[~(np.abs(D) <= reach[:, None])] = 0.0
+    assert np.array_equal(S0, grid._contract(C, [K]))
+    assert np.array_equal(S1, grid._contract(C, [-D * K]))
+    assert np.all(S0[::17] == 0) and np.count_nonzero(S0) > 200
+    # each row's run is exactly its nodes within reach
+    runs = np.diff(start)
+    assert np.array_equal(runs, (np.abs(D) <= reach[:, None]).sum(axis=1))

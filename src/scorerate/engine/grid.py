@@ -317,6 +317,59 @@ def _band_bounds_1d(xs, g, S, Ed, occ, H):  # pragma: no cover - numba
     return lo, hi
 
 
+@njit(cache=True)
+def _reach_exponents_1d(xs, o, g, k0, k1, reach, inv):  # pragma: no cover - numba
+    """The nodes k0 <= k < k1 within each row's reach (|x_a - g_k| <= reach_a: a contiguous
+    run, since g increases) as row offsets into one flat array, and min(o_a - D^2 inv, 0)
+    there, D = x_a - g_k: the exponents of the second pass's kernel, same operations."""
+    A = xs.shape[0]
+    first = np.empty(A, np.int64)
+    start = np.zeros(A + 1, np.int64)
+    for a in range(A):
+        lo, hi = k1, k0
+        if reach[a] >= 0.0:
+            j = np.searchsorted(g[k0:k1], xs[a] - reach[a]) + k0
+            j = max(k0, j - 2)
+            while j < k1 and not (abs(xs[a] - g[j]) <= reach[a]):
+                j += 1
+            lo = j
+            while j < k1 and abs(xs[a] - g[j]) <= reach[a]:
+                j += 1
+            hi = j
+        first[a] = lo
+        start[a + 1] = start[a] + max(hi - lo, 0)
+    ex = np.empty(start[A])
+    for a in range(A):
+        for i in range(start[a + 1] - start[a]):
+            D = xs[a] - g[first[a] + i]
+            ex[start[a] + i] = min(o[a] - D * D * inv, 0.0)
+    return first, start, ex
+
+
+@njit(parallel=True, cache=True)
+def _reach_sums_1d(xs, g, k0, C, first, start, K):  # pragma: no cover - numba
+    """S0 = sum_k C_k K_ak and S1 = sum_k C_k ((g_k - x_a) K_ak) over each row's run of
+    nodes (C the window's counts from node k0, zero counts skipped, k ascending): the sums
+    `_contract` forms from the window's full matrices, whose entries beyond a row's reach
+    are exact zeros."""
+    A = xs.shape[0]
+    S0 = np.empty(A)
+    S1 = np.empty(A)
+    for a in prange(A):
+        acc0 = 0.0
+        acc1 = 0.0
+        for i in range(start[a + 1] - start[a]):
+            k = first[a] + i
+            w = C[k - k0]
+            if w != 0.0:
+                kv = K[start[a] + i]
+                acc0 += w * kv
+                acc1 += w * (-(xs[a] - g[k]) * kv)
+        S0[a] = acc0
+        S1[a] = acc1
+    return S0, S1
+
+
 def _contract(T: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
     """T (L_1, ..., L_d) contracted with mats[j] (G_j, L_j) on every axis -> (G_1, ..., G_d)."""
     return _contract_band(T, mats, [np.zeros(M.shape[0], dtype=np.int64) for M in mats])
@@ -607,10 +660,11 @@ class GridScorer(TrainShape):
                 dmin = np.maximum(np.maximum(a_lo - xs, xs - a_hi), 0.0)
                 o = dmin * dmin * inv  # <= every exponent below: all factors <= 1
                 band = _bin_band(xs, o, float(g[0]), 2.0 * h, L // 2, inv)
-                if d == 1 and band is not None:
-                    # one axis, banded: the bounds' sums without their matrices (the same
-                    # bits; most of a fine 1-D lattice's call went to building them)
-                    S, B = band
+                if d == 1:
+                    # one axis: the bounds' sums without their matrices (the same bits;
+                    # most of a fine 1-D lattice's call went to building them); no band is
+                    # the band of the whole axis
+                    S, B = band if band is not None else (np.zeros(G[0], np.int64), L // 2)
                     Ed = np.exp(_edge_exponents_1d(xs, o, g, S, B, inv))
                     fused = _band_bounds_1d(xs, g, S, Ed, occ, H)
                     starts.append(S)
@@ -670,31 +724,45 @@ class GridScorer(TrainShape):
                 ok = grid_ok[box]
                 win = _windows(kern, box, np.where(grid_ok, log_lo, np.inf)[box], n, self.q,
                                h, t, self.rtol, lsm)
-                Kb, Mb = [], []
-                for j, (xs, o, g, even) in enumerate(kern):
-                    cols, reach = win[j]
-                    k0, k1 = cols.start, cols.stop
-                    D = xs[box[j], None] - g[None, k0:k1]
-                    Kj = np.empty(D.shape)
-                    if even is None:  # banded bounds: the even nodes' kernel, same formula
-                        De = D[:, 0::2]
-                        Kj[:, 0::2] = np.exp(np.minimum(o[box[j], None] - De * De * inv, 0.0))
-                    else:
-                        Kj[:, 0::2] = even[box[j], k0 // 2:k0 // 2 + (k1 - k0 + 1) // 2]
-                    Do = D[:, 1::2]
-                    Kj[:, 1::2] = np.exp(np.minimum(o[box[j], None] - Do * Do * inv, 0.0))
-                    Kj[~(np.abs(D) <= reach[:, None])] = 0.0  # beyond the row's own reach
-                    Kb.append(Kj)
-                    Mb.append(-D * Kj)
-                C = C[tuple(w for w, _ in win)]
-                S0 = _contract(C, Kb)
+                if d == 1:
+                    # one axis: each row's run of nodes within its reach, without the
+                    # window's (rows x nodes) matrices, whose other entries are zeros
+                    (xs, o, g, _), ((cols, reach),) = kern[0], win
+                    C = C[cols]
+                    xb = np.ascontiguousarray(xs[box[0]])
+                    first, start, ex = _reach_exponents_1d(
+                        xb, np.ascontiguousarray(o[box[0]]), g, cols.start, cols.stop,
+                        reach, inv)
+                    S0, S1 = _reach_sums_1d(xb, g, cols.start, C, first, start, np.exp(ex))
+                    S1s = [S1]
+                else:
+                    Kb, Mb = [], []
+                    for j, (xs, o, g, even) in enumerate(kern):
+                        cols, reach = win[j]
+                        k0, k1 = cols.start, cols.stop
+                        D = xs[box[j], None] - g[None, k0:k1]
+                        Kj = np.empty(D.shape)
+                        if even is None:  # banded bounds: the even nodes' kernel, same formula
+                            De = D[:, 0::2]
+                            Kj[:, 0::2] = np.exp(np.minimum(o[box[j], None] - De * De * inv,
+                                                            0.0))
+                        else:
+                            Kj[:, 0::2] = even[box[j], k0 // 2:k0 // 2 + (k1 - k0 + 1) // 2]
+                        Do = D[:, 1::2]
+                        Kj[:, 1::2] = np.exp(np.minimum(o[box[j], None] - Do * Do * inv, 0.0))
+                        Kj[~(np.abs(D) <= reach[:, None])] = 0.0  # beyond the row's own reach
+                        Kb.append(Kj)
+                        Mb.append(-D * Kj)
+                    C = C[tuple(w for w, _ in win)]
+                    S0 = _contract(C, Kb)
+                    S1s = [_contract(C, [Mb[i] if i == j else Kb[i] for i in range(d)])
+                           for j in range(d)]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     lp = np.log(S0) - offs[box] + log_norm
                 ok &= np.isfinite(lp) & (S0 > 0)
                 grid_ok[box] = ok
                 logp[box][ok] = lp[ok]
-                for j in range(d):
-                    S1 = _contract(C, [Mb[i] if i == j else Kb[i] for i in range(d)])
+                for j, S1 in enumerate(S1s):
                     xj = axes[j][box[j]].reshape((-1,) + (1,) * (d - 1 - j))
                     with np.errstate(divide="ignore", invalid="ignore"):
                         mj = xj + S1 / S0
