@@ -160,17 +160,17 @@ class Cutoff(KernelSums):
             # queries whose ball holds most of the data (far off data of small spread, at
             # large t) sum all n points from the bins' Taylor moments instead
             span = xs[-1] - xs[0]
-            moments = worth_it(hi - lo, np.maximum(np.abs(xq - xs[0]), np.abs(xq - xs[-1])),
-                               span, t, n) if span > 0 else None
-            if moments is not None and moments.any():
-                direct = ~moments
-                logp[moments], mean[moments, 0] = bin_moment_sums(xs, xq[moments], t)
-                if direct.any():
-                    lp, mu = np.empty(int(direct.sum())), np.empty((int(direct.sum()), 1))
-                    _sums_ranges_1d(xq[direct], xs, lo[direct], hi[direct], t, lp, mu)
-                    logp[direct], mean[direct] = lp, mu
-            else:
+            far = (worth_it(hi - lo, np.maximum(np.abs(xq - xs[0]), np.abs(xq - xs[-1])),
+                            span, t, n) if span > 0 else np.zeros(xq.size, dtype=bool))
+            near = ~far
+            if near.all():
                 _sums_ranges_1d(xq, xs, lo, hi, t, logp, mean)
+            else:
+                logp[far], mean[far, 0] = bin_moment_sums(xs, xq[far], t)
+                if near.any():
+                    lp, mu = np.empty(int(near.sum())), np.empty((int(near.sum()), 1))
+                    _sums_ranges_1d(xq[near], xs, lo[near], hi[near], t, lp, mu)
+                    logp[near], mean[near] = lp, mu
             return logp - math.log(n) - 0.5 * math.log(2.0 * math.pi * t), mean
         # the nearest point is inside the ball whatever the rounding of its distance
         R2 = (R * (1.0 + 1e-12) + 1e-300) ** 2
